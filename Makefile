@@ -1,0 +1,32 @@
+# gbench: `make test` and `make demo` set up .venv on a fresh machine and run.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo install clean bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/gbench demo --out runs/demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_masks.py
+	$(PY) benchmarks/bench_instance.py
+	$(PY) benchmarks/bench_quality.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
