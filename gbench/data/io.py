@@ -1,0 +1,114 @@
+"""Reading images and instance maps from disk with one-line errors naming the file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gbench.errors import DataError
+
+__all__ = ["read_image", "read_label", "IMAGE_SUFFIXES", "LABEL_SUFFIXES", "write_png"]
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".mat")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an RGB image as (H, W, 3) uint8.
+
+    RGBA drops alpha; a grayscale image is replicated to three channels. 16-bit images are
+    rejected (their intensity scale is ambiguous).
+    """
+    path = Path(path)
+    arr = _read_array(path)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # planar TIFF
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise DataError(path, f"expected an RGB image, got an array of shape {arr.shape}")
+    arr = arr[:, :, :3]
+    if arr.dtype != np.uint8:
+        if arr.dtype == bool or (np.issubdtype(arr.dtype, np.integer) and arr.size and arr.max() <= 255 and arr.min() >= 0):
+            arr = arr.astype(np.uint8)
+        else:
+            raise DataError(path, f"expected 8-bit RGB, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def read_label(path: str | Path, key: str = "inst_map") -> np.ndarray:
+    """Read an instance map as (H, W) int32 (0 = background).
+
+    Accepts PNG/TIFF (single channel, 8 or 16 bit, or 32-bit TIFF), ``.npy`` and MATLAB
+    ``.mat`` files (variable ``key``). Float maps are accepted only when every value is a whole
+    number; negative ids are rejected.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".mat":
+        arr = _read_mat(path, key)
+    else:
+        arr = _read_array(path)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim != 2:
+        raise DataError(path, f"instance map must be single-channel (H, W), got shape {arr.shape}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.int32)
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            pass  # whole numbers stored as float (common in .mat files): accepted
+        else:
+            raise DataError(path, f"instance map must hold integer ids, got dtype {arr.dtype} with fractional or non-finite values")
+    if arr.size and arr.min() < 0:
+        raise DataError(path, f"instance map has negative ids (min {arr.min()})")
+    if arr.size and arr.max() > np.iinfo(np.int32).max:
+        raise DataError(path, f"instance map ids exceed int32 (max {arr.max()})")
+    return np.ascontiguousarray(arr.astype(np.int32))
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write a uint8 RGB/gray or uint16 gray array as PNG (atomically)."""
+    from PIL import Image
+
+    from gbench.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def _read_array(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
+                im = im.convert("RGB")
+            return np.asarray(im)
+    except DataError:
+        raise
+    except Exception as exc:  # any decoder failure becomes one line naming the file
+        raise DataError(path, f"cannot read file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_mat(path: Path, key: str) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        import scipy.io
+
+        data = scipy.io.loadmat(path)
+    except Exception as exc:
+        raise DataError(path, f"cannot read MATLAB file ({type(exc).__name__}: {exc})") from None
+    if key not in data:
+        keys = sorted(k for k in data if not k.startswith("__"))
+        raise DataError(path, f"no variable {key!r} in MATLAB file (has: {', '.join(keys) or 'none'})")
+    return np.asarray(data[key])
