@@ -109,16 +109,17 @@ def rasterize_polygons(polygons: list[np.ndarray], shape: tuple[int, int]) -> tu
     """Rasterize nucleus polygons to an instance map, resolving overlaps deterministically.
 
     Polygon k (0-based, in file order) gets id k + 1. Polygons are painted from the largest
-    area to the smallest (file order breaks ties), so where two overlap the smaller nucleus
-    keeps the shared pixels and is never swallowed by a larger neighbour. Pixels are inside
-    when their centre lies inside the polygon (``skimage.draw.polygon``). A polygon that ends up
-    with no pixel of its own is dropped; the count of dropped polygons is returned.
+    area to the smallest, so where two overlap the smaller nucleus keeps the shared pixels and
+    is never swallowed by a larger neighbour; between equal areas the earlier polygon in the
+    file wins. A pixel belongs to a polygon when its centre lies inside or on the outline
+    (``skimage.draw.polygon``). A polygon that ends up with no pixel of its own is dropped; the
+    count of dropped polygons is returned.
     """
     from skimage.draw import polygon as draw_polygon
 
     inst = np.zeros(shape, dtype=np.int32)
     areas = [0.5 * abs(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1))) for p in polygons]
-    order = sorted(range(len(polygons)), key=lambda k: (-areas[k], k))
+    order = sorted(range(len(polygons)), key=lambda k: (-areas[k], -k))
     for k in order:
         p = polygons[k]
         rr, cc = draw_polygon(p[:, 1], p[:, 0], shape=shape)

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny seeded instance maps and the location of ../shared/data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+ATOL_F64 = 1e-8
+ATOL_F32 = 1e-5
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """Path of ../shared/data; the test is skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+def random_disks(shape: tuple[int, int] = (64, 64), n: int = 8, seed: int = 0,
+                 rmin: int = 3, rmax: int = 8) -> np.ndarray:
+    """An instance map of ``n`` possibly overlapping disks (later disks on top), ids 1..n."""
+    from skimage.draw import disk
+
+    rng = np.random.default_rng(seed)
+    inst = np.zeros(shape, dtype=np.int32)
+    for k in range(1, n + 1):
+        r = int(rng.integers(rmin, rmax + 1))
+        cy, cx = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        rr, cc = disk((cy, cx), r, shape=shape)
+        inst[rr, cc] = k
+    return inst
+
+
+@pytest.fixture
+def disks() -> np.ndarray:
+    return random_disks()
