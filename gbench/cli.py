@@ -6,21 +6,21 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from gbench import __version__
+from gbench.commands.common import ProfileOpt, SeedOpt, console, err_console
 
 app = typer.Typer(help="gbench: evaluate GAN-synthesized histopathology and cytology images.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Datasets: list, inspect, preview.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
-
-ProfileOpt = Annotated[str, typer.Option("--profile", help="Run profile: smoke, demo or paper.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded with every result).")]
-SplitOpt = Annotated[str, typer.Option("--split", help="train, test or all.")]
+#: Command modules, one per area; each defines ``register(app)``. Adding an area is one line here.
+COMMAND_MODULES = (
+    "gbench.commands.data",
+    "gbench.commands.quality",
+    "gbench.commands.generators",
+    "gbench.commands.segment",
+    "gbench.commands.reports",
+)
 
 
 def _version(value: bool) -> None:
@@ -33,50 +33,6 @@ def _version(value: bool) -> None:
 def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                            help="Print the version and exit.")] = None) -> None:
     """gbench: does the synthetic image look like the real one, and does it help a segmenter?"""
-
-
-# ---------------------------------------------------------------------------------------------- data
-
-@data_app.command("list")
-def data_list() -> None:
-    """List the loaders, the built-in datasets and the real datasets gbench knows by name."""
-    from gbench import runner
-
-    console.print(runner.data_list_table())
-
-
-@data_app.command("inspect")
-def data_inspect(
-    dataset: Annotated[str, typer.Argument(help="Dataset name or folder (see `gbench data list`).")],
-    split: SplitOpt = "train",
-    profile: ProfileOpt = "demo",
-    seed: SeedOpt = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write summary.json, per_image.csv and summary.md here.")] = None,
-) -> None:
-    """Counts, sizes, nuclei per image and nucleus-area statistics as a table."""
-    from gbench import runner
-
-    result = runner.inspect_dataset(dataset, split=split, profile=profile, seed=seed, out=out)
-    console.print(result.table)
-    if out is not None:
-        console.print(f"wrote {', '.join(str(p) for p in result.files)}")
-
-
-@data_app.command("preview")
-def data_preview(
-    dataset: Annotated[str, typer.Argument(help="Dataset name or folder.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write.")],
-    split: SplitOpt = "train",
-    count: Annotated[Optional[int], typer.Option("--count", "-n", help="Samples on the sheet (default: the profile's).")] = None,
-    crop: Annotated[Optional[int], typer.Option("--crop", help="Centre-crop each sample to this size (default: the profile's image size for tiles larger than twice it).")] = None,
-    profile: ProfileOpt = "demo",
-    seed: SeedOpt = 0,
-) -> None:
-    """A sheet of image, instances, binary mask, distance map and contour map for a few samples."""
-    from gbench import runner
-
-    path = runner.preview_dataset(dataset, output, split=split, count=count, crop=crop, profile=profile, seed=seed)
-    console.print(f"wrote {path}")
 
 
 # ---------------------------------------------------------------------------------------------- demo
@@ -99,6 +55,20 @@ def profiles() -> None:
     from gbench import runner
 
     console.print(runner.profiles_table())
+
+
+
+def _register_commands() -> None:
+    import importlib
+    import importlib.util
+
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue  # area not built yet
+        importlib.import_module(name).register(app)
+
+
+_register_commands()
 
 
 def main() -> None:
