@@ -1,0 +1,180 @@
+"""``gbench quality``: score synthetic images against real ones, paired by file name.
+
+Pairs are grouped by image size and scored in batches with the functions of
+:mod:`gbench.metrics.quality`; per-image values and a summary (mean, std, n) are written as CSV,
+Markdown and JSON (with the metric conventions and the provenance), atomically.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gbench.data.io import IMAGE_SUFFIXES, read_image
+from gbench.errors import DataError
+
+__all__ = ["find_pairs", "score_pairs", "summarize_scores", "run_quality", "QualityResult", "METRICS"]
+
+METRICS: tuple[str, ...] = ("ssim", "fsim", "gmsd", "nrmse")
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    if not folder.exists():
+        raise DataError(folder, "folder not found")
+    if not folder.is_dir():
+        raise DataError(folder, "not a folder")
+    base = folder / "images" if (folder / "images").is_dir() else folder
+    files: dict[str, Path] = {}
+    for p in sorted(base.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            if p.stem in files:
+                raise DataError(p, f"two images share the name {p.stem!r}")
+            files[p.stem] = p
+    if not files:
+        raise DataError(base, "no images found")
+    return files
+
+
+def find_pairs(real_dir: str | Path, fake_dir: str | Path) -> list[tuple[str, Path, Path]]:
+    """(name, real path, fake path) for every name present in both folders.
+
+    A folder may hold the images directly or in an ``images/`` sub-folder (the ``folder``
+    dataset layout). Every image needs a partner of the same name (extension aside).
+
+    Raises:
+        DataError: a folder is missing or empty, or an image has no partner (the names are listed).
+    """
+    real = _image_files(Path(real_dir))
+    fake = _image_files(Path(fake_dir))
+    only_real = sorted(set(real) - set(fake))
+    only_fake = sorted(set(fake) - set(real))
+    if only_real or only_fake:
+        parts = []
+        if only_real:
+            parts.append(f"{len(only_real)} real image(s) without a synthetic partner: {_names(only_real)}")
+        if only_fake:
+            parts.append(f"{len(only_fake)} synthetic image(s) without a real partner: {_names(only_fake)}")
+        raise DataError(Path(fake_dir) if only_real else Path(real_dir), "; ".join(parts))
+    return [(n, real[n], fake[n]) for n in sorted(real)]
+
+
+def _names(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def score_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] = METRICS,
+                batch_size: int = 16, progress: bool = True) -> Any:
+    """Per-image metric values as a pandas DataFrame (columns ``name`` and one per metric).
+
+    Images are read as uint8 (data range 255), grouped by size and scored in batches.
+    """
+    import pandas as pd
+    import torch
+
+    from gbench.metrics.quality import quality_metrics
+
+    groups: dict[tuple[int, int], list[tuple[str, np.ndarray, np.ndarray]]] = defaultdict(list)
+    rows: dict[str, dict[str, float]] = {}
+
+    def flush(items: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+        fake = torch.from_numpy(np.stack([f for _, _, f in items])).permute(0, 3, 1, 2)
+        real = torch.from_numpy(np.stack([r for _, r, _ in items])).permute(0, 3, 1, 2)
+        values = quality_metrics(fake, real, metrics)
+        for i, (name, _, _) in enumerate(items):
+            rows[name] = {m: float(values[m][i]) for m in metrics}
+
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("scoring pairs", total=len(pairs))
+        for name, real_path, fake_path in pairs:
+            real = read_image(real_path)
+            fake = read_image(fake_path)
+            if real.shape != fake.shape:
+                raise DataError(fake_path, f"size {fake.shape[1]}x{fake.shape[0]} differs from its real partner "
+                                f"{real_path.name} ({real.shape[1]}x{real.shape[0]})")
+            group = groups[real.shape[:2]]
+            group.append((name, real, fake))
+            if len(group) >= batch_size:
+                flush(group)
+                bar.advance(task, len(group))
+                group.clear()
+        for group in groups.values():
+            if group:
+                flush(group)
+                bar.advance(task, len(group))
+    return pd.DataFrame([{"name": n, **rows[n]} for n, _, _ in pairs])
+
+
+def summarize_scores(per_image: Any, metrics: Sequence[str] = METRICS) -> Any:
+    """mean, std (ddof=1; 0 for a single image), n and the better direction per metric."""
+    import pandas as pd
+
+    from gbench.metrics.quality import HIGHER_IS_BETTER
+
+    out = []
+    for m in metrics:
+        v = per_image[m].to_numpy(dtype=np.float64)
+        out.append({"metric": m, "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                    "n": int(len(v)), "better": "higher" if HIGHER_IS_BETTER[m] else "lower"})
+    return pd.DataFrame(out)
+
+
+@dataclass
+class QualityResult:
+    per_image: Any
+    summary: Any
+    files: list[Path]
+
+
+def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | None, metrics: Sequence[str] = METRICS,
+                profile: str = "demo", seed: int = 0, batch_size: int = 16, progress: bool = True,
+                label: str | None = None) -> QualityResult:
+    """Pair, score, summarize and (with ``out``) write per_image.csv, summary.csv, summary.md, summary.json."""
+    from gbench.fileio import write_json, write_text
+    from gbench.metrics.quality import CONVENTIONS
+    from gbench.provenance import provenance
+
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown quality metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+    pairs = find_pairs(real_dir, fake_dir)
+    per_image = score_pairs(pairs, metrics, batch_size=batch_size, progress=progress)
+    summary = summarize_scores(per_image, metrics)
+    files: list[Path] = []
+    if out is not None:
+        out = Path(out)
+        meta = {
+            "real": str(real_dir), "fake": str(fake_dir), "label": label, "pairs": len(pairs),
+            "metrics": list(metrics), "conventions": {m: CONVENTIONS[m] for m in metrics},
+            "summary": summary.to_dict(orient="records"),
+            "provenance": provenance(profile=profile, seed=seed),
+        }
+        md = (f"# Image quality: {label or Path(fake_dir).name} vs {Path(real_dir).name}\n\n"
+              f"{len(pairs)} pairs; mean and std (ddof=1) over images; conventions in summary.json\n\n"
+              + summary.to_markdown(index=False, floatfmt=".4f") + "\n")
+        files = [
+            write_text(out / "per_image.csv", per_image.to_csv(index=False, float_format="%.10g")),
+            write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.10g")),
+            write_text(out / "summary.md", md),
+            write_json(out / "summary.json", meta),
+        ]
+    return QualityResult(per_image, summary, files)
+
+
+def summary_table(summary: Any, title: str) -> Any:
+    """A rich table of a summary DataFrame."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("metric", "mean", "std", "n", "better"):
+        t.add_column(col, justify="left" if col in ("metric", "better") else "right")
+    for r in summary.itertuples(index=False):
+        arrow = "↑" if r.better == "higher" else "↓"
+        t.add_row(f"{r.metric.upper()} {arrow}", f"{r.mean:.4f}", f"{r.std:.4f}", f"{r.n}", r.better)
+    return t
