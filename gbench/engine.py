@@ -1,0 +1,649 @@
+"""The one training loop: :func:`fit`, with exact resume, seeding, progress and DDP.
+
+A trainable module is an ``nn.Module`` that
+
+* owns its optimisers in ``module.optimizers: dict[str, torch.optim.Optimizer]`` (and,
+  optionally, learning-rate schedulers in ``module.schedulers: dict[str, LRScheduler]``),
+* implements ``training_step(batch, step) -> dict[str, float]``: one optimisation step on
+  ``batch`` (already on the module's device), doing its own ``zero_grad`` / ``backward`` /
+  ``step`` calls (a GAN's two optimiser steps live there), returning the losses to log,
+* when it is to run under DistributedDataParallel, implements ``wrap_ddp(wrap)``: it replaces
+  the networks its ``training_step`` calls by ``wrap(net)`` (a DDP wrapper) while keeping the
+  unwrapped networks as its registered submodules, so ``state_dict`` keys do not depend on the
+  world size (see ``generators.pix2pix.Pix2PixModule``).
+
+Data come from a :class:`StepLoader`, which builds batch ``s`` from ``(seed, s)`` alone: the
+epoch permutation comes from ``np.random.default_rng([seed, epoch])`` and each item's
+augmentation from ``np.random.default_rng([seed, epoch, index])``. A resumed run therefore sees
+exactly the batches an uninterrupted run sees without replaying earlier ones, and under DDP the
+union of the ranks' shards is the single-process batch.
+
+``fit`` writes ``out_dir/checkpoints/last.pt`` atomically every ``checkpoint_every`` steps and at
+the end (step, module state, optimiser and scheduler states, torch RNG states of every rank,
+loss history); ``resume=True`` continues from it and ends with the same weights as an
+uninterrupted run on the CPU (bit for bit; tested).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "fit",
+    "FitResult",
+    "FitContext",
+    "Callback",
+    "StepLoader",
+    "StepDataset",
+    "seed_everything",
+    "select_device",
+    "dist_info",
+    "load_checkpoint",
+    "save_checkpoint",
+    "move_to_device",
+    "CHECKPOINT_NAME",
+]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeding and devices
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed torch's global generators (CPU and every CUDA device) for a training run.
+
+    Library code passes explicit ``torch.Generator``s; this is for the top of a training loop,
+    where dropout and weight initialisation draw from the global generator. With
+    ``deterministic`` it also asks for deterministic algorithms (``warn_only``: an operation
+    without a deterministic implementation warns instead of failing) and turns cuDNN
+    benchmarking off. On CUDA, ``CUBLAS_WORKSPACE_CONFIG`` is set (if unset) as cuBLAS requires.
+    """
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    torch.manual_seed(int(seed))
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def select_device(device: str | torch.device | None = None, local_rank: int = 0) -> torch.device:
+    """``device`` if given, else ``cuda:<local_rank>`` when CUDA is available, else the CPU."""
+    if device is not None:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+    return torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in a torchrun launch (world size 1 without one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def dist_info() -> DistInfo:
+    """Rank, world size and local rank from an initialised process group or torchrun's env."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    return DistInfo(rank, world, local)
+
+
+def _init_distributed(device: torch.device) -> bool:
+    """Initialise the default process group from torchrun's env; True when this call did it."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    if not dist.is_available():
+        raise ValueError("WORLD_SIZE > 1 but torch.distributed is not available in this build")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def move_to_device(obj: Any, device: torch.device) -> Any:
+    """Move every tensor in a (nested) dict / list / tuple to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, Mapping):
+        return type(obj)({k: move_to_device(v, device) for k, v in obj.items()})  # type: ignore[call-arg]
+    if isinstance(obj, tuple):
+        return tuple(move_to_device(v, device) for v in obj)
+    if isinstance(obj, list):
+        return [move_to_device(v, device) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+@runtime_checkable
+class StepDataset(Protocol):
+    """A dataset whose items are a pure function of (index, rng): ``get(index, rng)``."""
+
+    def __len__(self) -> int: ...
+
+    def get(self, index: int, rng: np.random.Generator) -> Any: ...
+
+
+def _default_collate(items: list[Any]) -> Any:
+    from torch.utils.data import default_collate
+
+    return default_collate(items)
+
+
+class StepLoader:
+    """Deterministic, step-indexed batches: ``batch(step)`` depends only on ``(seed, step)``.
+
+    The data stream is the concatenation of epoch permutations; permutation ``e`` is
+    ``np.random.default_rng([seed, e]).permutation(n)``. Global batch ``s`` holds stream
+    positions ``[s * batch_size, (s + 1) * batch_size)`` (a batch may straddle two epochs, so a
+    dataset smaller than a batch works and nothing is dropped). Item ``i`` of epoch ``e`` is
+    ``dataset.get(i, np.random.default_rng([seed, e, i]))`` (random crop / augmentation drawn
+    from that generator), or ``dataset[i]`` for a plain sequence.
+
+    Under DDP rank ``r`` of ``R`` takes the ``r``-th of ``R`` contiguous, near-equal parts of the
+    global batch (``np.array_split``; no padding with duplicates), so the union of the ranks'
+    shards is exactly the single-process batch.
+
+    Args:
+        dataset: a :class:`StepDataset` or a sequence.
+        batch_size: global batch size (summed over ranks).
+        seed: stream seed.
+        collate: list of items -> batch (``torch.utils.data.default_collate``).
+        num_replicas: world size.
+        rank: this process's rank.
+    """
+
+    def __init__(self, dataset: StepDataset | Sequence[Any], batch_size: int, seed: int,
+                 collate: Callable[[list[Any]], Any] | None = None, num_replicas: int = 1, rank: int = 0) -> None:
+        n = len(dataset)
+        if n == 0:
+            raise ValueError("StepLoader: the dataset is empty")
+        if batch_size <= 0:
+            raise ValueError(f"StepLoader: batch_size must be positive, got {batch_size}")
+        if num_replicas <= 0 or not 0 <= rank < num_replicas:
+            raise ValueError(f"StepLoader: bad rank {rank} of {num_replicas}")
+        if batch_size < num_replicas:
+            raise ValueError(f"StepLoader: global batch size {batch_size} is smaller than the world size {num_replicas}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.collate = collate or _default_collate
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self._n = n
+        self._perm_cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        """Steps per epoch, rounded up."""
+        return math.ceil(self._n / self.batch_size)
+
+    @property
+    def steps_per_epoch(self) -> float:
+        return self._n / self.batch_size
+
+    def steps_for_epochs(self, epochs: int) -> int:
+        """Optimiser steps that show every item ``epochs`` times (rounded up)."""
+        return max(1, math.ceil(epochs * self._n / self.batch_size))
+
+    def with_rank(self, num_replicas: int, rank: int) -> StepLoader:
+        """The same stream sharded for ``rank`` of ``num_replicas``."""
+        return StepLoader(self.dataset, self.batch_size, self.seed, self.collate, num_replicas, rank)
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        p = self._perm_cache.get(epoch)
+        if p is None:
+            p = np.random.default_rng([self.seed, epoch]).permutation(self._n)
+            self._perm_cache = {epoch: p}  # batches are asked for in order: keep one
+        return p
+
+    def global_indices(self, step: int) -> list[tuple[int, int]]:
+        """(epoch, dataset index) of every item of global batch ``step``."""
+        if step < 0:
+            raise ValueError(f"step must be non-negative, got {step}")
+        out = []
+        for pos in range(step * self.batch_size, (step + 1) * self.batch_size):
+            epoch, k = divmod(pos, self._n)
+            out.append((epoch, int(self._perm(epoch)[k])))
+        return out
+
+    def indices(self, step: int) -> list[tuple[int, int]]:
+        """(epoch, dataset index) of this rank's share of batch ``step``."""
+        glob = self.global_indices(step)
+        parts = np.array_split(np.arange(len(glob)), self.num_replicas)
+        return [glob[i] for i in parts[self.rank]]
+
+    def item(self, epoch: int, index: int) -> Any:
+        if hasattr(self.dataset, "get"):
+            return self.dataset.get(index, np.random.default_rng([self.seed, epoch, index]))  # type: ignore[union-attr]
+        return self.dataset[index]  # type: ignore[index]
+
+    def batch(self, step: int) -> Any:
+        """This rank's collated share of global batch ``step``."""
+        return self.collate([self.item(e, i) for e, i in self.indices(step)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Callbacks and results
+
+
+@dataclass
+class FitContext:
+    """What a callback sees: the module, where files go, the device and the process's rank."""
+
+    module: nn.Module
+    out_dir: Path | None
+    device: torch.device
+    rank: int
+    world_size: int
+    max_steps: int
+    data: Any
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+class Callback:
+    """Hooks called by :func:`fit` on rank 0 only (no-ops by default; override what you need)."""
+
+    def on_fit_start(self, ctx: FitContext, start_step: int) -> None:
+        """Before the first step (``start_step`` > 0 after a resume)."""
+
+    def on_step_end(self, ctx: FitContext, step: int, logs: dict[str, float]) -> None:
+        """After step ``step`` (1-based count of completed steps) with its (rank-averaged) losses."""
+
+    def on_checkpoint(self, ctx: FitContext, step: int, path: Path) -> None:
+        """After a checkpoint was written."""
+
+    def on_fit_end(self, ctx: FitContext, result: FitResult) -> None:
+        """After the last step and the final checkpoint."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` did.
+
+    Attributes:
+        steps: completed optimiser steps (including those before a resume).
+        start_step: the step the run started from (0, or the checkpoint's step on resume).
+        history: one dict per completed step: ``{"step": k, <loss name>: value, ...}`` (losses
+            averaged over ranks), including the resumed run's earlier steps.
+        checkpoint: path of the last checkpoint, or None without ``out_dir``.
+        wall_time_s: seconds spent in this call.
+        device: the device trained on.
+        world_size: number of processes.
+    """
+
+    steps: int
+    start_step: int
+    history: list[dict[str, float]]
+    checkpoint: Path | None
+    wall_time_s: float
+    device: str
+    world_size: int
+
+    def mean(self, key: str, first: int | None = None, last: int | None = None) -> float:
+        """Mean of one logged value over the first or last ``n`` steps (or all)."""
+        vals = [h[key] for h in self.history if key in h]
+        if first is not None:
+            vals = vals[:first]
+        if last is not None:
+            vals = vals[-last:]
+        if not vals:
+            raise ValueError(f"no logged values for {key!r}")
+        return float(np.mean(vals))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            log.warning("checkpoint has CUDA RNG states for %d devices, this machine has %d; not restored",
+                        len(cuda), torch.cuda.device_count())
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename (never half-written)."""
+    from gbench.fileio import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`fit` (one-line DataError when unreadable)."""
+    from gbench.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise DataError(path, f"cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or "module" not in ckpt or "step" not in ckpt:
+        raise DataError(path, "not a gbench checkpoint (no 'module' / 'step' entries)")
+    return ckpt
+
+
+def _module_state(module: nn.Module) -> dict[str, Any]:
+    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in module.state_dict().items()}
+
+
+def _optimizers(module: nn.Module) -> dict[str, torch.optim.Optimizer]:
+    opts = getattr(module, "optimizers", None)
+    if not isinstance(opts, Mapping) or not opts:
+        raise ValueError(f"{type(module).__name__} must own its optimisers in .optimizers (a non-empty dict)")
+    return dict(opts)
+
+
+def _schedulers(module: nn.Module) -> dict[str, Any]:
+    return dict(getattr(module, "schedulers", None) or {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int, start: int, description: str) -> None:
+        self._p = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"))
+        self._p.start()
+        self._task = self._p.add_task(description, total=total, completed=start, losses="")
+
+    def update(self, step: int, logs: Mapping[str, float] | None) -> None:
+        if self._p is None:
+            return
+        if logs is None:
+            self._p.update(self._task, completed=step)
+        else:
+            text = " ".join(f"{k}={v:.4g}" for k, v in logs.items())
+            self._p.update(self._task, completed=step, losses=text)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def _reduce_logs(logs: Mapping[str, float], world_size: int, device: torch.device) -> dict[str, float]:
+    out = {k: float(v) for k, v in logs.items()}
+    if world_size <= 1 or not out:
+        return out
+    import torch.distributed as dist
+
+    keys = sorted(out)
+    t = torch.tensor([out[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    t /= world_size
+    return dict(zip(keys, t.tolist()))
+
+
+def _gather_rng(world_size: int) -> list[dict[str, Any]]:
+    state = _rng_state()
+    if world_size <= 1:
+        return [state]
+    import torch.distributed as dist
+
+    states: list[Any] = [None] * world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def fit(
+    module: nn.Module,
+    data: StepLoader,
+    *,
+    max_steps: int,
+    seed: int,
+    out_dir: str | Path | None = None,
+    checkpoint_every: int = 500,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Iterable[Callback] = (),
+    device: str | torch.device | None = None,
+    log_every: int = 1,
+    meta: Mapping[str, Any] | None = None,
+    description: str = "train",
+) -> FitResult:
+    """Train ``module`` for ``max_steps`` optimiser steps (in total, counting resumed ones).
+
+    Args:
+        module: a trainable module (see the module docstring): ``optimizers`` dict and
+            ``training_step(batch, step) -> dict[str, float]``; ``wrap_ddp(wrap)`` under DDP.
+            Optimisers must be built over the module's own parameters (``fit`` moves the module
+            to the device in place, which keeps the parameter objects).
+        data: a :class:`StepLoader` (built for world size 1; ``fit`` shards it per rank).
+        max_steps: total number of optimiser steps.
+        seed: seeds torch's global generators (rank ``r`` of a DDP run uses ``seed + r``, so
+            dropout differs between shards; DDP copies rank 0's initial weights to all ranks).
+        out_dir: where ``checkpoints/last.pt`` and ``history.csv`` go (rank 0 only); None keeps
+            nothing on disk.
+        checkpoint_every: steps between checkpoints (one is always written at the end).
+        resume: continue from ``out_dir/checkpoints/last.pt`` when it exists (else start fresh).
+        progress: show a rich progress bar with the latest losses (rank 0 only).
+        callbacks: :class:`Callback` objects, called on rank 0.
+        device: None picks CUDA when available (``cuda:LOCAL_RANK`` under DDP), else the CPU.
+        log_every: steps between progress-bar loss updates (every step is kept in the history).
+        meta: extra entries stored in the checkpoint under ``meta`` (model config, profile, ...).
+        description: progress-bar label.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        ValueError: bad arguments, a module without optimisers, or a checkpoint from a
+            different ``seed`` / incompatible module.
+    """
+    if max_steps <= 0:
+        raise ValueError(f"max_steps must be positive, got {max_steps}")
+    if checkpoint_every <= 0 or log_every <= 0:
+        raise ValueError("checkpoint_every and log_every must be positive")
+    if not hasattr(module, "training_step"):
+        raise ValueError(f"{type(module).__name__} has no training_step(batch, step)")
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir")
+    t0 = time.perf_counter()
+    info = dist_info()
+    dev = select_device(device, info.local_rank)
+    created_group = _init_distributed(dev) if info.distributed else False
+    callbacks = list(callbacks)
+    try:
+        seed_everything(seed + info.rank)
+        module.to(dev)
+        optimizers = _optimizers(module)
+        schedulers = _schedulers(module)
+        loader = data.with_rank(info.world_size, info.rank) if info.distributed else data
+
+        out = Path(out_dir) if out_dir is not None else None
+        ckpt_path = out / "checkpoints" / CHECKPOINT_NAME if out is not None else None
+        start, history = 0, []
+        if resume and ckpt_path is not None and ckpt_path.is_file():
+            ckpt = load_checkpoint(ckpt_path, map_location=dev)
+            if ckpt.get("seed") != seed:
+                raise ValueError(f"{ckpt_path}: checkpoint was trained with seed {ckpt.get('seed')}, not {seed}")
+            try:
+                module.load_state_dict(ckpt["module"])
+            except RuntimeError as exc:
+                raise ValueError(f"{ckpt_path}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
+            for name, opt in optimizers.items():
+                opt.load_state_dict(ckpt["optimizers"][name])
+            for name, sch in schedulers.items():
+                sch.load_state_dict(ckpt["schedulers"][name])
+            rng = ckpt.get("rng", [])
+            if len(rng) == info.world_size:
+                _set_rng_state(rng[info.rank])
+            else:
+                log.warning("checkpoint saved by %d processes, resuming with %d: RNG streams reseeded",
+                            len(rng), info.world_size)
+                torch.manual_seed(seed + info.rank + 1_000_003 * int(ckpt["step"]))
+            start, history = int(ckpt["step"]), list(ckpt.get("history", []))
+
+        if info.distributed:
+            wrap = getattr(module, "wrap_ddp", None)
+            if wrap is None:
+                raise ValueError(f"{type(module).__name__} must implement wrap_ddp(wrap) to train under DDP")
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [dev.index] if dev.type == "cuda" else None
+            wrap(lambda net: DDP(net, device_ids=ids))
+
+        ctx = FitContext(module, out, dev, info.rank, info.world_size, max_steps, loader, history)
+
+        def checkpoint(step: int) -> Path | None:
+            rng = _gather_rng(info.world_size)
+            path = None
+            if info.is_main and ckpt_path is not None:
+                state = {
+                    "version": CHECKPOINT_VERSION,
+                    "step": step,
+                    "seed": seed,
+                    "world_size": info.world_size,
+                    "module": _module_state(module),
+                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                    "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+                    "rng": rng,
+                    "history": history,
+                    "meta": dict(meta or {}),
+                }
+                path = save_checkpoint(ckpt_path, state)
+                _write_history(out / "history.csv", history)  # type: ignore[operator]
+                for cb in callbacks:
+                    cb.on_checkpoint(ctx, step, path)
+            if info.distributed:
+                import torch.distributed as dist
+
+                dist.barrier()
+            return path
+
+        bar = _Progress(progress and info.is_main, max_steps, start, description)
+        if info.is_main:
+            for cb in callbacks:
+                cb.on_fit_start(ctx, start)
+        last_path = ckpt_path if (ckpt_path is not None and start > 0) else None
+        module.train()
+        try:
+            for step in range(start, max_steps):
+                batch = move_to_device(loader.batch(step), dev)
+                logs = module.training_step(batch, step)
+                for sch in schedulers.values():
+                    sch.step()
+                logs = _reduce_logs(logs, info.world_size, dev)
+                for k, v in logs.items():
+                    if not math.isfinite(v):
+                        raise FloatingPointError(f"loss {k} is {v} at step {step + 1}")
+                done = step + 1
+                history.append({"step": done, **logs})
+                if info.is_main:
+                    bar.update(done, logs if (done % log_every == 0 or done == max_steps) else None)
+                    for cb in callbacks:
+                        cb.on_step_end(ctx, done, logs)
+                if done % checkpoint_every == 0 and done < max_steps:
+                    last_path = checkpoint(done)
+            if start < max_steps:
+                last_path = checkpoint(max_steps)
+        finally:
+            bar.close()
+        result = FitResult(steps=max(start, max_steps), start_step=start, history=list(history),
+                           checkpoint=last_path if info.is_main else ckpt_path, wall_time_s=time.perf_counter() - t0,
+                           device=str(dev), world_size=info.world_size)
+        if info.is_main:
+            for cb in callbacks:
+                cb.on_fit_end(ctx, result)
+        return result
+    finally:
+        if created_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
+    from gbench.fileio import write_text
+
+    keys: list[str] = []
+    for h in history:
+        for k in h:
+            if k not in keys:
+                keys.append(k)
+    lines = [",".join(keys)]
+    for h in history:
+        lines.append(",".join("" if k not in h else (str(int(h[k])) if k == "step" else repr(float(h[k]))) for k in keys))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def replace_config(cfg: Any, **overrides: Any) -> Any:
+    """``dataclasses.replace`` with a one-line ValueError naming unknown fields."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise ValueError(f"{type(cfg).__name__} has no option(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
+    return dataclasses.replace(cfg, **overrides)

@@ -1,0 +1,200 @@
+"""The training loop: step-indexed data, exact resume, history, DDP on two CPU processes (gloo)."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gbench.engine import Callback, FitContext, StepLoader, fit, load_checkpoint
+
+
+class NoisyPoints:
+    """Items drawn from their own rng: a fixed point plus augmentation noise."""
+
+    def __init__(self, n: int = 10) -> None:
+        self.x = np.random.default_rng(1).normal(size=(n, 4)).astype(np.float32)
+        self.y = (self.x @ np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32))[:, None]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def get(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"x": self.x[index] + rng.normal(scale=0.01, size=4).astype(np.float32), "y": self.y[index],
+                "index": np.int64(index)}
+
+
+class TinyModule(nn.Module):
+    """Linear model with dropout (uses the global torch RNG) and BatchNorm (buffers), Adam."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 1))
+        self.optimizers = {"main": torch.optim.Adam(self.net.parameters(), lr=1e-2)}
+        self._train_net: nn.Module = self.net
+
+    def wrap_ddp(self, wrap) -> None:
+        self.__dict__["_train_net"] = wrap(self.net)
+
+    def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        opt = self.optimizers["main"]
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.mse_loss(self._train_net(batch["x"]), batch["y"])
+        loss.backward()
+        opt.step()
+        return {"mse": loss.item()}
+
+
+def _params(m: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def test_step_loader_is_stateless_and_covers_epochs() -> None:
+    ds = NoisyPoints(10)
+    a = StepLoader(ds, batch_size=4, seed=3)
+    b = StepLoader(ds, batch_size=4, seed=3)
+    # batch 7 asked cold equals batch 7 asked after all the others
+    for s in range(7):
+        a.batch(s)
+    torch.testing.assert_close(a.batch(7), b.batch(7), rtol=0, atol=0)
+    # positions 0..19 of the stream are two permutations of the dataset
+    idx = [i for s in range(5) for _, i in a.indices(s)]
+    assert sorted(idx[:10]) == list(range(10)) and sorted(idx[10:20]) == list(range(10))
+    assert idx[:10] != idx[10:20]
+    # different seed, different order
+    assert [i for _, i in StepLoader(ds, 4, seed=4).indices(0)] != [i for _, i in a.indices(0)]
+    # DDP shards: contiguous, disjoint, union = the global batch, same augmentation draws
+    r0, r1 = a.with_rank(2, 0), a.with_rank(2, 1)
+    for s in (0, 3):
+        assert r0.indices(s) + r1.indices(s) == a.indices(s)
+        torch.testing.assert_close(torch.cat([r0.batch(s)["x"], r1.batch(s)["x"]]), a.batch(s)["x"], rtol=0, atol=0)
+    # odd global batch: near-equal shards, no duplicates
+    c = StepLoader(ds, batch_size=5, seed=0)
+    assert [len(c.with_rank(2, r).indices(0)) for r in (0, 1)] == [3, 2]
+    with pytest.raises(ValueError, match="empty"):
+        StepLoader([], 2, 0)
+    with pytest.raises(ValueError, match="smaller than the world size"):
+        StepLoader(ds, 1, 0, num_replicas=2)
+    assert a.steps_for_epochs(3) == 8
+
+
+def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    ds = NoisyPoints(10)
+    torch.manual_seed(0)
+    full = TinyModule()
+    torch.manual_seed(0)
+    part = TinyModule()
+    torch.testing.assert_close(_params(full), _params(part), rtol=0, atol=0)
+
+    r_full = fit(full, StepLoader(ds, 4, seed=5), max_steps=6, seed=5, out_dir=tmp_path / "full", progress=False,
+                 checkpoint_every=100)
+    r1 = fit(part, StepLoader(ds, 4, seed=5), max_steps=3, seed=5, out_dir=tmp_path / "part", progress=False)
+    # a fresh process would rebuild the model from another seed: resume must overwrite all of it
+    torch.manual_seed(123)
+    resumed = TinyModule()
+    r2 = fit(resumed, StepLoader(ds, 4, seed=5), max_steps=6, seed=5, out_dir=tmp_path / "part", resume=True,
+             progress=False)
+    assert r1.steps == 3 and r2.start_step == 3 and r2.steps == 6
+    a, b = _params(full), _params(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the optimiser states agree too, and the history is continuous and identical
+    sa = full.optimizers["main"].state_dict()["state"]
+    sb = resumed.optimizers["main"].state_dict()["state"]
+    for k in sa:
+        assert torch.equal(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"])
+    assert [h["step"] for h in r2.history] == [1, 2, 3, 4, 5, 6]
+    assert [h["mse"] for h in r2.history] == [h["mse"] for h in r_full.history]
+    ck = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")
+    assert ck["step"] == 6 and ck["seed"] == 5 and len(ck["history"]) == 6
+    assert (tmp_path / "part" / "history.csv").read_text().splitlines()[0] == "step,mse"
+    # without the checkpoint-free control: a different seed gives different weights
+    torch.manual_seed(0)
+    other = TinyModule()
+    fit(other, StepLoader(ds, 4, seed=6), max_steps=6, seed=6, progress=False)
+    assert not torch.equal(_params(other)["net.0.weight"], a["net.0.weight"])
+    # resuming an already finished run does nothing
+    r3 = fit(resumed, StepLoader(ds, 4, seed=5), max_steps=6, seed=5, out_dir=tmp_path / "part", resume=True,
+             progress=False)
+    assert r3.start_step == 6 and r3.steps == 6
+
+
+def test_fit_learns_and_calls_callbacks(tmp_path: Path) -> None:
+    class Recorder(Callback):
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+            self.ckpts: list[int] = []
+
+        def on_step_end(self, ctx: FitContext, step: int, logs: dict[str, float]) -> None:
+            self.steps.append(step)
+
+        def on_checkpoint(self, ctx: FitContext, step: int, path: Path) -> None:
+            assert path.is_file()
+            self.ckpts.append(step)
+
+    torch.manual_seed(0)
+    m = TinyModule()
+    rec = Recorder()
+    res = fit(m, StepLoader(NoisyPoints(10), 5, seed=0), max_steps=60, seed=0, out_dir=tmp_path, progress=False,
+              callbacks=[rec], checkpoint_every=25)
+    assert rec.steps == list(range(1, 61)) and rec.ckpts == [25, 50, 60]
+    assert res.mean("mse", last=10) < 0.5 * res.mean("mse", first=10)
+    assert not list((tmp_path / "checkpoints").glob("*.tmp*"))
+
+
+def test_fit_rejects_bad_input(tmp_path: Path) -> None:
+    ds = StepLoader(NoisyPoints(4), 2, seed=0)
+    class NoOpt(nn.Module):
+        def training_step(self, batch: object, step: int) -> dict[str, float]:
+            return {}
+
+    with pytest.raises(ValueError, match="optimisers"):
+        fit(NoOpt(), ds, max_steps=1, seed=0, progress=False)
+    with pytest.raises(ValueError, match="max_steps"):
+        fit(TinyModule(), ds, max_steps=0, seed=0)
+    with pytest.raises(ValueError, match="resume=True needs out_dir"):
+        fit(TinyModule(), ds, max_steps=1, seed=0, resume=True)
+    fit(TinyModule(), ds, max_steps=1, seed=0, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="seed 0, not 1"):
+        fit(TinyModule(), StepLoader(NoisyPoints(4), 2, seed=1), max_steps=2, seed=1, out_dir=tmp_path, resume=True,
+            progress=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
+    m = TinyModule()
+    res = fit(m, StepLoader(NoisyPoints(10), 4, seed=2), max_steps=4, seed=2, out_dir=out, progress=False,
+              device="cpu")
+    torch.save({"params": _params(m), "history": res.history}, Path(out) / f"rank{rank}.pt")
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_agree(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt")
+    r1 = torch.load(tmp_path / "rank1.pt")
+    for k, v in r0["params"].items():
+        if k.endswith("running_mean") or k.endswith("running_var") or k.endswith("num_batches_tracked"):
+            continue  # buffers are broadcast from rank 0 at each forward, each rank keeps its last update
+        assert torch.equal(v, r1["params"][k]), k
+    # losses in the history are averaged over ranks, so both ranks log the same numbers
+    assert [h["mse"] for h in r0["history"]] == [h["mse"] for h in r1["history"]]
+    ck = load_checkpoint(tmp_path / "checkpoints" / "last.pt")  # written by rank 0 only
+    assert ck["world_size"] == 2 and len(ck["rng"]) == 2 and ck["step"] == 4
+    torch.testing.assert_close(ck["module"]["net.0.weight"], r0["params"]["net.0.weight"], rtol=0, atol=0)
