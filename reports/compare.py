@@ -1,0 +1,190 @@
+"""Our results beside the paper's: the reference tables shipped in ``reports/reference/``.
+
+Reference tables are CSV files with the columns ``kind, model, train_set, dataset, split,
+metric, value, direction, source`` holding a paper's exact published values
+(``sharp_gan_table1.csv``: Sharp-GAN Table 1, image quality; ``sharp_gan_table2.csv``:
+Sharp-GAN Table 2, segmentation). :func:`compare` matches our mean over seeds to the paper's
+value on ``kind, model, train_set, metric`` (our dataset and profile may differ from the
+paper's: the comparison says what it is, not that the settings match).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from gbench.core.records import METRIC_DIRECTIONS, records_from_dicts, sort_metrics
+from gbench.errors import DataError
+from reports.tables import ResultTable, arrow, display_name, pivot
+
+__all__ = ["REFERENCE_DIR", "REFERENCES", "load_reference", "reference_records", "reference_table", "compare",
+           "comparison_markdown", "comparison_html", "MATCH_KEYS"]
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+#: Reference names and their files; ``sharp-gan`` is both tables.
+REFERENCES: dict[str, tuple[str, ...]] = {
+    "sharp-gan-table1": ("sharp_gan_table1.csv",),
+    "sharp-gan-table2": ("sharp_gan_table2.csv",),
+    "sharp-gan": ("sharp_gan_table1.csv", "sharp_gan_table2.csv"),
+}
+MATCH_KEYS = ("kind", "model", "train_set", "metric")
+_REF_COLUMNS = ("kind", "model", "train_set", "dataset", "split", "metric", "value", "direction", "source")
+
+
+def load_reference(name: str = "sharp-gan") -> pd.DataFrame:
+    """A paper's reference table (or a CSV path in the same columns).
+
+    Raises:
+        KeyError: unknown reference name (the known ones are listed).
+        DataError: the file lacks columns, has non-numeric values, or a direction that
+            disagrees with :data:`gbench.core.records.METRIC_DIRECTIONS`.
+    """
+    if name in REFERENCES:
+        paths = [REFERENCE_DIR / f for f in REFERENCES[name]]
+    elif name.endswith(".csv"):
+        paths = [Path(name)]
+    else:
+        raise KeyError(f"unknown reference {name!r}; known: {', '.join(REFERENCES)} (or a .csv path)")
+    frames = []
+    for p in paths:
+        if not p.is_file():
+            raise DataError(p, "no such file")
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+        missing = [c for c in _REF_COLUMNS if c not in df.columns]
+        if missing:
+            raise DataError(p, f"reference table lacks column(s) {', '.join(missing)}")
+        values = pd.to_numeric(df["value"], errors="coerce")
+        if values.isna().any():
+            raise DataError(p, f"value {df['value'][values.isna()].iloc[0]!r} is not a number")
+        df["value"] = values.astype("float64")
+        for m, d in zip(df["metric"], df["direction"]):
+            if m in METRIC_DIRECTIONS and METRIC_DIRECTIONS[m] != d:
+                raise DataError(p, f"metric {m} has direction {d!r}, expected {METRIC_DIRECTIONS[m]!r}")
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def reference_records(name: str = "sharp-gan") -> pd.DataFrame:
+    """The reference table as records (profile ``paper``, seed 0, ``n`` 0 = not stated), so it
+    can be pivoted, rendered and checked for claims like our own results."""
+    ref = load_reference(name)
+    rows = [{"kind": r.kind, "model": r.model, "train_set": r.train_set, "profile": "paper", "seed": 0,
+             "dataset": r.dataset, "split": r.split, "metric": r.metric, "value": r.value, "n": 0}
+            for r in ref.itertuples(index=False)]
+    return records_from_dicts(rows)
+
+
+def compare(ours: pd.DataFrame, reference: pd.DataFrame | str = "sharp-gan") -> pd.DataFrame:
+    """Our mean over seeds beside the paper's value, with the difference.
+
+    Args:
+        ours: Our records.
+        reference: A reference table (from :func:`load_reference`) or its name.
+
+    Returns:
+        One row per (kind, model, train_set, metric) present in both, in the reference's
+        order, with ``ours, ours_std, seeds, paper, diff (= ours - paper), better_direction,
+        ours_better`` (True when ours is at least as good as the paper's in the metric's
+        direction), ``dataset`` (ours), ``paper_dataset``, ``source``.
+
+    Raises:
+        ValueError: ours holds several experiments for one (kind, model, train_set) beyond
+            seeds (several datasets or profiles): filter first.
+    """
+    ref = load_reference(reference) if isinstance(reference, str) else reference
+    if ours.empty:
+        raise ValueError("no records to compare")
+    group = ["kind", "model", "train_set", "metric"]
+    other = [c for c in ("dataset", "profile", "split") if c in ours.columns]
+    multi = ours.groupby(group)[other].nunique().max(axis=1) if other else None
+    if multi is not None and (multi > 1).any():
+        k = multi[multi > 1].index[0]
+        raise ValueError(f"records hold several datasets/profiles/splits for {'/'.join(k)}; "
+                         "filter them to one before comparing")
+    agg = ours.groupby(group, sort=False).agg(
+        ours=("value", "mean"), ours_std=("value", lambda v: v.std(ddof=1) if len(v) > 1 else math.nan),
+        seeds=("seed", "nunique"), dataset=("dataset", "first"), profile=("profile", "first")).reset_index()
+    merged = ref.rename(columns={"value": "paper", "dataset": "paper_dataset", "direction": "better_direction"}) \
+        .merge(agg, on=group, how="inner")
+    if merged.empty:
+        return merged.assign(diff=pd.Series(dtype="float64"), ours_better=pd.Series(dtype=bool))
+    merged["diff"] = merged["ours"] - merged["paper"]
+    higher = merged["better_direction"] == "higher"
+    merged["ours_better"] = (higher & (merged["diff"] >= 0)) | (~higher & (merged["diff"] <= 0))
+    cols = ["kind", "model", "train_set", "metric", "ours", "ours_std", "seeds", "paper", "diff",
+            "better_direction", "ours_better", "dataset", "profile", "paper_dataset", "source"]
+    return merged[cols].reset_index(drop=True)
+
+
+def _wide(cmp: pd.DataFrame, kind: str, precision: int) -> tuple[list[str], list[list[str]], str]:
+    sub = cmp[cmp["kind"] == kind]
+    keys = ["model", "train_set"] if kind == "segmentation" else ["model"]
+    metrics = sort_metrics(sub["metric"])
+    header = ["Model", "Training"][: len(keys)] + [f"{display_name_metric(m)}" for m in metrics]
+    rows: list[list[str]] = []
+    for key, g in sub.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        by_metric = {r.metric: r for r in g.itertuples(index=False)}
+        cells = []
+        for m in metrics:
+            r = by_metric.get(m)
+            if r is None:
+                cells.append("–")
+                continue
+            ours = f"{r.ours:.{precision}f}" + (f" ± {r.ours_std:.{precision}f}" if r.seeds > 1 else "")
+            cells.append(f"{ours} / {r.paper:.{precision}f} ({r.diff:+.{precision}f})")
+        rows.append([display_name(str(k)) for k in key] + cells)
+    source = ", ".join(dict.fromkeys(sub["source"]))
+    ctx = f"ours on {', '.join(dict.fromkeys(sub['dataset']))} ({', '.join(dict.fromkeys(sub['profile']))} " \
+          f"profile) vs {source} on {', '.join(dict.fromkeys(sub['paper_dataset']))}"
+    return header, rows, ctx
+
+
+def display_name_metric(metric: str) -> str:
+    """``SSIM ↑``-style header."""
+    from gbench.core.records import metric_label
+
+    return f"{metric_label(metric)} {arrow(metric)}".rstrip()
+
+
+def comparison_markdown(cmp: pd.DataFrame, precision: int = 3) -> str:
+    """Markdown tables (one per kind): each cell ``ours ± std / paper (ours − paper)``."""
+    if cmp.empty:
+        return "_No result matches a row of the reference tables._\n"
+    parts = []
+    for kind in dict.fromkeys(cmp["kind"]):
+        header, rows, ctx = _wide(cmp, kind, precision)
+        align = ["left"] * (2 if kind == "segmentation" else 1)
+        align += ["right"] * (len(header) - len(align))
+        md = pd.DataFrame(rows, columns=header).to_markdown(index=False, colalign=align)
+        parts.append(f"**{ctx}** — cell: ours / paper (difference)\n\n{md}\n")
+    return "\n".join(parts)
+
+
+def comparison_html(cmp: pd.DataFrame, precision: int = 3) -> str:
+    """HTML tables (one per kind), as :func:`comparison_markdown`."""
+    import html
+
+    if cmp.empty:
+        return "<p>No result matches a row of the reference tables.</p>\n"
+    parts = []
+    for kind in dict.fromkeys(cmp["kind"]):
+        header, rows, ctx = _wide(cmp, kind, precision)
+        parts.append(f"<table>\n<caption>{html.escape(ctx)} — cell: ours / paper (difference)</caption>\n<tr>")
+        parts += [f"<th>{html.escape(h)}</th>" for h in header]
+        parts.append("</tr>\n")
+        nkeys = 2 if kind == "segmentation" else 1
+        for row in rows:
+            parts.append("<tr>" + "".join(f"<td class='key'>{html.escape(c)}</td>" for c in row[:nkeys])
+                         + "".join(f"<td>{html.escape(c)}</td>" for c in row[nkeys:]) + "</tr>\n")
+        parts.append("</table>\n")
+    return "".join(parts)
+
+
+def reference_table(name: str = "sharp-gan", kind: str | None = None) -> ResultTable:
+    """The reference rendered as a :class:`ResultTable` (e.g. to print the paper's table)."""
+    recs = reference_records(name)
+    if kind is not None:
+        recs = recs[recs["kind"] == kind]
+    return pivot(recs)
