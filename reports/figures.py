@@ -1,0 +1,209 @@
+"""Figures (matplotlib, Agg canvas, no pyplot state): sample grids, metric bars, PQ vs synthetic count.
+
+Every function writes one PNG atomically and returns its path. The pixel size is fixed by
+the arguments (``panel`` inches per image or per metric, ``dpi``), never by ``bbox_inches``.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gbench.core.records import metric_label
+from reports.tables import arrow, display_name, pivot
+
+__all__ = ["sample_grid", "metric_bars", "pq_vs_synthetic", "synthetic_count"]
+
+
+def _new_figure(width_in: float, height_in: float, dpi: int) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+    from gbench.fileio import atomic_path
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: figures are written as .png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def _as_panel(arr: Any, what: str) -> tuple[np.ndarray, bool]:
+    """(H, W) map or (H, W, 3) float image in [0, 1]; (C, H, W) accepted. Returns (array, is_rgb)."""
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[0] in (1, 2, 3) and a.shape[-1] not in (1, 3):
+        a = np.moveaxis(a, 0, -1)  # CHW -> HWC
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim == 3 and a.shape[-1] == 2:
+        a = a[..., 0]  # two-channel condition: show the first map
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+        raise ValueError(f"{what}: expected an (H, W) map or an (H, W, 3) / (3, H, W) image, got shape {a.shape}")
+    if a.ndim == 2:
+        return a.astype(np.float64), False
+    if a.dtype == np.uint8:
+        return a.astype(np.float64) / 255.0, True
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+        raise ValueError(f"{what}: float images must lie in [0, 1] (got {a.min():.3g}..{a.max():.3g}); "
+                         "convert [-1, 1] generator output with (x + 1) / 2")
+    return a, True
+
+
+def sample_grid(inputs: Sequence[Any], real: Sequence[Any], generated: Mapping[str, Sequence[Any]],
+                path: str | Path, input_label: str = "input map", panel: float = 1.6, dpi: int = 100) -> Path:
+    """One row per sample: input map, real image, then each generator's image.
+
+    Args:
+        inputs: Condition maps, (H, W) or (C, H, W) (first channel shown, viridis).
+        real: Real images, (H, W, 3) uint8 or float in [0, 1] (or (3, H, W)).
+        generated: ``{generator name: images}``, each as ``real``, one per sample.
+        path: PNG to write.
+        input_label: Title of the first column.
+        panel: Inches per panel; the PNG is ``panel * dpi`` pixels per panel.
+        dpi: Dots per inch.
+
+    Raises:
+        ValueError: counts differ, a shape is not an image, or float images leave [0, 1].
+    """
+    n = len(inputs)
+    if n == 0:
+        raise ValueError("sample_grid needs at least one sample")
+    if len(real) != n:
+        raise ValueError(f"sample_grid: {n} input maps but {len(real)} real images")
+    for name, imgs in generated.items():
+        if len(imgs) != n:
+            raise ValueError(f"sample_grid: {n} input maps but {len(imgs)} images from {name!r}")
+    columns = [(input_label, list(inputs))] + [("real", list(real))] + \
+        [(display_name(k), list(v)) for k, v in generated.items()]
+    ncols = len(columns)
+    fig = _new_figure(ncols * panel, n * panel, dpi)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.25 / (n * panel) * 1.2,
+                        wspace=0.04, hspace=0.04)
+    axes = fig.subplots(n, ncols, squeeze=False)
+    for c, (title, images) in enumerate(columns):
+        for r in range(n):
+            ax = axes[r][c]
+            img, rgb = _as_panel(images[r], f"{title} #{r}")
+            ax.imshow(img, cmap=None if rgb else "viridis", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def metric_bars(records: pd.DataFrame, path: str | Path, metrics: Sequence[str] | None = None,
+                panel: tuple[float, float] = (3.0, 3.0), dpi: int = 100) -> Path:
+    """Bar charts of the metrics (one panel each): mean over seeds with ±1 std error bars.
+
+    Args:
+        records: Records of one kind (rows as in :func:`reports.tables.pivot`).
+        path: PNG to write.
+        metrics: Metrics to show (default: all in the records).
+        panel: (width, height) inches per metric panel.
+        dpi: Dots per inch.
+    """
+    table = pivot(records, metrics=metrics)
+    labels = [" / ".join(display_name(v) for v in row) for row in table.rows]
+    k = len(table.metrics)
+    fig = _new_figure(panel[0] * k, panel[1], dpi)
+    axes = fig.subplots(1, k, squeeze=False)[0]
+    x = np.arange(len(labels))
+    colors = [f"C{i % 10}" for i in range(len(labels))]
+    for ax, m in zip(axes, table.metrics):
+        means = table.mean[m].to_numpy(dtype=np.float64)
+        stds = np.nan_to_num(table.std[m].to_numpy(dtype=np.float64), nan=0.0)
+        ax.bar(x, np.nan_to_num(means, nan=0.0), yerr=stds, color=colors, capsize=3)
+        ax.set_title(f"{metric_label(m)} {arrow(m)}".rstrip(), fontsize=9)
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.35, wspace=0.35)
+    return _save(fig, path, dpi)
+
+
+def synthetic_count(train_set: str, profile: str | None = None) -> int:
+    """Synthetic images in a training set: 0 for ``R``; ``S3k``/``R+S3k`` -> the profile's
+    ``S3k`` count (3000 under ``paper``); without a known profile, the name (``3k`` -> 3000).
+
+    Raises:
+        ValueError: the name holds no synthetic-set part.
+    """
+    if train_set == "R":
+        return 0
+    m = re.search(r"S(\d+)([kK]?)$", train_set)
+    if not m:
+        raise ValueError(f"cannot tell the number of synthetic images of training set {train_set!r}")
+    name = f"S{m.group(1)}{m.group(2).lower()}"
+    if profile:
+        from gbench.profiles import PROFILES
+
+        p = PROFILES.get(profile)
+        if p is not None and name in dict(p.synthetic_counts):
+            return p.synthetic_count(name)
+    return int(m.group(1)) * (1000 if m.group(2) else 1)
+
+
+def pq_vs_synthetic(records: pd.DataFrame, path: str | Path, metric: str = "pq",
+                    counts: Mapping[str, int] | None = None, size: tuple[float, float] = (5.0, 3.5),
+                    dpi: int = 100) -> Path:
+    """``metric`` (PQ by default) against the number of synthetic training images, per arch.
+
+    Two lines per arch: real + synthetic (R at 0, R+S3k, R+S10k) solid, synthetic only
+    (S3k, S10k) dashed; error bars are ±1 std over seeds.
+
+    Args:
+        records: Segmentation records (one dataset and profile).
+        path: PNG to write.
+        metric: Metric on the y axis.
+        counts: ``{train_set: number of synthetic images}``; default from the records' profile
+            (:func:`synthetic_count`).
+        size: Figure size in inches.
+        dpi: Dots per inch.
+
+    Raises:
+        ValueError: no segmentation records of ``metric``.
+    """
+    seg = records[(records["kind"] == "segmentation") & (records["metric"] == metric)]
+    if seg.empty:
+        raise ValueError(f"no segmentation records of metric {metric!r} to plot")
+    profiles = list(dict.fromkeys(seg["profile"]))
+    profile = profiles[0] if len(profiles) == 1 else None
+    fig = _new_figure(size[0], size[1], dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, arch in enumerate(dict.fromkeys(seg["model"])):
+        sub = seg[seg["model"] == arch]
+        stats = sub.groupby("train_set", sort=False)["value"].agg(["mean", lambda v: v.std(ddof=1) if len(v) > 1
+                                                                   else math.nan])
+        stats.columns = ["mean", "std"]
+        for real_too, style in ((True, "-"), (False, "--")):
+            sets = [t for t in stats.index if (t == "R" or t.startswith("R+")) == real_too]
+            if not sets:
+                continue
+            xs = [counts[t] if counts and t in counts else synthetic_count(t, profile) for t in sets]
+            order = np.argsort(xs, kind="stable")
+            xs_sorted = [xs[j] for j in order]
+            ys = [stats.loc[sets[j], "mean"] for j in order]
+            es = [0.0 if math.isnan(stats.loc[sets[j], "std"]) else stats.loc[sets[j], "std"] for j in order]
+            label = f"{display_name(arch)}, {'R + S' if real_too else 'S only'}"
+            ax.errorbar(xs_sorted, ys, yerr=es, fmt=style + "o", color=f"C{i % 10}", capsize=3, label=label,
+                        markersize=4)
+    ax.set_xlabel("synthetic training images")
+    ax.set_ylabel(f"{metric_label(metric)} {arrow(metric)}".rstrip())
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.subplots_adjust(left=0.14, right=0.97, top=0.95, bottom=0.15)
+    return _save(fig, path, dpi)

@@ -1,0 +1,250 @@
+"""Compare two record tables cell by cell: did any metric get worse than its baseline?
+
+A *cell* is one record: every experiment key (seed included) and the metric. Two tables
+must hold the same cells, the same ``n`` per cell and the same key columns; anything else is
+a :class:`TableMismatchError` (a ``ValueError``: exit code 2 on the command line), because
+numbers of different experiments cannot be compared.
+
+A cell *regressed* when it moved in the worse direction of its metric by more than its
+tolerance, ``max(abs, rel * |baseline|)``; it *improved* when it moved the other way by more
+than the tolerance (listed, not an error). A value that became NaN regressed; NaN in both is
+unchanged. Metrics of unknown direction count any change beyond the tolerance as a regression.
+
+Deterministic CPU runs make exact comparison possible; the default tolerance (abs 1e-6)
+covers BLAS differences between machines.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from gbench.core.records import METRIC_DIRECTIONS, key_columns, load_records, metric_label, save_records
+
+__all__ = ["Tolerance", "TableMismatchError", "RegressionReport", "compare_tables", "regress",
+           "parse_tolerances", "update_baseline", "DEFAULT_ABS", "DEFAULT_REL"]
+
+DEFAULT_ABS = 1e-6
+DEFAULT_REL = 0.0
+
+
+class TableMismatchError(ValueError):
+    """The two tables do not describe the same experiments (one line, names what differs)."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Per-metric tolerance: a change is within tolerance when ``|Δ| <= max(abs, rel * |baseline|)``.
+
+    Attributes:
+        abs: Default absolute tolerance.
+        rel: Default relative tolerance.
+        per_metric_abs, per_metric_rel: Overrides by metric name.
+    """
+
+    abs: float = DEFAULT_ABS
+    rel: float = DEFAULT_REL
+    per_metric_abs: Mapping[str, float] = field(default_factory=dict)
+    per_metric_rel: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, v in [("abs", self.abs), ("rel", self.rel), *self.per_metric_abs.items(),
+                        *self.per_metric_rel.items()]:
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"tolerance {name}={v!r} must be a finite number >= 0")
+
+    def allowed(self, metric: str, baseline: float) -> float:
+        """The allowed change of one cell."""
+        a = self.per_metric_abs.get(metric, self.abs)
+        r = self.per_metric_rel.get(metric, self.rel)
+        return max(a, r * abs(baseline)) if math.isfinite(baseline) else a
+
+
+def parse_tolerances(absolute: Sequence[str] = (), relative: Sequence[str] = ()) -> Tolerance:
+    """Build a :class:`Tolerance` from command-line specs ``VALUE`` (all metrics) or ``METRIC=VALUE``.
+
+    Example:
+        >>> parse_tolerances(["1e-4", "pq=0.01"], ["aji=0.02"]).allowed("pq", 0.5)
+        0.01
+
+    Raises:
+        ValueError: a spec is not ``VALUE`` or ``METRIC=VALUE`` with a number >= 0.
+    """
+    defaults = {"abs": DEFAULT_ABS, "rel": DEFAULT_REL}
+    per: dict[str, dict[str, float]] = {"abs": {}, "rel": {}}
+    for which, specs in (("abs", absolute), ("rel", relative)):
+        for spec in specs:
+            name, _, text = spec.rpartition("=")
+            try:
+                value = float(text)
+            except ValueError:
+                opt = "--tolerance" if which == "abs" else "--rel-tolerance"
+                raise ValueError(f"{opt} {spec!r}: expected VALUE or METRIC=VALUE (e.g. 1e-6 or pq=0.01)") from None
+            if name:
+                per[which][name.strip().lower()] = value
+            else:
+                defaults[which] = value
+    return Tolerance(defaults["abs"], defaults["rel"], per["abs"], per["rel"])
+
+
+@dataclass(frozen=True)
+class RegressionReport:
+    """Cell-by-cell comparison.
+
+    Attributes:
+        cells: DataFrame with the key columns, ``metric, baseline, new, delta, allowed,
+            direction, status`` (``worse`` | ``better`` | ``same``), one row per cell.
+        keys: The key columns.
+    """
+
+    cells: pd.DataFrame
+    keys: tuple[str, ...]
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.cells[self.cells["status"] == "worse"]
+
+    @property
+    def improvements(self) -> pd.DataFrame:
+        return self.cells[self.cells["status"] == "better"]
+
+    @property
+    def ok(self) -> bool:
+        """No cell got worse."""
+        return self.regressions.empty
+
+    def summary(self) -> str:
+        """``N cells: a worse, b better, c unchanged``."""
+        c = self.cells["status"].value_counts()
+        return (f"{len(self.cells)} cells: {int(c.get('worse', 0))} worse, {int(c.get('better', 0))} better, "
+                f"{int(c.get('same', 0))} unchanged within tolerance")
+
+    def to_markdown(self, which: str = "worse", precision: int = 6) -> str:
+        """The cells of one status (``worse``/``better``/``all``) as a Markdown table."""
+        sub = self.cells if which == "all" else self.cells[self.cells["status"] == which]
+        shown = [k for k in self.keys if sub[k].nunique() > 1] or list(self.keys[:2])
+        frame = sub[shown + ["metric", "baseline", "new", "delta", "allowed", "status"]].copy()
+        frame["metric"] = frame["metric"].map(metric_label)
+        return frame.to_markdown(index=False, floatfmt=f".{precision}g")
+
+    def to_rich(self, which: str = "worse", precision: int = 6) -> object:
+        """A rich table of the cells of one status."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        sub = self.cells if which == "all" else self.cells[self.cells["status"] == which]
+        shown = [k for k in self.keys if sub[k].nunique() > 1] or list(self.keys[:2])
+        title = {"worse": "Cells that got worse", "better": "Cells that improved"}.get(which, "All cells")
+        t = Table(title=title)
+        for c in shown + ["metric", "baseline", "new", "Δ", "allowed"]:
+            t.add_column(c, justify="left" if c in shown or c == "metric" else "right")
+        colour = {"worse": "red", "better": "green", "same": "white"}
+        for r in sub.itertuples(index=False):
+            d = r._asdict()
+            t.add_row(*[escape(str(d[k])) for k in shown], escape(metric_label(r.metric)),
+                      f"{r.baseline:.{precision}g}", f"{r.new:.{precision}g}",
+                      f"[{colour[r.status]}]{r.delta:+.{precision}g}[/]", f"{r.allowed:.{precision}g}")
+        return t
+
+
+def _cell_label(row: Mapping[str, object], keys: Sequence[str]) -> str:
+    return ", ".join(f"{k}={row[k]}" for k in keys) + f", metric={row['metric']}"
+
+
+def compare_tables(baseline: pd.DataFrame, new: pd.DataFrame, tolerance: Tolerance | None = None) -> RegressionReport:
+    """Compare two record tables cell by cell.
+
+    Args:
+        baseline: Baseline records.
+        new: New records.
+        tolerance: Per-metric tolerances (default: abs 1e-6, rel 0).
+
+    Returns:
+        The :class:`RegressionReport`.
+
+    Raises:
+        TableMismatchError: different key columns, metrics, cells or ``n``.
+    """
+    tolerance = tolerance or Tolerance()
+    kb, kn = key_columns(baseline), key_columns(new)
+    if kb != kn:
+        only_b = [c for c in kb if c not in kn]
+        only_n = [c for c in kn if c not in kb]
+        raise TableMismatchError("tables have different key columns: "
+                                 + "; ".join(p for p in (f"only the baseline has {', '.join(only_b)}" if only_b else "",
+                                                         f"only the new table has {', '.join(only_n)}" if only_n else "",
+                                                         "order differs" if not (only_b or only_n) else "") if p))
+    keys = list(kb)
+    mb, mn = set(baseline["metric"]), set(new["metric"])
+    if mb != mn:
+        parts = []
+        if mb - mn:
+            parts.append(f"only the baseline has metric(s) {', '.join(sorted(mb - mn))}")
+        if mn - mb:
+            parts.append(f"only the new table has metric(s) {', '.join(sorted(mn - mb))}")
+        raise TableMismatchError("tables have different metrics: " + "; ".join(parts))
+    on = keys + ["metric"]
+    merged = baseline[on + ["value", "n"]].merge(new[on + ["value", "n"]], on=on, how="outer",
+                                                  suffixes=("_b", "_n"), indicator=True, sort=False)
+    for side, label in (("left_only", "the new table lacks"), ("right_only", "the baseline lacks")):
+        miss = merged[merged["_merge"] == side]
+        if len(miss):
+            raise TableMismatchError(f"tables hold different cells: {label} {len(miss)} cell(s), e.g. "
+                                     f"{_cell_label(miss.iloc[0], keys)}")
+    diff_n = merged[merged["n_b"] != merged["n_n"]]
+    if len(diff_n):
+        r = diff_n.iloc[0]
+        raise TableMismatchError(f"{len(diff_n)} cell(s) were computed over different numbers of images, e.g. "
+                                 f"{_cell_label(r, keys)}: n {int(r['n_b'])} in the baseline, {int(r['n_n'])} new")
+    rows = []
+    for r in merged.itertuples(index=False):
+        d = r._asdict()
+        b, v, metric = float(d["value_b"]), float(d["value_n"]), d["metric"]
+        allowed = tolerance.allowed(metric, b)
+        direction = METRIC_DIRECTIONS.get(metric, "unknown")
+        delta = v - b
+        if math.isnan(b) and math.isnan(v):
+            status = "same"
+        elif math.isnan(v) or math.isnan(b):
+            status = "worse" if math.isnan(v) else "better"
+        elif abs(delta) <= allowed:
+            status = "same"
+        elif direction == "unknown":
+            status = "worse"
+        else:
+            improved = delta > 0 if direction == "higher" else delta < 0
+            status = "better" if improved else "worse"
+        rows.append({**{k: d[k] for k in keys}, "metric": metric, "baseline": b, "new": v, "delta": delta,
+                     "allowed": allowed, "direction": direction, "status": status})
+    cells = pd.DataFrame(rows, columns=keys + ["metric", "baseline", "new", "delta", "allowed", "direction", "status"])
+    return RegressionReport(cells, tuple(keys))
+
+
+def regress(baseline_path: str | Path, new_path: str | Path, tolerance: Tolerance | None = None,
+            profile: str | None = None, seed: int | None = None) -> RegressionReport:
+    """Load two record files (optionally keep one profile / seed) and compare them."""
+    base = _filter(load_records(baseline_path), profile, seed, baseline_path)
+    new = _filter(load_records(new_path), profile, seed, new_path)
+    return compare_tables(base, new, tolerance)
+
+
+def _filter(df: pd.DataFrame, profile: str | None, seed: int | None, path: str | Path) -> pd.DataFrame:
+    from gbench.errors import DataError
+
+    if profile is not None:
+        df = df[df["profile"] == profile]
+    if seed is not None:
+        df = df[df["seed"] == seed]
+    if df.empty:
+        raise DataError(path, "no records" + (f" of profile {profile!r}" if profile is not None else "")
+                        + (f" with seed {seed}" if seed is not None else ""))
+    return df.reset_index(drop=True)
+
+
+def update_baseline(new_path: str | Path, baseline_path: str | Path) -> Path:
+    """Rewrite the baseline (CSV and manifest, atomically) with the new table's records."""
+    return save_records(load_records(new_path), baseline_path,
+                        extra_manifest={"updated_from": str(Path(new_path))})
