@@ -1,0 +1,707 @@
+"""MI-GAN (Morooka et al., PSIVT 2019): multi-focus cell image synthesis with two generators.
+
+``G1`` (base image generator) maps 100-d noise to the in-focus base image ``I0``; ``G2``
+(multi-focus generator) maps ``I0`` to the 11 planes ``I-5 .. I+5``. Each is trained
+independently against its own critic with the WGAN-GP loss (``D1`` on images, ``D2`` on stacks
+as 3D volumes). Sampling chains them: ``z -> G1 -> I0 -> G2 -> stack``.
+
+What the paper fixes and what gbench chooses (every choice is a :class:`MIGANConfig` field):
+
+==========================  ================================================================
+Paper (Sec. 2)              gbench
+==========================  ================================================================
+G1: 100-d noise, four       ``z`` (100) is projected to ``(8 w, 4, 4)`` by a 4x4 transposed
+up-sampling convs, k 6,     convolution (DCGAN's "project and reshape", BN + ReLU); four
+stride 2, padding 2, BN +   transposed convs k 6 s 2 p 2 double the side each
+ReLU, 64x64 output          (``(in - 1) 2 - 4 + 6 = 2 in``: 4 -> 8 -> 16 -> 32 -> 64) with
+                            widths ``8w -> 4w -> 2w -> w -> 3``; BN + ReLU after each but the
+                            last, which ends in tanh (DCGAN). ``w = g1_width`` (64 = DCGAN).
+D1: six convs, k 5          six convs k 5 s 2 p 2 (64 -> 32 -> 16 -> 8 -> 4 -> 2 -> 1), widths
+                            ``w, 2w, 4w, 8w, 8w, 1``, LeakyReLU 0.2, ``critic_norm`` after
+                            layers 2-5 (DCGAN leaves the first unnormalised); the score is
+                            the mean of the last map. ``w = d1_width``.
+G2 encoders: 11 x four      eleven independent encoders (not weight-shared), each ``I0 ->
+down-sampling convs, k 6,   w -> 2w -> 4w -> 3`` at sides 32, 16, 8, 4 (``(in + 4 - 6) / 2 + 1
+s 2, p 2, BN + ReLU ->      = in / 2``), BN + ReLU after each; ``w = g2_width``,
+3x4x4                       ``latent_channels`` = 3 (the paper's 3x4x4).
+stacked to 11x3x4x4         a volume ``(N, 3, 11, 4, 4)``: channels 3, depth 11 (focus), 4x4.
+3D ResNet, seven layers of  seven residual blocks ``x + BN(conv(LReLU(BN(conv(x)))))``, conv
+two 3x3x3 convs, pad 1,     3x3x3 pad 1, LeakyReLU 0.2. ``resnet_channels`` (default 3 = the
+BN + LeakyReLU then BN      paper's literal reading: the ResNet works on the 3-channel
+                            volume); a larger value wraps it in 1x1x1 convs 3 -> C -> 3.
+G2 decoders: 11 x four      eleven independent decoders ``3 -> 4w -> 2w -> w -> 3``, BN +
+up-sampling convs           ReLU after each but the last (tanh), one per plane.
+D2: six 3D convs, k 5,      six Conv3d k 5 s 2 p 2 on ``(N, 3, 11, 64, 64)`` (depth
+s 2, p 2, BN + ReLU         11 -> 6 -> 3 -> 2 -> 1 -> 1 -> 1, side 64 -> ... -> 1), widths
+                            ``w, 2w, 4w, 8w, 8w, 1``, ``critic_norm`` + ReLU after each of the
+                            first five; ``w = d2_width``.
+WGAN-GP, lambda 10          :func:`gradient_penalty`, ``gp_lambda`` = 10.
+(not given)                 WGAN-GP's own schedule: Adam ``lr`` 1e-4, betas (0, 0.9),
+                            ``n_critic`` = 5 critic updates per generator update.
+==========================  ================================================================
+
+``critic_norm`` defaults to ``batch`` (the paper's BN in D2). Gulrajani et al. advise against
+batch norm in a WGAN-GP critic, because it makes each sample's score depend on the batch;
+``layer`` (GroupNorm with one group) or ``none`` are the alternatives; the ``smoke`` and ``demo``
+profiles use ``layer`` (:data:`PROFILE_CRITIC_NORM`), ``paper`` the paper's ``batch``. Real and
+fake images go through the critic in one batch so that batch norm sees both.
+
+Other image sides ``4 * 2**k`` work as well (``k`` = number of up/down-sampling layers; the
+paper's 64 gives four); the ``smoke`` profile uses 32 to stay fast.
+
+References:
+    K. Morooka, X. Zhang, S. Miyauchi, R. Kurazume, E. Ohno. GAN-Based Method for
+    Synthesizing Multi-focus Cell Images. PSIVT 2019 Workshops, LNCS 11994, pp. 100-107.
+    I. Gulrajani et al. Improved Training of Wasserstein GANs. NeurIPS 2017.
+    A. Radford et al. Unsupervised Representation Learning with DCGANs. ICLR 2016.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "MIGANConfig", "BaseGenerator", "BaseCritic", "FocusEncoder", "FocusDecoder", "ResNet3d",
+    "MultiFocusGenerator", "StackCritic", "MIGAN", "WGANGPModule", "gradient_penalty",
+    "wasserstein_estimate", "stacks_to_tensor", "tensor_to_stacks", "images_to_tensor",
+    "tensor_to_images", "config_for_profile", "PROFILE_WIDTHS", "parameter_count", "load_mi_gan", "save_mi_gan",
+    "MODEL_FILE", "create",
+]
+
+CriticNorm = Literal["batch", "layer", "instance", "none"]
+
+
+@dataclass(frozen=True)
+class MIGANConfig:
+    """Architecture and optimisation settings of MI-GAN (see the module docstring).
+
+    Attributes:
+        image_size: plane side (paper: 64); ``4 * 2**k`` with ``k >= 1``.
+        planes: focus planes (paper: 11); odd.
+        z_dim: noise dimension of G1 (paper: 100).
+        g1_width: G1 base width ``w`` (widths 8w, 4w, 2w, w).
+        d1_width: D1 base width (w, 2w, 4w, 8w, 8w).
+        g2_width: G2 encoder/decoder base width (w, 2w, 4w).
+        latent_channels: channels of each encoder's output (paper: 3, i.e. 3x4x4).
+        resnet_channels: channels inside the 3D ResNet (3 = paper's literal reading).
+        resnet_blocks: residual layers of the 3D ResNet (paper: 7).
+        d2_width: D2 base width (w, 2w, 4w, 8w, 8w).
+        critic_norm: normalisation in D1 and D2 (``batch`` = paper's BN).
+        gp_lambda: gradient-penalty weight lambda_1 = lambda_2 (paper: 10).
+        n_critic: critic updates per generator update.
+        lr: Adam learning rate of all four networks.
+        betas: Adam betas.
+        leaky_slope: LeakyReLU slope (3D ResNet, D1).
+    """
+
+    image_size: int = 64
+    planes: int = 11
+    z_dim: int = 100
+    g1_width: int = 64
+    d1_width: int = 64
+    g2_width: int = 32
+    latent_channels: int = 3
+    resnet_channels: int = 3
+    resnet_blocks: int = 7
+    d2_width: int = 16
+    critic_norm: CriticNorm = "batch"
+    gp_lambda: float = 10.0
+    n_critic: int = 5
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    leaky_slope: float = 0.2
+
+    def __post_init__(self) -> None:
+        k = math.log2(self.image_size / 4) if self.image_size > 0 else -1
+        if k < 1 or k != int(k):
+            raise ValueError(f"MI-GAN image_size must be 4 * 2**k (8, 16, 32, 64, 128, ...), got {self.image_size}")
+        if self.planes < 1 or self.planes % 2 != 1:
+            raise ValueError(f"MI-GAN planes must be a positive odd number (I0 in the middle), got {self.planes}")
+        for name in ("z_dim", "g1_width", "d1_width", "g2_width", "latent_channels", "resnet_channels",
+                     "d2_width", "n_critic"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"MI-GAN {name} must be positive, got {getattr(self, name)}")
+        if self.resnet_blocks < 0:
+            raise ValueError(f"MI-GAN resnet_blocks must be >= 0, got {self.resnet_blocks}")
+        if self.critic_norm not in ("batch", "layer", "instance", "none"):
+            raise ValueError(f"MI-GAN critic_norm must be batch, layer, instance or none, got {self.critic_norm!r}")
+        if self.gp_lambda < 0 or self.lr <= 0:
+            raise ValueError("MI-GAN gp_lambda must be >= 0 and lr > 0")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+
+    @property
+    def n_sampling(self) -> int:
+        """Up/down-sampling layers between 4x4 and ``image_size`` (paper: 4)."""
+        return int(round(math.log2(self.image_size / 4)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MIGANConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            raise ValueError(f"MIGANConfig has no option(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+
+#: Per-profile defaults: widths (g1_width, d1_width, g2_width, d2_width) and critic norm. ``paper``
+#: uses DCGAN's 64 and the paper's batch-normalised critics; ``smoke`` and ``demo`` use layer norm
+#: (GroupNorm, one group), which in short CPU runs gave a steadily falling critic loss where batch
+#: norm's was noisy (Gulrajani et al. also advise against batch norm in a WGAN-GP critic).
+PROFILE_WIDTHS: dict[str, tuple[int, int, int, int]] = {
+    "smoke": (8, 8, 4, 4),
+    "demo": (32, 32, 16, 8),
+    "paper": (64, 64, 32, 16),
+}
+PROFILE_CRITIC_NORM: dict[str, str] = {"smoke": "layer", "demo": "layer", "paper": "batch"}
+
+
+def config_for_profile(profile: Any, **overrides: Any) -> MIGANConfig:
+    """The MI-GAN config for a :class:`gbench.profiles.Profile` (or its name), plus overrides.
+
+    The profile sets ``image_size`` (``migan_size``), ``planes`` (``focus_planes``), ``lr``, the
+    widths of :data:`PROFILE_WIDTHS` and the critic norm of :data:`PROFILE_CRITIC_NORM`.
+    """
+    from gbench.profiles import get_profile
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    g1, d1, g2, d2 = PROFILE_WIDTHS.get(prof.name, PROFILE_WIDTHS["paper"])
+    base = dict(image_size=prof.migan_size, planes=prof.focus_planes, lr=prof.lr,
+                g1_width=g1, d1_width=d1, g2_width=g2, d2_width=d2,
+                critic_norm=PROFILE_CRITIC_NORM.get(prof.name, "batch"))
+    base.update(overrides)
+    return MIGANConfig.from_dict(base)
+
+
+# ------------------------------------------------------------------------------------- building blocks
+
+
+def _norm2d(kind: str, ch: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    if kind == "layer":
+        return nn.GroupNorm(1, ch)
+    if kind == "instance":
+        return nn.InstanceNorm2d(ch, affine=True)
+    return nn.Identity()
+
+
+def _norm3d(kind: str, ch: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm3d(ch)
+    if kind == "layer":
+        return nn.GroupNorm(1, ch)
+    if kind == "instance":
+        return nn.InstanceNorm3d(ch, affine=True)
+    return nn.Identity()
+
+
+def _up(cin: int, cout: int, last: bool) -> list[nn.Module]:
+    """Transposed conv k 6 s 2 p 2 (doubles the side), BN + ReLU, or tanh when ``last``."""
+    conv = nn.ConvTranspose2d(cin, cout, 6, 2, 2, bias=last)
+    return [conv, nn.Tanh()] if last else [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def _down(cin: int, cout: int) -> list[nn.Module]:
+    """Conv k 6 s 2 p 2 (halves the side), BN + ReLU."""
+    return [nn.Conv2d(cin, cout, 6, 2, 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def _widths(w: int, n: int) -> list[int]:
+    """Widths from the 4x4 end outwards: ``[8w, 4w, 2w, w]`` for n = 4 (capped at 8w)."""
+    return [w * 2 ** min(n - 1 - i, 3) for i in range(n)]
+
+
+def _init_dcgan(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """DCGAN initialisation: conv weights N(0, 0.02), norm weights N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)):
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * 0.02)
+                if m.bias is not None:
+                    m.bias.zero_()
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d, nn.InstanceNorm3d)):
+            if getattr(m, "weight", None) is not None:
+                with torch.no_grad():
+                    m.weight.copy_(1.0 + torch.randn(m.weight.shape, generator=generator) * 0.02)
+                    m.bias.zero_()
+
+
+# ------------------------------------------------------------------------------------------- G1 / D1
+
+
+class BaseGenerator(nn.Module):
+    """G1: noise ``(N, z_dim)`` -> base image ``(N, 3, S, S)`` in [-1, 1] (tanh)."""
+
+    def __init__(self, cfg: MIGANConfig) -> None:
+        super().__init__()
+        self.z_dim = cfg.z_dim
+        ws = _widths(cfg.g1_width, cfg.n_sampling)
+        self.project = nn.Sequential(nn.ConvTranspose2d(cfg.z_dim, ws[0], 4, 1, 0, bias=False),
+                                     nn.BatchNorm2d(ws[0]), nn.ReLU(inplace=True))
+        layers: list[nn.Module] = []
+        for i, cin in enumerate(ws):
+            last = i == len(ws) - 1
+            layers += _up(cin, 3 if last else ws[i + 1], last)
+        self.up = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"G1 expects noise of shape (N, {self.z_dim}), got {tuple(z.shape)}")
+        return self.up(self.project(z[:, :, None, None]))
+
+
+class BaseCritic(nn.Module):
+    """D1: image ``(N, 3, S, S)`` -> score ``(N,)``; six convs k 5 s 2 p 2."""
+
+    def __init__(self, cfg: MIGANConfig) -> None:
+        super().__init__()
+        w = cfg.d1_width
+        ws = [w, 2 * w, 4 * w, 8 * w, 8 * w]
+        layers: list[nn.Module] = []
+        cin = 3
+        for i, cout in enumerate(ws):
+            layers.append(nn.Conv2d(cin, cout, 5, 2, 2, bias=(i == 0 or cfg.critic_norm == "none")))
+            if i > 0:
+                layers.append(_norm2d(cfg.critic_norm, cout))
+            layers.append(nn.LeakyReLU(cfg.leaky_slope, inplace=True))
+            cin = cout
+        layers.append(nn.Conv2d(cin, 1, 5, 2, 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.net(image).flatten(1).mean(1)
+
+
+# ------------------------------------------------------------------------------------------- G2 / D2
+
+
+class FocusEncoder(nn.Module):
+    """One of G2's eleven encoders: ``I0 (N, 3, S, S)`` -> ``(N, latent, 4, 4)``."""
+
+    def __init__(self, cfg: MIGANConfig) -> None:
+        super().__init__()
+        ws = _widths(cfg.g2_width, cfg.n_sampling - 1)[::-1] if cfg.n_sampling > 1 else []
+        chans = [3, *ws, cfg.latent_channels]
+        layers: list[nn.Module] = []
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            layers += _down(cin, cout)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.net(image)
+
+
+class FocusDecoder(nn.Module):
+    """One of G2's eleven decoders: ``(N, latent, 4, 4)`` -> plane ``(N, 3, S, S)`` in [-1, 1]."""
+
+    def __init__(self, cfg: MIGANConfig) -> None:
+        super().__init__()
+        ws = _widths(cfg.g2_width, cfg.n_sampling - 1) if cfg.n_sampling > 1 else []
+        chans = [cfg.latent_channels, *ws, 3]
+        layers: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
+            layers += _up(cin, cout, last=i == len(chans) - 2)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, feature: Tensor) -> Tensor:
+        return self.net(feature)
+
+
+class _ResBlock3d(nn.Module):
+    def __init__(self, ch: int, slope: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv3d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm3d(ch), nn.LeakyReLU(slope, inplace=True),
+            nn.Conv3d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm3d(ch),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class ResNet3d(nn.Module):
+    """G2's feature-map generator: residual 3D convs on ``(N, C, planes, 4, 4)``; shape preserved."""
+
+    def __init__(self, cfg: MIGANConfig) -> None:
+        super().__init__()
+        c, r = cfg.latent_channels, cfg.resnet_channels
+        self.lift = nn.Identity() if r == c else nn.Conv3d(c, r, 1)
+        self.blocks = nn.Sequential(*[_ResBlock3d(r, cfg.leaky_slope) for _ in range(cfg.resnet_blocks)])
+        self.drop = nn.Identity() if r == c else nn.Conv3d(r, c, 1)
+
+    def forward(self, volume: Tensor) -> Tensor:
+        return self.drop(self.blocks(self.lift(volume)))
+
+
+class MultiFocusGenerator(nn.Module):
+    """G2: base image ``(N, 3, S, S)`` -> stack ``(N, 3, planes, S, S)`` in [-1, 1]."""
+
+    def __init__(self, cfg: MIGANConfig) -> None:
+        super().__init__()
+        self.planes = cfg.planes
+        self.encoders = nn.ModuleList([FocusEncoder(cfg) for _ in range(cfg.planes)])
+        self.resnet = ResNet3d(cfg)
+        self.decoders = nn.ModuleList([FocusDecoder(cfg) for _ in range(cfg.planes)])
+
+    def encode(self, base: Tensor) -> Tensor:
+        """The eleven encodings stacked as a volume ``(N, latent, planes, 4, 4)``."""
+        return torch.stack([enc(base) for enc in self.encoders], dim=2)
+
+    def decode(self, volume: Tensor) -> Tensor:
+        """Split a volume into planes and decode each: ``(N, 3, planes, S, S)``."""
+        return torch.stack([dec(volume[:, :, k]) for k, dec in enumerate(self.decoders)], dim=2)
+
+    def forward(self, base: Tensor) -> Tensor:
+        return self.decode(self.resnet(self.encode(base)))
+
+
+class StackCritic(nn.Module):
+    """D2: stack ``(N, 3, planes, S, S)`` -> score ``(N,)``; six Conv3d k 5 s 2 p 2."""
+
+    def __init__(self, cfg: MIGANConfig) -> None:
+        super().__init__()
+        w = cfg.d2_width
+        ws = [w, 2 * w, 4 * w, 8 * w, 8 * w]
+        layers: list[nn.Module] = []
+        cin = 3
+        for cout in ws:
+            layers += [nn.Conv3d(cin, cout, 5, 2, 2, bias=cfg.critic_norm == "none"), _norm3d(cfg.critic_norm, cout),
+                       nn.ReLU(inplace=True)]
+            cin = cout
+        layers.append(nn.Conv3d(cin, 1, 5, 2, 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, stack: Tensor) -> Tensor:
+        return self.net(stack).flatten(1).mean(1)
+
+
+# -------------------------------------------------------------------------------------------- WGAN-GP
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """WGAN-GP penalty ``E[(||grad_x D(x_hat)||_2 - 1)^2]`` (MI-GAN Eq. 2-3 and 5-6).
+
+    ``x_hat = eps * real + (1 - eps) * fake`` with one ``eps ~ U[0, 1]`` per sample, drawn from
+    ``generator`` (on the generator's device; the global generator when None). The gradient
+    is that of ``D(x_hat).sum()``, which for a critic scoring each sample independently is the
+    per-sample gradient; the norm runs over all of a sample's elements (image or volume).
+    The graph is kept (``create_graph=True``) so the penalty can be back-propagated.
+
+    Args:
+        critic: maps ``(N, ...)`` to scores ``(N,)`` (or ``(N, 1)``).
+        real: real samples ``(N, ...)``.
+        fake: generated samples of the same shape (usually detached).
+        generator: source of ``eps``.
+
+    Returns:
+        A scalar tensor (not multiplied by lambda).
+
+    Raises:
+        ValueError: shapes differ or the batch is empty.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"gradient_penalty: real {tuple(real.shape)} and fake {tuple(fake.shape)} differ")
+    if real.shape[0] == 0:
+        raise ValueError("gradient_penalty: empty batch")
+    shape = (real.shape[0],) + (1,) * (real.ndim - 1)
+    dev = generator.device if generator is not None else real.device
+    eps = torch.rand(shape, generator=generator, device=dev).to(device=real.device, dtype=real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    score = critic(x_hat)
+    (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+@torch.no_grad()
+def wasserstein_estimate(critic: nn.Module, real: Tensor, fake: Tensor) -> float:
+    """The critic's Wasserstein-1 estimate ``mean D(real) - mean D(fake)`` (critic in eval mode)."""
+    was = critic.training
+    critic.eval()
+    try:
+        return float(critic(real).mean() - critic(fake).mean())
+    finally:
+        critic.train(was)
+
+
+class WGANGPModule(nn.Module):
+    """One MI-GAN phase as an :func:`gbench.engine.fit` module: a generator against its critic.
+
+    One engine step is one generator iteration (as in WGAN-GP's Algorithm 1): the batch holds
+    ``n_critic`` real sub-batches; the critic is updated once on each (Eq. 2 / 5:
+    ``D(fake) - D(real) + lambda GP``, fresh fakes each time), then the generator once (Eq. 1 /
+    4: ``-D(fake)``). Build the :class:`~gbench.engine.StepLoader` with ``batch_size * n_critic``
+    items per step (:func:`generators.mi_gan_train.train_phase` does).
+
+    Logged per step: ``loss_d``, ``gp`` and ``wasserstein`` (``mean D(real) - mean D(fake)``
+    before each critic update), averaged over the ``n_critic`` critic updates, and ``loss_g``.
+
+    Args:
+        generator: G1 or G2.
+        critic: D1 or D2.
+        cfg: the MI-GAN config (lr, betas, gp_lambda, n_critic, z_dim).
+        phase: ``g1`` (batch = real base images ``(N, 3, S, S)``, fakes from noise) or ``g2``
+            (batch = real stacks ``(N, 3, P, S, S)``, fakes = G2(real I0)).
+    """
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, cfg: MIGANConfig, phase: Literal["g1", "g2"]) -> None:
+        super().__init__()
+        if phase not in ("g1", "g2"):
+            raise ValueError(f"phase must be g1 or g2, got {phase!r}")
+        self.generator = generator
+        self.critic = critic
+        self.cfg = cfg
+        self.phase = phase
+        self.optimizers = {
+            "generator": torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas),
+            "critic": torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=cfg.betas),
+        }
+        self.__dict__["_run"] = {"generator": generator, "critic": critic}
+
+    def wrap_ddp(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Route training through DDP wrappers; the penalty uses the unwrapped critic (double backward)."""
+        self.__dict__["_run"] = {"generator": wrap(self.generator), "critic": wrap(self.critic)}
+
+    def fake(self, real: Tensor) -> Tensor:
+        """Generated counterparts of a real batch (noise for G1, the real I0 for G2)."""
+        g = self._run["generator"]
+        if self.phase == "g1":
+            z = torch.randn(real.shape[0], self.cfg.z_dim, device=real.device, dtype=real.dtype)
+            return g(z)
+        return g(real[:, :, real.shape[2] // 2])
+
+    def _scores(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        both = self._run["critic"](torch.cat([real, fake], 0))
+        return both[: real.shape[0]], both[real.shape[0]:]
+
+    def critic_step(self, real: Tensor) -> dict[str, float]:
+        """One critic update on a real batch (Eq. 2 / 5)."""
+        opt_d = self.optimizers["critic"]
+        with torch.no_grad():
+            fake = self.fake(real)
+        opt_d.zero_grad(set_to_none=True)
+        d_real, d_fake = self._scores(real, fake)
+        gp = gradient_penalty(self.critic, real, fake)
+        loss_d = d_fake.mean() - d_real.mean() + self.cfg.gp_lambda * gp
+        loss_d.backward()
+        opt_d.step()
+        return {"loss_d": loss_d.item(), "gp": gp.item(), "wasserstein": (d_real.mean() - d_fake.mean()).item()}
+
+    def generator_step(self, real: Tensor) -> float:
+        """One generator update (Eq. 1 / 4); ``real`` sets the batch size (and I0 for G2)."""
+        opt_g = self.optimizers["generator"]
+        self.critic.requires_grad_(False)
+        try:
+            opt_g.zero_grad(set_to_none=True)
+            _, d_fake = self._scores(real, self.fake(real))
+            loss_g = -d_fake.mean()
+            loss_g.backward()
+            opt_g.step()
+        finally:
+            self.critic.requires_grad_(True)
+        return loss_g.item()
+
+    def training_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        n = self.cfg.n_critic
+        if batch.shape[0] < n:
+            raise ValueError(f"an MI-GAN step needs n_critic={n} sub-batches, got a batch of {batch.shape[0]}")
+        chunks = batch.chunk(n)
+        logs: dict[str, float] = {"loss_d": 0.0, "gp": 0.0, "wasserstein": 0.0}
+        for real in chunks:
+            for k, v in self.critic_step(real).items():
+                logs[k] += v / len(chunks)
+        logs["loss_g"] = self.generator_step(chunks[-1])
+        return logs
+
+
+# ------------------------------------------------------------------------------------ tensors <-> arrays
+
+
+def images_to_tensor(images: np.ndarray) -> Tensor:
+    """``(N, H, W, 3)`` uint8 -> ``(N, 3, H, W)`` float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def tensor_to_images(t: Tensor) -> np.ndarray:
+    """``(N, 3, H, W)`` in [-1, 1] -> ``(N, H, W, 3)`` uint8."""
+    x = ((t.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def stacks_to_tensor(stacks: np.ndarray) -> Tensor:
+    """``(N, P, H, W, 3)`` uint8 -> ``(N, 3, P, H, W)`` float32 in [-1, 1] (a 3D volume per cell)."""
+    return torch.from_numpy(np.ascontiguousarray(stacks)).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def tensor_to_stacks(t: Tensor) -> np.ndarray:
+    """``(N, 3, P, H, W)`` in [-1, 1] -> ``(N, P, H, W, 3)`` uint8."""
+    x = ((t.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+# -------------------------------------------------------------------------------------------- MI-GAN
+
+
+class MIGAN(nn.Module):
+    """The full MI-GAN: ``g1``, ``d1`` (base image) and ``g2``, ``d2`` (multi-focus stack).
+
+    Args:
+        cfg: a :class:`MIGANConfig` (default: the paper's architecture, gbench's widths).
+        seed: seed of the weight initialisation (DCGAN init: N(0, 0.02)).
+
+    Example:
+        >>> gan = MIGAN(MIGANConfig(image_size=32, g1_width=4, d1_width=4, g2_width=4, d2_width=2))
+        >>> gan.sample(2, seed=0).shape
+        (2, 11, 32, 32, 3)
+    """
+
+    name = "mi-gan"
+
+    def __init__(self, cfg: MIGANConfig | None = None, seed: int = 0, **overrides: Any) -> None:
+        super().__init__()
+        cfg = cfg or MIGANConfig()
+        if overrides:
+            cfg = MIGANConfig.from_dict({**cfg.to_dict(), **overrides})
+        self.cfg = cfg
+        self.g1 = BaseGenerator(cfg)
+        self.d1 = BaseCritic(cfg)
+        self.g2 = MultiFocusGenerator(cfg)
+        self.d2 = StackCritic(cfg)
+        gen = torch.Generator().manual_seed(int(seed))
+        for net in (self.g1, self.d1, self.g2, self.d2):
+            _init_dcgan(net, gen)
+
+    def phase(self, which: Literal["g1", "g2"]) -> WGANGPModule:
+        """The trainable :class:`WGANGPModule` of one phase (sharing this model's networks)."""
+        if which == "g1":
+            return WGANGPModule(self.g1, self.d1, self.cfg, "g1")
+        if which == "g2":
+            return WGANGPModule(self.g2, self.d2, self.cfg, "g2")
+        raise ValueError(f"MI-GAN phase must be g1 or g2, got {which!r}")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def sample_base(self, n: int, seed: int = 0, batch_size: int = 64) -> np.ndarray:
+        """``n`` base images ``(n, S, S, 3)`` uint8 from G1 (noise drawn from ``seed``)."""
+        return tensor_to_images(self._base(n, seed, batch_size))
+
+    def _base(self, n: int, seed: int, batch_size: int) -> Tensor:
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(n, self.cfg.z_dim, generator=gen)
+        was = self.g1.training
+        self.g1.eval()
+        try:
+            outs = [self.g1(z[i:i + batch_size].to(self.device)) for i in range(0, n, batch_size)]
+        finally:
+            self.g1.train(was)
+        return torch.cat(outs) if outs else torch.empty(0, 3, self.cfg.image_size, self.cfg.image_size)
+
+    @torch.no_grad()
+    def stacks_from_base(self, base: np.ndarray | Tensor, batch_size: int = 64) -> np.ndarray:
+        """G2 on base images (``(N, S, S, 3)`` uint8 or ``(N, 3, S, S)`` in [-1, 1]) -> stacks uint8."""
+        x = images_to_tensor(base) if isinstance(base, np.ndarray) else base
+        s = self.cfg.image_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (3, s, s):
+            raise ValueError(f"G2 expects base images of side {s}, got shape {tuple(x.shape)}")
+        was = self.g2.training
+        self.g2.eval()
+        try:
+            outs = [tensor_to_stacks(self.g2(x[i:i + batch_size].to(self.device))) for i in range(0, len(x), batch_size)]
+        finally:
+            self.g2.train(was)
+        return np.concatenate(outs) if outs else np.zeros((0, self.cfg.planes, s, s, 3), np.uint8)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, batch_size: int = 64) -> np.ndarray:
+        """``n`` multi-focus stacks ``(n, planes, S, S, 3)`` uint8: ``z -> G1 -> I0 -> G2``.
+
+        Both generators run in eval mode (batch norm uses its running statistics), so a stack
+        does not depend on the others in its batch; the same ``seed`` gives the same stacks.
+        """
+        base = self._base(n, seed, batch_size)
+        return self.stacks_from_base(base, batch_size)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def load_mi_gan(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[MIGAN, dict[str, Any]]:
+    """Load a trained MI-GAN from ``mi-gan.pt`` or a run folder holding one.
+
+    Returns:
+        ``(model, meta)``: the model (eval mode) and the file's metadata.
+
+    Raises:
+        DataError: missing or unreadable file, not an MI-GAN checkpoint.
+    """
+    from gbench.errors import DataError
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE
+    if not p.is_file():
+        raise DataError(p, f"no trained MI-GAN here (expected a run folder with {MODEL_FILE} or the file itself)")
+    try:
+        blob = torch.load(p, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise DataError(p, f"cannot read MI-GAN weights ({type(exc).__name__}: {exc})") from None
+    if not isinstance(blob, dict) or blob.get("generator") != "mi-gan" or "state" not in blob:
+        raise DataError(p, "not an MI-GAN weights file (no generator='mi-gan' entry)")
+    try:
+        cfg = MIGANConfig.from_dict(blob["config"])
+        model = MIGAN(cfg)
+        model.load_state_dict(blob["state"])
+    except (ValueError, RuntimeError) as exc:
+        raise DataError(p, f"weights do not fit MI-GAN ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model.to(map_location), dict(blob.get("meta", {}))
+
+
+def save_mi_gan(model: MIGAN, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (config + weights of G1, D1, G2, D2 + ``meta``) atomically."""
+    from gbench.fileio import atomic_path
+
+    path = Path(path)
+    blob = {"generator": "mi-gan", "config": model.cfg.to_dict(),
+            "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": dict(meta or {})}
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+    return path
+
+
+#: Name of the trained-model file in a run folder.
+MODEL_FILE = "mi-gan.pt"
+
+
+def create(seed: int = 0, **overrides: Any) -> MIGAN:
+    """Registry factory: ``generators.create("mi-gan", image_size=64, g1_width=32, ...)``."""
+    return MIGAN(MIGANConfig.from_dict(overrides), seed=seed)
+
+
+def _shapes_summary(cfg: MIGANConfig) -> list[tuple[str, Sequence[int]]]:
+    """(stage, shape) pairs of one sample through MI-GAN (documentation / tests)."""
+    s, p, c = cfg.image_size, cfg.planes, cfg.latent_channels
+    return [("z", (cfg.z_dim,)), ("I0", (3, s, s)), ("encoding", (c, 4, 4)), ("volume", (c, p, 4, 4)),
+            ("resnet", (c, p, 4, 4)), ("plane", (3, s, s)), ("stack", (3, p, s, s)), ("score", ())]
