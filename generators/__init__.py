@@ -31,6 +31,7 @@ GENERATORS.register("gan-binary", "generators.pix2pix:gan_binary")
 GENERATORS.register("gan-dist", "generators.pix2pix:gan_dist")
 GENERATORS.register("sharp-gan", "generators.sharp_gan:sharp_gan")
 GENERATORS.register("dummy", "generators.dummy:dummy")
+GENERATORS.register("mi-gan", "generators.mi_gan:create")
 
 
 def factory(name: str) -> Any:
