@@ -1,0 +1,94 @@
+"""``gbench train-gen`` and ``gbench synthesize``: train a generator, draw a synthetic set."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from gbench.commands.common import ProfileOpt, SeedOpt, console
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["ngf=32", "beta=0.5", "norm=instance"]`` -> ``{"ngf": 32, "beta": 0.5, "norm": "instance"}``.
+
+    Values are read as JSON when they parse (numbers, true/false, lists), else kept as strings.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def train_gen(
+    name: Annotated[str, typer.Argument(help="Generator: gan-binary, gan-dist, sharp-gan (see generators.available()).")],
+    data: Annotated[str, typer.Option("--data", help="Training dataset (name or folder); its train split is used.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints/, samples/, history.csv, run.json.")],
+    profile: ProfileOpt = "demo",
+    seed: SeedOpt = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoints/last.pt.")] = False,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Total optimiser steps (default: the profile's).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Generator option KEY=VALUE (ngf, ndf, lambda_l1, beta, lam, ...); repeatable.")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between checkpoints (default: a tenth of the run).")] = None,
+    sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Steps between sample grids (default: a fifth of the run).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")] = None,
+) -> None:
+    """Train a generator on the real training split (random crops, flips, rotations); runs under torchrun too."""
+    from generators.train import train_generator
+
+    res = train_generator(name, data, out, profile=profile, seed=seed, resume=resume, steps=steps,
+                          overrides=parse_overrides(set_), checkpoint_every=checkpoint_every,
+                          sample_every=sample_every, device=device)
+    if res.run_json is None:  # a DDP rank other than 0
+        return
+    hist = res.fit.history
+    if hist:
+        last = {k: v for k, v in hist[-1].items() if k != "step"}
+        console.print("last step: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
+    console.print(f"{res.fit.steps} steps ({res.fit.start_step} resumed) in {res.fit.wall_time_s:.1f} s on {res.fit.device}")
+    console.print(f"checkpoint: {res.checkpoint}")
+    if res.samples:
+        console.print(f"samples: {res.samples[-1]}")
+    console.print(f"run manifest: {res.run_json}")
+
+
+def synthesize(
+    name: Annotated[str, typer.Argument(help="Generator name (must match the checkpoint).")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="checkpoints/last.pt from gbench train-gen.")],
+    out: Annotated[Path, typer.Option("--out", help="Set folder (images/, labels/, manifest.csv, run.json).")],
+    count: Annotated[Optional[int], typer.Option("--count", help="Samples in the set.")] = None,
+    set_name: Annotated[Optional[str], typer.Option("--set-name", help="S3k or S10k: take --count from the profile.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Fit the mask statistics to this dataset's train split.")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="Image side (default: the profile's image size).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Generator batch (default: the profile's).")] = None,
+    profile: ProfileOpt = "demo",
+    seed: SeedOpt = 0,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda (default: cuda when available).")] = None,
+) -> None:
+    """Draw nucleus masks, run the generator on them and write image/label pairs (resumable)."""
+    from gbench.profiles import get_profile
+    from generators.synthesize import synthesize as run
+
+    prof = get_profile(profile)
+    if count is None and set_name is None:
+        raise ValueError("gbench synthesize needs --count N or --set-name S3k|S10k")
+    if count is None:
+        count = prof.synthetic_count(str(set_name))
+    res = run(name, checkpoint, count, out, seed=seed, profile=prof, data=data, size=size, batch_size=batch_size,
+              device=device)
+    console.print(f"{res.count} samples in {res.out} ({res.generated} made now, {res.count - res.generated} already there)")
+    if res.generated:
+        console.print(f"{res.images_per_s:.2f} images/s overall, {res.generator_images_per_s:.2f} images/s in the generator")
+    console.print(f"manifest: {res.manifest}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-gen")(train_gen)
+    app.command("synthesize")(synthesize)

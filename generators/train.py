@@ -1,0 +1,241 @@
+"""Training a generator on the real training split: ``gbench train-gen``.
+
+The training stream (``CropDataset`` + ``gbench.engine.StepLoader``) draws, for every item,
+a uniformly placed crop of the profile's size from one training tile, then one of the 8 flips /
+90-degree rotations (the paper's "random crop, flip, rotation"), from the item's own generator
+``np.random.default_rng([seed, epoch, index])``. An epoch shows as many crops as the grid of
+non-overlapping crops covering the training tiles has (``grid_positions``), each tile drawn in
+proportion to its area; with ``paper`` (500 epochs, batch 16) that fixes the number of steps.
+
+Files under ``out``: ``checkpoints/last.pt`` (engine), ``history.csv`` (losses per step),
+``samples/step-XXXXXX.png`` (rows: input map, real crop, synthetic image for a fixed set of
+training crops), ``run.json`` (config, profile, seed, versions, device, git revision, wall time).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gbench.data.patches import augment, grid_positions, pad_to, random_crop
+from gbench.data.types import Dataset, Sample
+from gbench.engine import Callback, FitContext, FitResult, StepLoader, dist_info, fit
+from gbench.profiles import Profile, get_profile
+
+__all__ = ["CropDataset", "SampleGrid", "TrainResult", "train_generator", "resolve_steps", "sample_grid"]
+
+
+class CropDataset:
+    """Random training crops of a dataset's tiles as generator training items (a ``StepDataset``).
+
+    Args:
+        dataset: training tiles.
+        size: crop side.
+        make_item: (image uint8 (S,S,3), instances (S,S)) -> item dict (``GeneratorModule.train_item``).
+        augment: apply a random dihedral transform after cropping.
+    """
+
+    def __init__(self, dataset: Dataset | list[Sample], size: int, make_item: Any, augment: bool = True) -> None:
+        if len(dataset) == 0:
+            raise ValueError("the training set is empty")
+        self.size = int(size)
+        self.make_item = make_item
+        self.augment = augment
+        self._tiles: list[Sample] = [dataset[i] for i in range(len(dataset))]  # loaded once, kept in memory
+        self._padded = [pad_to(s.image, s.instances, self.size) for s in self._tiles]
+        counts = [len(grid_positions(inst.shape[0], self.size, self.size)) * len(grid_positions(inst.shape[1], self.size, self.size))
+                  for _, inst in self._padded]
+        self._owner = np.repeat(np.arange(len(counts)), counts)
+
+    def __len__(self) -> int:
+        return int(self._owner.size)
+
+    @property
+    def tiles(self) -> int:
+        return len(self._tiles)
+
+    def crop(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        image, inst = self._padded[int(self._owner[index])]
+        image, inst = random_crop(image, inst, self.size, rng)
+        if self.augment:
+            image, inst = augment(image, inst, rng)
+        return image, inst
+
+    def get(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return self.make_item(*self.crop(index, rng))
+
+
+def resolve_steps(profile: Profile, loader: StepLoader, steps: int | None) -> int:
+    """``steps`` if given, else the profile's ``max_steps``, else its epochs over the crop stream."""
+    if steps is not None:
+        if steps <= 0:
+            raise ValueError(f"--steps must be positive, got {steps}")
+        return int(steps)
+    if profile.max_steps is not None:
+        return int(profile.max_steps)
+    return loader.steps_for_epochs(profile.epochs)
+
+
+def _to_rgb(x: np.ndarray) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W, 3) uint8 (one channel is shown as gray)."""
+    if x.shape[0] == 1:
+        x = np.repeat(x, 3, axis=0)
+    return (np.clip(x.transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def sample_grid(module: Any, items: list[Mapping[str, np.ndarray]], device: torch.device | str = "cpu") -> np.ndarray:
+    """A PNG-ready (3 S + 2 gaps, k S + gaps, 3) uint8 sheet: rows input map, real, synthetic.
+
+    The generator runs in eval mode under ``no_grad``, which touches neither the weights, the
+    BatchNorm statistics nor any random generator, so sampling does not change the training run.
+    """
+    cond = torch.from_numpy(np.stack([it["cond"] for it in items])).to(device)
+    fake = module.generate(cond).float().cpu().numpy()
+    rows = [[_to_rgb(it["cond"]) for it in items], [_to_rgb(it["image"]) for it in items], [_to_rgb(f) for f in fake]]
+    s = rows[0][0].shape[0]
+    gap = 2
+    k = len(items)
+    sheet = np.full((3 * s + 2 * gap, k * s + (k - 1) * gap, 3), 255, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        for c, tile in enumerate(row):
+            sheet[r * (s + gap):r * (s + gap) + s, c * (s + gap):c * (s + gap) + s] = tile
+    return sheet
+
+
+class SampleGrid(Callback):
+    """Writes ``samples/step-XXXXXX.png`` every ``every`` steps and at the end."""
+
+    def __init__(self, items: list[Mapping[str, np.ndarray]], every: int) -> None:
+        self.items = items
+        self.every = max(1, int(every))
+        self.written: list[Path] = []
+
+    def _write(self, ctx: FitContext, step: int) -> None:
+        if ctx.out_dir is None:
+            return
+        from gbench.data.io import write_png
+
+        path = ctx.out_dir / "samples" / f"step-{step:06d}.png"
+        write_png(path, sample_grid(ctx.module, self.items, ctx.device))
+        self.written.append(path)
+
+    def on_step_end(self, ctx: FitContext, step: int, logs: dict[str, float]) -> None:
+        if step % self.every == 0 and step != ctx.max_steps:
+            self._write(ctx, step)
+
+    def on_fit_end(self, ctx: FitContext, result: FitResult) -> None:
+        if result.steps > result.start_step:
+            self._write(ctx, result.steps)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a training run left its files and what it did."""
+
+    out: Path
+    checkpoint: Path | None
+    fit: FitResult
+    run_json: Path | None
+    samples: tuple[Path, ...]
+
+
+def train_generator(
+    name: str,
+    data: str,
+    out: str | Path,
+    *,
+    profile: str | Profile = "demo",
+    seed: int = 0,
+    resume: bool = False,
+    steps: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    checkpoint_every: int | None = None,
+    sample_every: int | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    dataset: Dataset | None = None,
+) -> TrainResult:
+    """Train generator ``name`` on the training split of ``data``.
+
+    Args:
+        name: registered generator (``generators.available()``).
+        data: dataset name or path (``gbench.runner.resolve_dataset``; built-ins sized by the profile).
+        out: run folder.
+        profile: ``smoke`` / ``demo`` / ``paper`` (crop size, batch size, learning rate, steps).
+        seed: seeds weights, crops, augmentation and dropout.
+        resume: continue from ``out/checkpoints/last.pt``.
+        steps: total optimiser steps (default: the profile's ``max_steps`` or its epochs).
+        overrides: generator config fields (``{"ngf": 32, "beta": 0.5}``); ``image_size``, ``lr``
+            and ``init_seed`` come from the profile and seed unless given here.
+        checkpoint_every: steps between checkpoints (default: a tenth of the run, at least 1).
+        sample_every: steps between sample grids (default: a fifth of the run).
+        progress: progress bar.
+        device: None picks CUDA when available.
+        dataset: use this training set instead of loading ``data`` (tests, notebooks).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    import generators
+    from gbench.fileio import write_json
+    from gbench.provenance import provenance
+
+    t0 = time.perf_counter()
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    out = Path(out)
+    opts = {"image_size": prof.image_size, "lr": prof.lr, "init_seed": seed, **dict(overrides or {})}
+    module = generators.create(name, **opts)
+    if dataset is None:
+        from gbench.runner import resolve_dataset
+
+        dataset = resolve_dataset(data, "train", prof, seed)
+    size = int(module.config.image_size)
+    crops = CropDataset(dataset, size, module.train_item)
+    loader = StepLoader(crops, prof.batch_size, seed)
+    total = resolve_steps(prof, loader, steps)
+    ckpt_every = checkpoint_every or max(1, total // 10)
+    sample_every = sample_every or max(1, total // 5)
+    # a fixed preview set: the first crops of tiles 0..k-1, drawn from their own generator
+    k = min(prof.preview_samples, crops.tiles)
+    first_of_tile = [int(np.flatnonzero(crops._owner == t)[0]) for t in range(k)]
+    preview = [crops.get(i, np.random.default_rng([seed, 2**31 - 1, i])) for i in first_of_tile]
+    grid = SampleGrid(preview, sample_every)
+    config = module.config_dict()
+    meta = {"generator": name, "config": config, "profile": prof.name, "seed": seed, "data": str(data)}
+    info = dist_info()
+    result = fit(module, loader, max_steps=total, seed=seed, out_dir=out, checkpoint_every=ckpt_every, resume=resume,
+                 progress=progress, callbacks=[grid], device=device, meta=meta, description=f"train {name}")
+    run_json = None
+    if info.is_main:
+        hist = result.history
+        n = max(1, min(10, len(hist) // 4))
+        summary = {key: {"first": float(np.mean([h[key] for h in hist[:n]])), "last": float(np.mean([h[key] for h in hist[-n:]]))}
+                   for key in (hist[0] if hist else {}) if key != "step"}
+        run_json = write_json(out / "run.json", {
+            "command": "train-gen",
+            "generator": name,
+            "config": config,
+            "data": str(data),
+            "dataset": {"name": dataset.name if hasattr(dataset, "name") else str(data), "tiles": crops.tiles,
+                        "crops_per_epoch": len(crops)},
+            "profile_settings": prof.to_dict(),
+            "steps": result.steps,
+            "resumed_from": result.start_step,
+            "batch_size": prof.batch_size,
+            "epochs_seen": result.steps * prof.batch_size / len(crops),
+            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+            "checkpoint_every": ckpt_every,
+            "world_size": result.world_size,
+            "train_device": result.device,
+            "wall_time_s": time.perf_counter() - t0,
+            "fit_time_s": result.wall_time_s,
+            "loss_first_last": summary,
+            "provenance": provenance(profile=prof.name, seed=seed),
+        })
+    return TrainResult(out, result.checkpoint, result, run_json, tuple(grid.written))
+
