@@ -33,7 +33,7 @@ from typing import Literal
 
 import pandas as pd
 
-from gbench.core.records import higher_is_better, metric_label
+from gbench.core.records import higher_is_better, metric_label, scope_columns
 from reports.tables import display_name
 
 __all__ = ["Claim", "ClaimResult", "Evidence", "QUALITY_METRICS", "SEG_METRICS", "sharp_gan_claims",
@@ -154,7 +154,12 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "") -> ClaimRe
 
 
 def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None, **claim_options: object) -> list[ClaimResult]:
-    """Check claims on every scope (dataset x profile x split) of the records.
+    """Check claims on every scope of the records (dataset x profile x split x extra keys such as
+    ``aggregation``; see :func:`gbench.core.records.scope_columns`).
+
+    With several scopes, a scope is only checked for the claims of the kinds it holds (a
+    segmentation-only scope lists no quality claims); with one scope every claim is listed,
+    untested where records are missing.
 
     Args:
         records: Our records (any kinds; claims pick what they need).
@@ -165,9 +170,9 @@ def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None, *
     Returns:
         One result per claim and scope, in order.
     """
-    scopes = [c for c in ("dataset", "profile", "split") if c in records.columns]
+    scopes = scope_columns(records)
     results: list[ClaimResult] = []
-    if records.empty:
+    if records.empty or not scopes:
         groups: list[tuple[tuple[str, ...], pd.DataFrame]] = [((), records)]
     else:
         groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in records.groupby(scopes, sort=False)]
@@ -177,8 +182,9 @@ def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None, *
             todo = sharp_gan_claims(archs=archs, **claim_options)  # type: ignore[arg-type]
         else:
             todo = list(claims)
-        scope = ", ".join(f"{c} {v}" for c, v in zip(scopes, key))
-        results += [check_claim(c, sub, scope) for c in todo]
+        kinds = set(sub["kind"]) if len(groups) > 1 else {c.kind for c in todo}
+        scope = ", ".join(f"{c} {v}" for c, v in zip(scopes, key) if v != "")
+        results += [check_claim(c, sub, scope) for c in todo if c.kind in kinds]
     return results
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gbench.core.records import METRIC_DIRECTIONS, records_from_dicts, sort_metrics
+from gbench.core.records import METRIC_DIRECTIONS, records_from_dicts, scope_columns, sort_metrics
 from gbench.errors import DataError
 from reports.tables import ResultTable, arrow, display_name, pivot
 
@@ -83,42 +83,58 @@ def compare(ours: pd.DataFrame, reference: pd.DataFrame | str = "sharp-gan") -> 
         reference: A reference table (from :func:`load_reference`) or its name.
 
     Returns:
-        One row per (kind, model, train_set, metric) present in both, in the reference's
-        order, with ``ours, ours_std, seeds, paper, diff (= ours - paper), better_direction,
+        One row per (kind, model, train_set, metric) present in both and per *scope* of ours
+        (dataset, profile, split and extra keys such as ``aggregation``: see
+        :func:`gbench.core.records.scope_columns`), scope by scope, in the reference's order
+        inside, with ``ours, ours_std, seeds, paper, diff (= ours - paper), better_direction,
         ours_better`` (True when ours is at least as good as the paper's in the metric's
-        direction), ``dataset`` (ours), ``paper_dataset``, ``source``.
+        direction), the scope columns, ``paper_dataset``, ``source``.
 
     Raises:
-        ValueError: ours holds several experiments for one (kind, model, train_set) beyond
-            seeds (several datasets or profiles): filter first.
+        ValueError: no records.
     """
     ref = load_reference(reference) if isinstance(reference, str) else reference
     if ours.empty:
         raise ValueError("no records to compare")
     group = ["kind", "model", "train_set", "metric"]
-    other = [c for c in ("dataset", "profile", "split") if c in ours.columns]
-    multi = ours.groupby(group)[other].nunique().max(axis=1) if other else None
-    if multi is not None and (multi > 1).any():
-        k = multi[multi > 1].index[0]
-        raise ValueError(f"records hold several datasets/profiles/splits for {'/'.join(k)}; "
-                         "filter them to one before comparing")
-    agg = ours.groupby(group, sort=False).agg(
+    scope = scope_columns(ours)
+    agg = ours.groupby(group + scope, sort=False).agg(
         ours=("value", "mean"), ours_std=("value", lambda v: v.std(ddof=1) if len(v) > 1 else math.nan),
-        seeds=("seed", "nunique"), dataset=("dataset", "first"), profile=("profile", "first")).reset_index()
-    merged = ref.rename(columns={"value": "paper", "dataset": "paper_dataset", "direction": "better_direction"}) \
-        .merge(agg, on=group, how="inner")
+        seeds=("seed", "nunique")).reset_index()
+    paper = ref.rename(columns={"value": "paper", "dataset": "paper_dataset", "split": "paper_split",
+                                "direction": "better_direction"})
+    merged = paper.merge(agg, on=group, how="inner")
+    cols = ["kind", "model", "train_set", "metric", "ours", "ours_std", "seeds", "paper", "diff",
+            "better_direction", "ours_better", *scope, "paper_dataset", "source"]
     if merged.empty:
-        return merged.assign(diff=pd.Series(dtype="float64"), ours_better=pd.Series(dtype=bool))
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
     merged["diff"] = merged["ours"] - merged["paper"]
     higher = merged["better_direction"] == "higher"
     merged["ours_better"] = (higher & (merged["diff"] >= 0)) | (~higher & (merged["diff"] <= 0))
-    cols = ["kind", "model", "train_set", "metric", "ours", "ours_std", "seeds", "paper", "diff",
-            "better_direction", "ours_better", "dataset", "profile", "paper_dataset", "source"]
-    return merged[cols].reset_index(drop=True)
+    merged = merged[cols]
+    # one block per scope (dataset, profile, split, extra keys), the reference's row order inside
+    order = {k: i for i, k in enumerate(dict.fromkeys(tuple(r) for r in merged[scope].itertuples(index=False)))}
+    merged["_scope"] = [order[tuple(r)] for r in merged[scope].itertuples(index=False)]
+    return merged.sort_values(["_scope"], kind="stable").drop(columns="_scope").reset_index(drop=True)
 
 
-def _wide(cmp: pd.DataFrame, kind: str, precision: int) -> tuple[list[str], list[list[str]], str]:
-    sub = cmp[cmp["kind"] == kind]
+def _scope_of(cmp: pd.DataFrame) -> list[str]:
+    known = {"kind", "model", "train_set", "metric", "ours", "ours_std", "seeds", "paper", "diff",
+             "better_direction", "ours_better", "paper_dataset", "source"}
+    return [c for c in cmp.columns if c not in known]
+
+
+def _blocks(cmp: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    scope = _scope_of(cmp)
+    out = []
+    for kind in dict.fromkeys(cmp["kind"]):
+        sub = cmp[cmp["kind"] == kind]
+        for _, block in (sub.groupby(scope, sort=False) if scope else [((), sub)]):
+            out.append((kind, block))
+    return out
+
+
+def _wide(sub: pd.DataFrame, kind: str, precision: int) -> tuple[list[str], list[list[str]], str]:
     keys = ["model", "train_set"] if kind == "segmentation" else ["model"]
     metrics = sort_metrics(sub["metric"])
     header = ["Model", "Training"][: len(keys)] + [f"{display_name_metric(m)}" for m in metrics]
@@ -135,9 +151,12 @@ def _wide(cmp: pd.DataFrame, kind: str, precision: int) -> tuple[list[str], list
             ours = f"{r.ours:.{precision}f}" + (f" ± {r.ours_std:.{precision}f}" if r.seeds > 1 else "")
             cells.append(f"{ours} / {r.paper:.{precision}f} ({r.diff:+.{precision}f})")
         rows.append([display_name(str(k)) for k in key] + cells)
-    source = ", ".join(dict.fromkeys(sub["source"]))
-    ctx = f"ours on {', '.join(dict.fromkeys(sub['dataset']))} ({', '.join(dict.fromkeys(sub['profile']))} " \
-          f"profile) vs {source} on {', '.join(dict.fromkeys(sub['paper_dataset']))}"
+    first = sub.iloc[0]
+    scope = _scope_of(sub)
+    extra = [f"{c} {first[c]}" for c in scope if c not in ("dataset", "profile", "split") and first[c] != ""]
+    where = f"ours on {first.get('dataset', '?')} ({first.get('profile', '?')} profile" \
+            + "".join(f", {e}" for e in extra) + ")"
+    ctx = f"{where} vs {', '.join(dict.fromkeys(sub['source']))} on {', '.join(dict.fromkeys(sub['paper_dataset']))}"
     return header, rows, ctx
 
 
@@ -153,8 +172,8 @@ def comparison_markdown(cmp: pd.DataFrame, precision: int = 3) -> str:
     if cmp.empty:
         return "_No result matches a row of the reference tables._\n"
     parts = []
-    for kind in dict.fromkeys(cmp["kind"]):
-        header, rows, ctx = _wide(cmp, kind, precision)
+    for kind, block in _blocks(cmp):
+        header, rows, ctx = _wide(block, kind, precision)
         align = ["left"] * (2 if kind == "segmentation" else 1)
         align += ["right"] * (len(header) - len(align))
         md = pd.DataFrame(rows, columns=header).to_markdown(index=False, colalign=align)
@@ -169,8 +188,8 @@ def comparison_html(cmp: pd.DataFrame, precision: int = 3) -> str:
     if cmp.empty:
         return "<p>No result matches a row of the reference tables.</p>\n"
     parts = []
-    for kind in dict.fromkeys(cmp["kind"]):
-        header, rows, ctx = _wide(cmp, kind, precision)
+    for kind, block in _blocks(cmp):
+        header, rows, ctx = _wide(block, kind, precision)
         parts.append(f"<table>\n<caption>{html.escape(ctx)} — cell: ours / paper (difference)</caption>\n<tr>")
         parts += [f"<th>{html.escape(h)}</th>" for h in header]
         parts.append("</tr>\n")

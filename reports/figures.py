@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gbench.core.records import metric_label
+from gbench.core.records import metric_label, scope_columns
 from reports.tables import arrow, display_name, pivot
 
 __all__ = ["sample_grid", "metric_bars", "pq_vs_synthetic", "synthetic_count"]
@@ -180,6 +180,9 @@ def pq_vs_synthetic(records: pd.DataFrame, path: str | Path, metric: str = "pq",
     seg = records[(records["kind"] == "segmentation") & (records["metric"] == metric)]
     if seg.empty:
         raise ValueError(f"no segmentation records of metric {metric!r} to plot")
+    varying = [c for c in scope_columns(seg) if seg[c].nunique() > 1]
+    if varying:
+        raise ValueError(f"records vary in {', '.join(varying)}; plot one {varying[0]} at a time")
     profiles = list(dict.fromkeys(seg["profile"]))
     profile = profiles[0] if len(profiles) == 1 else None
     fig = _new_figure(size[0], size[1], dpi)

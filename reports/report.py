@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from gbench.core.records import save_records
+from gbench.core.records import save_records, scope_columns
 from reports import claims as _claims
 from reports import compare as _compare
 from reports import figures as _figures
@@ -56,6 +56,8 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
 
     if records.empty:
         raise ValueError("no records to report")
+    if reference:
+        _compare.load_reference(reference)  # unknown name or bad file: fail before writing anything
     out = Path(out)
     files: list[str] = []
 
@@ -118,14 +120,20 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         files.append(f"figures/{name}_bars.png")
         figures.append((f"{t.title()}: mean ± std over seeds", p))
     seg = records[(records["kind"] == "segmentation") & (records["metric"] == "pq")]
-    if not seg.empty and (seg["train_set"] != "R").any() and seg["profile"].nunique() == 1:
+    scope = [c for c in scope_columns(seg) if seg[c].nunique() > 1]
+    for key, sub in (seg.groupby(scope, sort=False) if scope else [((), seg)]):
+        if sub.empty or not (sub["train_set"] != "R").any():
+            continue
+        key = key if isinstance(key, tuple) else (key,)
+        slug = "".join("_" + "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in str(v)) for v in key)
+        rel = f"figures/pq_vs_synthetic{slug}.png"
         try:
-            p = _figures.pq_vs_synthetic(records, out / "figures" / "pq_vs_synthetic.png")
+            p = _figures.pq_vs_synthetic(sub, out / rel)
         except ValueError:
-            pass  # training sets without a synthetic count: no such figure
-        else:
-            files.append("figures/pq_vs_synthetic.png")
-            figures.append(("PQ versus the number of synthetic training images", p))
+            continue  # training sets without a synthetic count: no such figure
+        files.append(rel)
+        where = ", ".join(f"{c} {v}" for c, v in zip(scope, key))
+        figures.append(("PQ versus the number of synthetic training images" + (f" ({where})" if where else ""), p))
     for caption, p in figures:
         md_parts.append(f"![{caption}]({p.relative_to(out).as_posix()})\n")
 

@@ -67,6 +67,7 @@ __all__ = [
     "metric_label",
     "sort_metrics",
     "key_columns",
+    "scope_columns",
     "provenance_columns",
     "make_records",
     "records_from_dicts",
@@ -134,6 +135,12 @@ def key_columns(df: Any) -> list[str]:
     skip = set(VALUE_COLUMNS) | set(PROVENANCE_COLUMNS) | _META_COLUMNS
     extra = [c for c in df.columns if c not in KEY_COLUMNS and c not in skip]
     return [c for c in KEY_COLUMNS if c in df.columns] + extra
+
+
+def scope_columns(df: Any, exclude: Sequence[str] = ("kind", "model", "train_set", "seed")) -> list[str]:
+    """The key columns that set the *scope* of a comparison: every key but ``exclude``
+    (by default: dataset, profile, split and any extra key such as ``aggregation``)."""
+    return [c for c in key_columns(df) if c not in exclude]
 
 
 # ------------------------------------------------------------------------------------- building
