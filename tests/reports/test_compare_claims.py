@@ -10,7 +10,7 @@ from gbench.core.records import records_from_dicts
 from gbench.errors import DataError
 from reports.claims import check_claims, claims_markdown, sharp_gan_claims
 from reports.compare import compare, comparison_markdown, load_reference, reference_records
-from tests.reports.fixtures import QUALITY, SEGMENTATION, fixed_records, quality_rows, segmentation_rows
+from tests.reports.fixtures import QUALITY, fixed_records, quality_rows, segmentation_rows
 
 # Transcribed independently from /work/shared/papers/sharp-gan.md, Tables 1 and 2.
 TABLE1 = """GAN-Binary 0.577 0.735 0.178 0.306
