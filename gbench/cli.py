@@ -76,7 +76,9 @@ def main() -> None:
     from gbench.errors import DataError
 
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)  # typer.Exit(n) comes back as a return value when standalone_mode is off
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (DataError, ValueError, KeyError, FileNotFoundError) as exc:
