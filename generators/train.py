@@ -135,13 +135,14 @@ class SampleGrid(Callback):
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a training run left its files and what it did."""
+    """Where a training run left its files and what it did (``module``: the trained module)."""
 
     out: Path
     checkpoint: Path | None
     fit: FitResult
     run_json: Path | None
     samples: tuple[Path, ...]
+    module: Any = None
 
 
 def train_generator(
@@ -237,5 +238,5 @@ def train_generator(
             "loss_first_last": summary,
             "provenance": provenance(profile=prof.name, seed=seed),
         })
-    return TrainResult(out, result.checkpoint, result, run_json, tuple(grid.written))
+    return TrainResult(out, result.checkpoint, result, run_json, tuple(grid.written), module)
 

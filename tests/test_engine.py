@@ -1,8 +1,10 @@
 """The training loop: step-indexed data, exact resume, history, DDP on two CPU processes (gloo)."""
 from __future__ import annotations
 
+import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,14 @@ class TinyModule(nn.Module):
         loss.backward()
         opt.step()
         return {"mse": loss.item()}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _params(m: nn.Module) -> dict[str, torch.Tensor]:
@@ -172,14 +182,36 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    import dataclasses
+
+    import torch.distributed as dist
+
+    from gbench.profiles import SMOKE
+    from generators.train import train_generator
+    from tests.generators.test_train import TINY, tiles
+
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
-    m = TinyModule()
-    res = fit(m, StepLoader(NoisyPoints(10), 4, seed=2), max_steps=4, seed=2, out_dir=out, progress=False,
-              device="cpu")
-    torch.save({"params": _params(m), "history": res.history}, Path(out) / f"rank{rank}.pt")
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
+        m = TinyModule()
+        res = fit(m, StepLoader(NoisyPoints(10), 4, seed=2), max_steps=4, seed=2, out_dir=Path(out) / "tiny",
+                  progress=False, device="cpu")
+        # the GAN module through the training entry point: G and the (fake, real) D pair wrapped, D frozen
+        # for the G update (no gradient, so DDP must not wait for one)
+        gan = train_generator("sharp-gan", "tiles", Path(out) / "gan", profile=dataclasses.replace(SMOKE, batch_size=4),
+                              seed=0, steps=2, overrides={**TINY, "init_seed": rank}, progress=False,
+                              dataset=tiles(2), device="cpu")
+        torch.save({"params": _params(m), "history": res.history, "gan": _params(gan.module),
+                    "gan_history": gan.fit.history}, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _is_buffer(key: str) -> bool:
+    return key.endswith(("running_mean", "running_var", "num_batches_tracked"))
 
 
 @pytest.mark.slow
@@ -189,12 +221,22 @@ def test_ddp_two_cpu_processes_agree(tmp_path: Path) -> None:
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt")
     r1 = torch.load(tmp_path / "rank1.pt")
-    for k, v in r0["params"].items():
-        if k.endswith("running_mean") or k.endswith("running_var") or k.endswith("num_batches_tracked"):
-            continue  # buffers are broadcast from rank 0 at each forward, each rank keeps its last update
-        assert torch.equal(v, r1["params"][k]), k
+    # BatchNorm buffers are broadcast from rank 0 at each forward, each rank keeps its own last update
+    for part in ("params", "gan"):
+        keys = [k for k in r0[part] if not _is_buffer(k)]
+        assert keys
+        for k in keys:
+            assert torch.equal(r0[part][k], r1[part][k]), (part, k)
+    # the GAN did train (weights moved away from rank 0's initialisation)
+    import generators
+
+    init = generators.create("sharp-gan", image_size=64, ngf=8, ndf=8, init_seed=0).state_dict()
+    assert not torch.equal(init["G.encoder.0.weight"], r0["gan"]["G.encoder.0.weight"])
     # losses in the history are averaged over ranks, so both ranks log the same numbers
     assert [h["mse"] for h in r0["history"]] == [h["mse"] for h in r1["history"]]
-    ck = load_checkpoint(tmp_path / "checkpoints" / "last.pt")  # written by rank 0 only
+    assert [h["l1"] for h in r0["gan_history"]] == [h["l1"] for h in r1["gan_history"]]
+    ck = load_checkpoint(tmp_path / "tiny" / "checkpoints" / "last.pt")  # written by rank 0 only
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2 and ck["step"] == 4
     torch.testing.assert_close(ck["module"]["net.0.weight"], r0["params"]["net.0.weight"], rtol=0, atol=0)
+    assert (tmp_path / "gan" / "run.json").is_file()
+    assert json.loads((tmp_path / "gan" / "run.json").read_text())["world_size"] == 2
