@@ -20,10 +20,11 @@ D1: six convs, k 5          six convs k 5 s 2 p 2 (64 -> 32 -> 16 -> 8 -> 4 -> 2
                             ``w, 2w, 4w, 8w, 8w, 1``, LeakyReLU 0.2, ``critic_norm`` after
                             layers 2-5 (DCGAN leaves the first unnormalised); the score is
                             the mean of the last map. ``w = d1_width``.
-G2 encoders: 11 x four      eleven independent encoders (not weight-shared), each ``I0 ->
-down-sampling convs, k 6,   w -> 2w -> 4w -> 3`` at sides 32, 16, 8, 4 (``(in + 4 - 6) / 2 + 1
-s 2, p 2, BN + ReLU ->      = in / 2``), BN + ReLU after each; ``w = g2_width``,
-3x4x4                       ``latent_channels`` = 3 (the paper's 3x4x4).
+G2 encoders: 11 x four      eleven independent encoders (no shared weights; run as one
+down-sampling convs, k 6,   grouped network, groups = 11, for speed), each ``I0 ->
+s 2, p 2, BN + ReLU ->      w -> 2w -> 4w -> 3`` at sides 32, 16, 8, 4 (``(in + 4 - 6) / 2 + 1
+3x4x4                       = in / 2``), BN + ReLU after each; ``w = g2_width``,
+                            ``latent_channels`` = 3 (the paper's 3x4x4).
 stacked to 11x3x4x4         a volume ``(N, 3, 11, 4, 4)``: channels 3, depth 11 (focus), 4x4.
 3D ResNet, seven layers of  seven residual blocks ``x + BN(conv(LReLU(BN(conv(x)))))``, conv
 two 3x3x3 convs, pad 1,     3x3x3 pad 1, LeakyReLU 0.2. ``resnet_channels`` (default 3 = the
@@ -69,7 +70,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "MIGANConfig", "BaseGenerator", "BaseCritic", "FocusEncoder", "FocusDecoder", "ResNet3d",
+    "MIGANConfig", "BaseGenerator", "BaseCritic", "FocusEncoders", "FocusDecoders", "ResNet3d",
     "MultiFocusGenerator", "StackCritic", "MIGAN", "WGANGPModule", "gradient_penalty",
     "wasserstein_estimate", "stacks_to_tensor", "tensor_to_stacks", "images_to_tensor",
     "tensor_to_images", "config_for_profile", "PROFILE_WIDTHS", "parameter_count", "load_mi_gan", "save_mi_gan",
@@ -291,36 +292,62 @@ class BaseCritic(nn.Module):
 # ------------------------------------------------------------------------------------------- G2 / D2
 
 
-class FocusEncoder(nn.Module):
-    """One of G2's eleven encoders: ``I0 (N, 3, S, S)`` -> ``(N, latent, 4, 4)``."""
+class FocusEncoders(nn.Module):
+    """G2's eleven 2D encoders: ``I0 (N, 3, S, S)`` -> volume ``(N, latent, planes, 4, 4)``.
+
+    Encoder ``k`` (four convs k 6 s 2 p 2, BN + ReLU after each: ``3 -> w -> 2w -> 4w ->
+    latent``) produces plane ``k`` of the volume. The eleven encoders share no weights; they
+    run as one grouped network (``groups = planes``: group ``k`` of every layer is encoder
+    ``k``, and batch norm is per channel, hence per encoder), which is the same function as
+    eleven separate networks with 1/11 of the kernel launches.
+    """
 
     def __init__(self, cfg: MIGANConfig) -> None:
         super().__init__()
+        p = self.planes = cfg.planes
+        self.latent = cfg.latent_channels
         ws = _widths(cfg.g2_width, cfg.n_sampling - 1)[::-1] if cfg.n_sampling > 1 else []
         chans = [3, *ws, cfg.latent_channels]
         layers: list[nn.Module] = []
         for cin, cout in zip(chans[:-1], chans[1:]):
-            layers += _down(cin, cout)
+            layers += [nn.Conv2d(p * cin, p * cout, 6, 2, 2, groups=p, bias=False), nn.BatchNorm2d(p * cout),
+                       nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, image: Tensor) -> Tensor:
-        return self.net(image)
+    def forward(self, base: Tensor) -> Tensor:
+        n = base.shape[0]
+        y = self.net(base.repeat(1, self.planes, 1, 1))  # (N, P * latent, 4, 4), plane-major channels
+        return y.view(n, self.planes, self.latent, *y.shape[2:]).transpose(1, 2)
 
 
-class FocusDecoder(nn.Module):
-    """One of G2's eleven decoders: ``(N, latent, 4, 4)`` -> plane ``(N, 3, S, S)`` in [-1, 1]."""
+class FocusDecoders(nn.Module):
+    """G2's eleven 2D decoders: volume ``(N, latent, planes, 4, 4)`` -> stack ``(N, 3, planes, S, S)``.
+
+    Decoder ``k`` (four transposed convs k 6 s 2 p 2: ``latent -> 4w -> 2w -> w -> 3``, BN +
+    ReLU after each but the last, tanh) turns plane ``k`` of the volume into focus plane ``k``.
+    Grouped like :class:`FocusEncoders` (no weights shared between planes).
+    """
 
     def __init__(self, cfg: MIGANConfig) -> None:
         super().__init__()
+        p = self.planes = cfg.planes
+        self.latent = cfg.latent_channels
         ws = _widths(cfg.g2_width, cfg.n_sampling - 1) if cfg.n_sampling > 1 else []
         chans = [cfg.latent_channels, *ws, 3]
         layers: list[nn.Module] = []
         for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
-            layers += _up(cin, cout, last=i == len(chans) - 2)
+            last = i == len(chans) - 2
+            layers.append(nn.ConvTranspose2d(p * cin, p * cout, 6, 2, 2, groups=p, bias=last))
+            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(p * cout), nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, feature: Tensor) -> Tensor:
-        return self.net(feature)
+    def forward(self, volume: Tensor) -> Tensor:
+        n, c, p = volume.shape[:3]
+        if c != self.latent or p != self.planes:
+            raise ValueError(f"decoders expect a volume (N, {self.latent}, {self.planes}, h, w), got {tuple(volume.shape)}")
+        x = volume.transpose(1, 2).reshape(n, p * c, *volume.shape[3:])
+        y = self.net(x)
+        return y.view(n, p, 3, *y.shape[2:]).transpose(1, 2)
 
 
 class _ResBlock3d(nn.Module):
@@ -355,17 +382,17 @@ class MultiFocusGenerator(nn.Module):
     def __init__(self, cfg: MIGANConfig) -> None:
         super().__init__()
         self.planes = cfg.planes
-        self.encoders = nn.ModuleList([FocusEncoder(cfg) for _ in range(cfg.planes)])
+        self.encoders = FocusEncoders(cfg)
         self.resnet = ResNet3d(cfg)
-        self.decoders = nn.ModuleList([FocusDecoder(cfg) for _ in range(cfg.planes)])
+        self.decoders = FocusDecoders(cfg)
 
     def encode(self, base: Tensor) -> Tensor:
         """The eleven encodings stacked as a volume ``(N, latent, planes, 4, 4)``."""
-        return torch.stack([enc(base) for enc in self.encoders], dim=2)
+        return self.encoders(base)
 
     def decode(self, volume: Tensor) -> Tensor:
         """Split a volume into planes and decode each: ``(N, 3, planes, S, S)``."""
-        return torch.stack([dec(volume[:, :, k]) for k, dec in enumerate(self.decoders)], dim=2)
+        return self.decoders(volume)
 
     def forward(self, base: Tensor) -> Tensor:
         return self.decode(self.resnet(self.encode(base)))

@@ -185,7 +185,7 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
     if builtin:
         n = n_train if n_train is not None else prof.migan_train
         if split == "test":
-            n = max(1, n // 4)
+            n = max(2, n // 4)
         opts.update(n=n, seed=seed)
     elif n_train is not None:
         raise ValueError("--n-train applies only to the built-in synthetic-cells")

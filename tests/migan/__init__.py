@@ -1,0 +1,1 @@
+"""MI-GAN: multi-focus data, models, training, transfer and evaluation."""
