@@ -109,3 +109,19 @@ def test_config_round_trip() -> None:
     again = generators.create("sharp-gan", **m.config_dict())
     assert again.config == m.config and isinstance(again.config.adam_betas, tuple)
     assert Pix2PixConfig().lr == 1e-4 and Pix2PixConfig().lambda_l1 == 100.0
+
+
+def test_template_is_a_working_generator(tmp_path) -> None:  # noqa: ANN001
+    """The how-to template trains and synthesizes once registered (in a throw-away registry entry)."""
+    import generators
+    from generators.train import train_generator
+    from tests.generators.test_train import tiles
+
+    generators.GENERATORS._items["template-test"] = "generators.template:template"
+    try:
+        res = train_generator("template-test", "tiles", tmp_path, profile="smoke", seed=0, steps=2, progress=False,
+                              dataset=tiles(2))
+        m = generators.load(res.checkpoint, "template-test")
+        assert m.generate(torch.rand(1, 1, 64, 64)).shape == (1, 3, 64, 64)
+    finally:
+        del generators.GENERATORS._items["template-test"]
