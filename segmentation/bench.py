@@ -1,0 +1,304 @@
+"""The Sharp-GAN Table 2 protocol: one cell (arch x training set x seed) and the grid over them.
+
+A cell trains a segmenter on a training set (``R``, ``S3k``, ``R+S3k``, ...), scores the real
+test split of ``data`` (whole tiles, mirror padded to a multiple of 32) with DQ, SQ, PQ, AJI and
+AJI+, and writes into its folder ``<out>/<arch>/<train set>/<target>/seed<k>/``:
+
+* ``result.json``: everything about the cell (config, sizes, post-processing parameters,
+  per-image-mean *and* pooled aggregates, validation history, times, provenance, metric
+  conventions);
+* ``per_image.csv``: scores and statistics of every test tile;
+* ``records.csv``: tidy records (``gbench.core.records``; extra keys ``target`` and
+  ``aggregation`` = ``mean`` | ``pooled``);
+* ``checkpoints/best.pt`` (the weights scored), ``history.csv``.
+
+and appends one row (:data:`RESULT_COLUMNS`) to ``<out>/results.csv`` under a file lock, written
+atomically, and upserts its tidy records into ``<out>/records.csv``. With ``resume`` a cell
+whose ``result.json`` exists is read back instead of re-run, and an interrupted one continues
+from its checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from gbench.data.types import Dataset
+from gbench.profiles import Profile, get_profile
+from segmentation.sets import DEFAULT_SYNTHETIC_DIR, PAPER_SETS, TrainSetSpec, parse_train_spec, resolve_part
+
+__all__ = ["RESULT_COLUMNS", "METRICS", "EVAL_MODE", "resolve_training_set", "run_cell", "run_grid",
+           "append_results", "cell_dir", "table_frame", "ARCH_ORDER"]
+
+#: Metrics in the table (Sharp-GAN Table 2 columns).
+METRICS: tuple[str, ...] = ("dq", "sq", "pq", "aji")
+#: How the test split is scored.
+EVAL_MODE = "whole tiles, mirror padded to a multiple of 32, one forward pass each"
+ARCH_ORDER: tuple[str, ...] = ("segnet", "unet")
+_SCORES = ("dq", "sq", "pq", "aji", "aji_plus")
+
+#: Columns of ``results.csv`` (one row per cell). ``*_mean``: mean of per-image scores;
+#: ``*_pooled``: from statistics summed over the test tiles.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "run_dir", "arch", "model", "train_set", "train_label", "n_real", "n_synthetic", "n_train", "n_val",
+    "profile", "seed", "target", "postprocess", "dataset", "split", "n_test", "eval_mode",
+    "image_size", "batch_size", "lr", "steps_planned", "steps_done", "best_step", "stopped_early",
+    *(f"{m}_mean" for m in _SCORES), *(f"{m}_pooled" for m in _SCORES),
+    "train_time_s", "eval_time_s", "device", "gbench_version", "torch_version", "smp_version",
+    "git_revision", "date",
+)
+
+
+def cell_dir(out: str | Path, arch: str, spec: TrainSetSpec, target: str, seed: int) -> Path:
+    """Folder of one cell."""
+    return Path(out) / arch / spec.slug() / target / f"seed{seed}"
+
+
+def resolve_training_set(spec: TrainSetSpec, data: str, profile: Profile, seed: int,
+                         synthetic_dir: str | Path | None = None) -> tuple[list[tuple[Dataset, list[int]]], list[dict[str, Any]]]:
+    """The images of every part of ``spec``: (dataset, indices) pairs and a description per part."""
+    from gbench.runner import resolve_dataset
+
+    parts: list[tuple[Dataset, list[int]]] = []
+    info: list[dict[str, Any]] = []
+    for p in spec.parts:
+        if p.kind == "real":
+            ds = resolve_dataset(data, "train", profile, seed)
+            parts.append((ds, list(range(len(ds)))))
+            info.append({"part": "R", "kind": "real", "source": f"{ds.name} [train]", "images": len(ds)})
+        else:
+            r = resolve_part(p, profile, synthetic_dir)
+            parts.append((r.dataset, list(r.indices)))
+            info.append({"part": p.token, "kind": "synthetic", "source": r.source, "images": r.size,
+                         "paper_count": p.count})
+    return parts, info
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def append_results(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """Append rows to a results CSV: read, append, write atomically, under an exclusive lock.
+
+    Raises:
+        DataError: an existing file whose header is not :data:`RESULT_COLUMNS`.
+    """
+    import pandas as pd
+
+    from gbench.errors import DataError
+    from gbench.fileio import write_text
+
+    path = Path(path)
+    new = pd.DataFrame([{c: r.get(c, "") for c in RESULT_COLUMNS} for r in rows], columns=list(RESULT_COLUMNS))
+    with _locked(path):
+        if path.is_file() and path.stat().st_size > 0:
+            old = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if tuple(old.columns) != RESULT_COLUMNS:
+                raise DataError(path, "is not a gbench segment results file (unexpected columns); use another --out")
+            text = path.read_text(encoding="utf-8")
+            if not text.endswith("\n"):
+                text += "\n"
+            text += new.to_csv(index=False, header=False)
+        else:
+            text = new.to_csv(index=False)
+        write_text(path, text)
+    return path
+
+
+def _upsert_records(path: Path, records: Any) -> None:
+    import pandas as pd
+
+    from gbench.core.records import key_columns, load_records, save_records
+
+    with _locked(path):
+        if path.is_file():
+            old = load_records(path)
+            keys = key_columns(records) + ["metric"]
+            if set(keys) <= set(old.columns):
+                merged = old.merge(records[keys].drop_duplicates(), on=keys, how="left", indicator=True)
+                old = old[(merged["_merge"] == "left_only").to_numpy()]
+            records = pd.concat([old, records], ignore_index=True)
+        save_records(records, path)
+
+
+def run_cell(*, arch: str, train: str, data: str, profile: str | Profile, seed: int, out: str | Path,
+             target: str = "binary", synthetic_dir: str | Path | None = None, resume: bool = False,
+             progress: bool = True, device: str | None = None, overrides: dict[str, Any] | None = None,
+             write_summary: bool = True) -> dict[str, Any]:
+    """Train and score one cell; returns its ``results.csv`` row (also stored in ``result.json``).
+
+    Args:
+        arch: ``unet`` or ``segnet`` (any registered segmenter).
+        train: training-set spec (``R``, ``S3k``, ``R+S10k``, ...).
+        data: the real dataset (name or folder): its train split is ``R``, its test split is scored.
+        profile: profile name or object (crop, batch, lr, schedule, synthetic counts, model sizes).
+        seed: seed of the cell.
+        out: grid folder (``results.csv`` and ``records.csv`` live here).
+        target: ``binary`` | ``contour`` | ``distance``.
+        synthetic_dir: where synthetic sets are found (default ``runs/synth``).
+        resume: reuse a finished cell, continue an interrupted one.
+        progress: progress bars.
+        device: None picks CUDA when available.
+        overrides: :class:`segmentation.train.SegmentConfig` fields to replace.
+        write_summary: append to ``results.csv`` / ``records.csv`` of ``out``.
+    """
+    import pandas as pd
+
+    from gbench.core.records import make_records, save_records
+    from gbench.fileio import write_json, write_text
+    from gbench.metrics.instance import CONVENTIONS
+    from gbench.provenance import provenance
+    from gbench.runner import resolve_dataset
+    from segmentation.train import config_from_profile, evaluate, train_segmenter
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    spec = parse_train_spec(train)
+    cfg = config_from_profile(prof, arch, target, **dict(overrides or {}))
+    folder = cell_dir(out, arch, spec, target, seed)
+    result_path = folder / "result.json"
+    if resume and result_path.is_file():
+        return dict(json.loads(result_path.read_text())["row"])
+
+    parts, part_info = resolve_training_set(spec, data, prof, seed, synthetic_dir)
+    test = resolve_dataset(data, "test", prof, seed)
+    label = spec.label(prof)
+    outcome = train_segmenter(cfg, parts, seed=seed, out_dir=folder, resume=resume, progress=progress,
+                              device=device, description=f"{arch} {label} seed {seed}")
+    t0 = time.perf_counter()
+    scores = evaluate(outcome.module, test, cfg.postprocess, progress=progress)
+    eval_time = time.perf_counter() - t0
+
+    prov = provenance(profile=prof.name, seed=seed, segmenter=arch, train_set=spec.text)
+    versions = prov["versions"]
+    post = cfg.postprocess.params(target)
+    n_real = sum(p["images"] for p in part_info if p["kind"] == "real")
+    row: dict[str, Any] = {
+        "run_dir": str(folder), "arch": arch, "model": json.dumps(cfg.model_options, sort_keys=True),
+        "train_set": spec.text, "train_label": label, "n_real": n_real,
+        "n_synthetic": sum(p["images"] for p in part_info if p["kind"] == "synthetic"),
+        "n_train": outcome.n_train, "n_val": outcome.n_val, "profile": prof.name, "seed": seed, "target": target,
+        "postprocess": json.dumps(post, sort_keys=True), "dataset": test.name, "split": "test", "n_test": len(test),
+        "eval_mode": EVAL_MODE, "image_size": cfg.image_size, "batch_size": cfg.batch_size, "lr": cfg.lr,
+        "steps_planned": outcome.steps_planned, "steps_done": outcome.steps_done,
+        "best_step": "" if outcome.best_step is None else outcome.best_step, "stopped_early": outcome.stopped_early,
+        **{f"{m}_mean": scores["mean"][m] for m in _SCORES}, **{f"{m}_pooled": scores["pooled"][m] for m in _SCORES},
+        "train_time_s": round(outcome.train_time_s, 3), "eval_time_s": round(eval_time, 3), "device": outcome.device,
+        "gbench_version": versions.get("gbench", ""), "torch_version": versions.get("torch", ""),
+        "smp_version": versions.get("segmentation-models-pytorch", ""), "git_revision": prov["git_revision"],
+        "date": prov["date"],
+    }
+    record = {
+        "row": row, "config": cfg.to_dict(), "train_parts": part_info, "postprocess": post,
+        "test": {"dataset": test.name, "split": "test", "images": len(test), "eval_mode": EVAL_MODE},
+        "metrics": {"mean": scores["mean"], "pooled": scores["pooled"],
+                    "note": "mean: average of per-image scores; pooled: scores from statistics summed over tiles"},
+        "training": {"steps_planned": outcome.steps_planned, "steps_done": outcome.steps_done,
+                     "best_step": outcome.best_step, "stopped_early": outcome.stopped_early,
+                     "monitor": cfg.monitor, "validations": outcome.validations, "val_images": outcome.n_val,
+                     "val_crops": outcome.n_val_crops, "time_s": outcome.train_time_s},
+        "conventions": CONVENTIONS, "provenance": prov,
+    }
+    per_image = pd.DataFrame(scores["per_image"])
+    write_text(folder / "per_image.csv", per_image.to_csv(index=False))
+    recs = pd.concat([
+        make_records("segmentation", arch, {m: scores[agg][m] for m in _SCORES}, train_set=spec.text,
+                     profile=prof.name, seed=seed, dataset=test.name, split="test", n=len(test), provenance=prov,
+                     conventions=CONVENTIONS, target=target, aggregation=agg)
+        for agg in ("mean", "pooled")], ignore_index=True)
+    save_records(recs, folder / "records.csv")
+    write_json(result_path, record)
+    if write_summary:
+        append_results(Path(out) / "results.csv", [row])
+        _upsert_records(Path(out) / "records.csv", recs)
+    return row
+
+
+def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int], data: str,
+             profile: str | Profile, out: str | Path, target: str = "binary",
+             synthetic_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+             device: str | None = None, overrides: dict[str, Any] | None = None,
+             on_cell: Any = None) -> list[dict[str, Any]]:
+    """Run every cell of archs x training sets x seeds (seed outermost); returns the rows.
+
+    Every spec is parsed and every synthetic folder located before the first cell trains, so a
+    typo fails at once.
+    """
+    import segmentation
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    for a in archs:
+        segmentation.SEGMENTERS.get(a)
+    specs = [parse_train_spec(t) for t in trains]
+    for s in specs:
+        for p in s.synthetic:
+            resolve_part(p, prof, synthetic_dir)
+    rows = []
+    for seed in seeds:
+        for a in archs:
+            for s in specs:
+                row = run_cell(arch=a, train=s.text, data=data, profile=prof, seed=seed, out=out, target=target,
+                               synthetic_dir=synthetic_dir, resume=resume, progress=progress, device=device,
+                               overrides=overrides)
+                rows.append(row)
+                if on_cell is not None:
+                    on_cell(row)
+    return rows
+
+
+def _order_key(arch: str, train: str) -> tuple[int, str, int, str]:
+    a = ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER)
+    t = PAPER_SETS.index(train) if train in PAPER_SETS else len(PAPER_SETS)
+    return (a, arch, t, train)
+
+
+def table_frame(rows: Sequence[dict[str, Any]], reference: Any = None, aggregation: str = "mean") -> Any:
+    """The Table 2 layout: one row per (arch, training set), DQ, SQ, PQ, AJI over seeds.
+
+    Args:
+        rows: ``results.csv`` rows (dicts) of one profile, dataset and target.
+        reference: the paper's values as a DataFrame with ``model, train_set, metric, value``
+            (``reports/reference/sharp_gan_table2.csv``), or None.
+        aggregation: ``mean`` (per-image mean) or ``pooled``.
+
+    Returns:
+        DataFrame with columns ``arch, train_set, train_label, seeds`` and, per metric,
+        ``<m>`` (mean over seeds), ``<m>_std`` (sample std, NaN for one seed) and
+        ``<m>_paper`` (NaN when the paper has no such cell).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if aggregation not in ("mean", "pooled"):
+        raise ValueError(f"aggregation must be 'mean' or 'pooled', got {aggregation!r}")
+    df = pd.DataFrame(list(rows))
+    if df.empty:
+        raise ValueError("no results to tabulate")
+    ref: dict[tuple[str, str, str], float] = {}
+    if reference is not None:
+        for r in reference.itertuples():
+            ref[(str(r.model), str(r.train_set), str(r.metric))] = float(r.value)
+    out = []
+    for (arch, train), g in df.groupby(["arch", "train_set"], sort=False):
+        entry: dict[str, Any] = {"arch": arch, "train_set": train, "train_label": g["train_label"].iloc[0],
+                                 "seeds": int(g["seed"].nunique())}
+        for m in METRICS:
+            vals = g[f"{m}_{aggregation}"].astype(float).to_numpy()
+            entry[m] = float(np.mean(vals))
+            entry[f"{m}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+            entry[f"{m}_paper"] = ref.get((arch, train, m), math.nan)
+        out.append(entry)
+    out.sort(key=lambda e: _order_key(e["arch"], e["train_set"]))
+    return pd.DataFrame(out)

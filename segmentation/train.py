@@ -1,0 +1,437 @@
+"""Train one segmenter on one training set and score it on a real test split.
+
+The one training loop is :func:`gbench.engine.fit`. Early stopping is done here between calls
+of ``fit``: training runs in chunks of ``val_every`` steps, each call resuming from the
+previous chunk's checkpoint (``fit``'s exact resume), and after each chunk the model is scored
+on a validation split carved from the training set. The best weights (by the monitored value)
+are kept in ``best.pt``; training stops after ``patience`` validations without improvement;
+the test split is scored with the best weights.
+
+Data. Training items are random ``image_size`` crops (tiles smaller than that are mirror
+padded) with one of the 8 flips/90-degree rotations, drawn from
+``np.random.default_rng([seed, epoch, index])`` by :class:`gbench.engine.StepLoader`; every
+training image is equally likely whatever its size. The validation split takes
+``val_fraction`` of every part of the training set (at least one image of a part with two or
+more), chosen by a permutation seeded with ``(seed, part index)``; validation items are the
+grid crops of those images (at most ``max_val_crops``). Test tiles are scored whole: each is
+mirror padded to a multiple of 32 on each side, predicted in one pass and cropped back, then
+post-processed and compared with its full instance map.
+
+Images enter the network as float in [0, 1] scaled to [-1, 1].
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from gbench.data.patches import augment, grid_crops, random_crop
+from gbench.data.types import Dataset
+from segmentation.postprocess import PostprocessConfig, postprocess
+from segmentation.targets import Target, get_target
+
+__all__ = ["SegmentConfig", "ARCH_DEFAULTS", "SegmenterModule", "TrainItems", "CropItems", "split_train_val",
+           "predict_maps", "predict_instances", "evaluate", "train_segmenter", "TrainOutcome", "config_from_profile"]
+
+#: Default number of validations per run (``val_every`` = max(one epoch, steps / VAL_TIMES)).
+VAL_TIMES = 20
+
+#: Per-profile model options (CPU profiles use smaller networks; ``paper`` the full ones).
+ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {"unet": {"encoder": "resnet18"}, "segnet": {"width": 0.125}},
+    "demo": {"unet": {"encoder": "resnet18"}, "segnet": {"width": 0.25}},
+    "paper": {"unet": {"encoder": "resnet34"}, "segnet": {"width": 1.0}},
+}
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """How one segmenter is trained and scored.
+
+    Attributes:
+        arch: registered segmenter (``unet``, ``segnet``).
+        model: options passed to ``segmentation.create`` as ((name, value), ...).
+        target: ``binary`` (the paper's), ``contour`` or ``distance``.
+        image_size: training crop side (multiple of 32).
+        batch_size: training batch size.
+        lr: Adam learning rate (betas 0.9, 0.999).
+        epochs: epochs over the training images when ``max_steps`` is None.
+        max_steps: optimiser steps (overrides ``epochs``).
+        val_fraction: share of every training part held out for validation (0 disables
+            validation and early stopping).
+        val_every: steps between validations (None: one epoch, but at most ``VAL_TIMES``
+            validations per run).
+        patience: validations without improvement before stopping (0: never stop early; the
+            last weights are then used when there is no validation split).
+        monitor: ``loss`` (validation loss, lower is better) or ``pq`` (validation PQ, pooled).
+        max_val_crops: cap on validation crops.
+        postprocess: instance post-processing parameters.
+        checkpoint_every: steps between checkpoints inside a chunk.
+    """
+
+    arch: str = "unet"
+    model: tuple[tuple[str, Any], ...] = ()
+    target: Literal["binary", "contour", "distance"] = "binary"
+    image_size: int = 256
+    batch_size: int = 16
+    lr: float = 1e-4
+    epochs: int = 500
+    max_steps: int | None = None
+    val_fraction: float = 0.1
+    val_every: int | None = None
+    patience: int = 5
+    monitor: Literal["loss", "pq"] = "loss"
+    max_val_crops: int = 32
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        get_target(self.target)
+        if self.image_size <= 0 or self.image_size % 32:
+            raise ValueError(f"image_size must be a positive multiple of 32, got {self.image_size}")
+        if self.batch_size <= 0 or self.epochs <= 0 or self.lr <= 0:
+            raise ValueError("batch_size, epochs and lr must be positive")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ValueError(f"max_steps must be positive, got {self.max_steps}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.val_every is not None and self.val_every <= 0:
+            raise ValueError(f"val_every must be positive, got {self.val_every}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0, got {self.patience}")
+        if self.monitor not in ("loss", "pq"):
+            raise ValueError(f"monitor must be 'loss' or 'pq', got {self.monitor!r}")
+        if self.max_val_crops <= 0 or self.checkpoint_every <= 0:
+            raise ValueError("max_val_crops and checkpoint_every must be positive")
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        return dict(self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model_options
+        return d
+
+
+def config_from_profile(profile: Any, arch: str, target: str = "binary", **overrides: Any) -> SegmentConfig:
+    """A :class:`SegmentConfig` with the profile's crop, batch, lr, schedule and model defaults.
+
+    ``overrides`` replace fields (``model`` as a dict is merged into the profile's options).
+    """
+    from gbench.engine import replace_config
+
+    model = dict(ARCH_DEFAULTS.get(profile.name, ARCH_DEFAULTS["paper"]).get(arch, {}))
+    model.update(overrides.pop("model", None) or {})
+    cfg = SegmentConfig(arch=arch, model=tuple(sorted(model.items())), target=target,  # type: ignore[arg-type]
+                        image_size=profile.image_size, batch_size=profile.batch_size, lr=profile.lr,
+                        epochs=profile.epochs, max_steps=profile.max_steps)
+    return replace_config(cfg, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
+
+
+class TrainItems:
+    """Random augmented crops: ``get(index, rng) -> {"image", "target"}`` for ``StepLoader``.
+
+    Args:
+        sources: (dataset, sample index) of every training image.
+        size: crop side.
+        target: the training target (encodes the instance map).
+    """
+
+    def __init__(self, sources: Sequence[tuple[Dataset, int]], size: int, target: Target) -> None:
+        if not sources:
+            raise ValueError("the training set is empty")
+        self.sources = list(sources)
+        self.size = size
+        self.target = target
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def get(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        ds, k = self.sources[index]
+        s = ds[k]
+        img, inst = random_crop(s.image, s.instances, self.size, rng)
+        img, inst = augment(img, inst, rng)
+        return {"image": _to_tensor(img), "target": torch.from_numpy(self.target.encode(inst))}
+
+
+class CropItems:
+    """Fixed grid crops of a few images (validation): list-like of dicts with the instances."""
+
+    def __init__(self, sources: Sequence[tuple[Dataset, int]], size: int, target: Target, max_crops: int) -> None:
+        self.items: list[dict[str, Any]] = []
+        for ds, k in sources:
+            s = ds[k]
+            for img, inst, _ in grid_crops(s.image, s.instances, size):
+                self.items.append({"image": _to_tensor(img), "target": torch.from_numpy(target.encode(inst)),
+                                   "instances": inst})
+                if len(self.items) >= max_crops:
+                    return
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def split_train_val(parts: Sequence[tuple[Dataset, Sequence[int]]], val_fraction: float,
+                    seed: int) -> tuple[list[tuple[Dataset, int]], list[tuple[Dataset, int]]]:
+    """Carve a validation split from every part of a training set, deterministically.
+
+    Part ``j`` is permuted by ``np.random.default_rng([seed, 7919, j])``; its first
+    ``round(val_fraction * n)`` images (at least 1 when ``val_fraction`` > 0 and n >= 2, at most
+    n - 1) go to validation.
+
+    Returns:
+        (train sources, validation sources) as (dataset, sample index) pairs.
+    """
+    train: list[tuple[Dataset, int]] = []
+    val: list[tuple[Dataset, int]] = []
+    for j, (ds, idx) in enumerate(parts):
+        idx = list(idx)
+        n = len(idx)
+        n_val = 0
+        if val_fraction > 0 and n >= 2:
+            n_val = min(n - 1, max(1, round(val_fraction * n)))
+        perm = np.random.default_rng([seed, 7919, j]).permutation(n)
+        chosen = set(perm[:n_val].tolist())
+        for pos, k in enumerate(idx):
+            (val if pos in chosen else train).append((ds, k))
+    return train, val
+
+
+# ---------------------------------------------------------------------------------------------
+# Module
+
+
+class SegmenterModule(nn.Module):
+    """A segmentation network with its target, loss and Adam optimiser, for ``engine.fit``.
+
+    Args:
+        net: the network (N, 3, H, W) -> (N, target.channels, H, W) logits.
+        target: the training target.
+        lr: Adam learning rate.
+    """
+
+    def __init__(self, net: nn.Module, target: Target, lr: float) -> None:
+        super().__init__()
+        self.net = net
+        self.target = target
+        self.__dict__["_run"] = net  # the network forward uses (a DDP wrapper under DDP); not a submodule
+        self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=lr, betas=(0.9, 0.999))}
+
+    def wrap_ddp(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        self.__dict__["_run"] = wrap(self.net)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits of images (N, 3, H, W) in [0, 1]."""
+        return self._run(image * 2.0 - 1.0)
+
+    def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        opt = self.optimizers["adam"]
+        opt.zero_grad(set_to_none=True)
+        loss = self.target.loss(self(batch["image"]), batch["target"])
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach())}
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction and scoring
+
+
+@torch.no_grad()
+def predict_maps(module: SegmenterModule, image: np.ndarray, multiple: int = 32) -> np.ndarray:
+    """Output maps (C, H, W) of one whole tile, mirror padded to a multiple of ``multiple``."""
+    h, w = image.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    img = image
+    if ph or pw:
+        img = np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode="symmetric")
+    dev = next(module.parameters()).device
+    module.eval()
+    maps = module.target.maps(module(_to_tensor(img)[None].to(dev)))[0].float().cpu().numpy()
+    return maps[:, ph // 2: ph // 2 + h, pw // 2: pw // 2 + w]
+
+
+def predict_instances(module: SegmenterModule, image: np.ndarray, post: PostprocessConfig) -> np.ndarray:
+    """Instance map (H, W) int32 of one tile."""
+    return postprocess(module.target.name, predict_maps(module, image), post)
+
+
+def evaluate(module: SegmenterModule, dataset: Dataset, post: PostprocessConfig,
+             progress: bool = False) -> dict[str, Any]:
+    """Score a model on every tile of ``dataset`` with DQ, SQ, PQ, AJI (and AJI+).
+
+    Returns:
+        ``{"per_image": [{"name", dq, sq, pq, aji, aji_plus, tp, fp, fn, ...}, ...],
+        "mean": aggregate(mode="mean"), "pooled": aggregate(mode="pooled")}``.
+    """
+    from gbench.metrics.instance import aggregate, instance_metrics
+
+    rows: list[dict[str, Any]] = []
+    it = range(len(dataset))
+    if progress:
+        from rich.progress import track
+
+        it = track(it, description=f"score {dataset.name}", transient=True)
+    for i in it:
+        s = dataset[i]
+        pred = predict_instances(module, s.image, post)
+        rows.append({"name": s.name, **instance_metrics(s.instances, pred)})
+    if not rows:
+        raise ValueError(f"test split of {dataset.name} is empty")
+    return {"per_image": rows, "mean": aggregate(rows, mode="mean"), "pooled": aggregate(rows, mode="pooled")}
+
+
+@torch.no_grad()
+def _validate(module: SegmenterModule, val: CropItems, post: PostprocessConfig, batch_size: int) -> dict[str, float]:
+    from gbench.metrics.instance import aggregate, instance_metrics
+
+    dev = next(module.parameters()).device
+    module.eval()
+    losses, stats = [], []
+    for start in range(0, len(val), batch_size):
+        chunk = val.items[start:start + batch_size]
+        image = torch.stack([c["image"] for c in chunk]).to(dev)
+        target = torch.stack([c["target"] for c in chunk]).to(dev)
+        logits = module(image)
+        losses.append(float(module.target.loss(logits, target)) * len(chunk))
+        maps = module.target.maps(logits).float().cpu().numpy()
+        for m, c in zip(maps, chunk):
+            stats.append(instance_metrics(c["instances"], postprocess(module.target.name, m, post)))
+    module.train()
+    pooled = aggregate(stats, mode="pooled")
+    return {"val_loss": sum(losses) / len(val), "val_pq": pooled["pq"], "val_aji": pooled["aji"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train_segmenter` did (the module holds the selected weights)."""
+
+    module: SegmenterModule
+    steps_planned: int
+    steps_done: int
+    best_step: int | None
+    stopped_early: bool
+    validations: list[dict[str, float]]
+    n_train: int
+    n_val: int
+    n_val_crops: int
+    train_time_s: float
+    device: str
+
+
+def _save_weights(path: Path, module: SegmenterModule, step: int) -> None:
+    from gbench.engine import save_checkpoint
+
+    save_checkpoint(path, {"step": step, "module": {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}})
+
+
+def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequence[int]]], *, seed: int,
+                    out_dir: str | Path, resume: bool = False, progress: bool = True,
+                    device: str | torch.device | None = None, description: str = "train") -> TrainOutcome:
+    """Train ``config.arch`` on the images of ``parts`` with early stopping.
+
+    Args:
+        config: the run's :class:`SegmentConfig`.
+        parts: the training set, one (dataset, sample indices) per part (``R``, ``S3k``, ...).
+        seed: seeds the weights (``fit`` seeds torch), the batch stream and the validation carve.
+        out_dir: checkpoints (``checkpoints/last.pt``, ``best.pt``), ``history.csv`` and
+            ``validation.json`` go here.
+        resume: continue an interrupted run from ``out_dir``.
+        progress: progress bars.
+        device: None picks CUDA when available.
+        description: progress-bar label.
+
+    Returns:
+        A :class:`TrainOutcome` whose module holds the best validated weights (or the last ones
+        without validation).
+    """
+    import segmentation
+    from gbench.engine import StepLoader, fit, load_checkpoint
+    from gbench.fileio import write_json
+
+    out = Path(out_dir)
+    target = get_target(config.target)
+    train_src, val_src = split_train_val(parts, config.val_fraction, seed)
+    if not train_src:
+        raise ValueError("no training images left after carving the validation split")
+    items = TrainItems(train_src, config.image_size, target)
+    loader = StepLoader(items, config.batch_size, seed)
+    steps = config.max_steps if config.max_steps is not None else loader.steps_for_epochs(config.epochs)
+    val = CropItems(val_src, config.image_size, target, config.max_val_crops) if val_src else None
+    every = config.val_every or max(math.ceil(len(items) / config.batch_size), math.ceil(steps / VAL_TIMES))
+    if val is None:
+        every = steps
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # weight initialisation (fit re-seeds for the loop itself)
+        net = segmentation.create(config.arch, **{**config.model_options, "classes": target.channels})
+    module = SegmenterModule(net, target, config.lr)
+
+    state_path = out / "validation.json"
+    best_path = out / "checkpoints" / "best.pt"
+    validations: list[dict[str, float]] = []
+    best: float | None = None
+    best_step: int | None = None
+    bad = 0
+    stopped = False
+    if resume and state_path.is_file():
+        st = json.loads(state_path.read_text())
+        validations, best, best_step, bad, stopped = (st["validations"], st["best"], st["best_step"], st["bad"],
+                                                      st["stopped"])
+    if not resume:
+        (out / "checkpoints" / "last.pt").unlink(missing_ok=True)
+    sign = 1.0 if config.monitor == "loss" else -1.0
+    key = "val_loss" if config.monitor == "loss" else "val_pq"
+    t0 = time.perf_counter()
+    done = validations[-1]["step"] if validations else 0
+    meta = {"config": config.to_dict(), "seed": seed}
+    dev_name = "cpu"
+    while done < steps and not stopped:
+        upto = min(steps, (int(done) // every + 1) * every)
+        res = fit(module, loader, max_steps=upto, seed=seed, out_dir=out, checkpoint_every=config.checkpoint_every,
+                  resume=done > 0 or resume, progress=progress, device=device, meta=meta,
+                  description=f"{description} {upto}/{steps}")
+        dev_name = res.device
+        done = upto
+        if val is None:
+            continue
+        v = {"step": done, **_validate(module, val, config.postprocess, config.batch_size)}
+        validations.append(v)
+        if best is None or sign * v[key] < sign * best:
+            best, best_step, bad = v[key], done, 0
+            _save_weights(best_path, module, done)
+        else:
+            bad += 1
+            if config.patience and bad >= config.patience and done < steps:
+                stopped = True
+        write_json(state_path, {"validations": validations, "best": best, "best_step": best_step, "bad": bad,
+                                "stopped": stopped, "monitor": config.monitor})
+    if val is not None and best_path.is_file():
+        module.net.load_state_dict(load_checkpoint(best_path)["module"])
+    return TrainOutcome(module=module, steps_planned=steps, steps_done=int(done), best_step=best_step,
+                        stopped_early=stopped, validations=validations, n_train=len(train_src), n_val=len(val_src),
+                        n_val_crops=0 if val is None else len(val), train_time_s=time.perf_counter() - t0,
+                        device=dev_name)
