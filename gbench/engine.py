@@ -485,6 +485,7 @@ def fit(
         max_steps: total number of optimiser steps.
         seed: seeds torch's global generators (rank ``r`` of a DDP run uses ``seed + r``, so
             dropout differs between shards; DDP copies rank 0's initial weights to all ranks).
+            Deterministic algorithms are switched on for the run and restored afterwards.
         out_dir: where ``checkpoints/last.pt`` and ``history.csv`` go (rank 0 only); None keeps
             nothing on disk.
         checkpoint_every: steps between checkpoints (one is always written at the end).
@@ -516,6 +517,8 @@ def fit(
     dev = select_device(device, info.local_rank)
     created_group = _init_distributed(dev) if info.distributed else False
     callbacks = list(callbacks)
+    saved_flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                   torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
         seed_everything(seed + info.rank)
         module.to(dev)
@@ -620,6 +623,9 @@ def fit(
                 cb.on_fit_end(ctx, result)
         return result
     finally:
+        # the global determinism switches are put back as they were (the RNG state is not)
+        torch.use_deterministic_algorithms(saved_flags[0], warn_only=saved_flags[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved_flags[2], saved_flags[3]
         if created_group:
             import torch.distributed as dist
 
