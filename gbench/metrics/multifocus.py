@@ -8,9 +8,10 @@ Per-plane distribution distances (FID, KID)
     plane by plane (real plane ``k`` vs synthetic plane ``k``) and over all planes pooled.
 
     - ``random-conv`` (default, offline): a fixed, randomly initialised 3-layer conv net
-      (widths 32, 64, 128, kernel 3, stride 2, LeakyReLU 0.2, He-normal weights drawn from
+      (widths 16, 32, 64, kernel 3, stride 2, LeakyReLU 0.2, He-normal weights drawn from
       ``torch.Generator().manual_seed(seed)``), input resized to 64x64 and scaled to [-1, 1],
-      features = the spatial mean of each layer's activations (224 dimensions). It needs no
+      features = the spatial mean of each layer's activations (112 dimensions: few enough for
+      per-plane covariances of small cell sets, and ``sqrtm`` stays cheap). It needs no
       download and is deterministic, but its numbers are **not comparable with published FID /
       KID** (which use Inception-v3 pool3 features); every record says so in its ``note``.
     - ``inception-v3``: torchvision's Inception-v3 with weights from a file the user supplies
@@ -73,7 +74,7 @@ CONVENTIONS: dict[str, Any] = {
     "kid": "unbiased MMD^2, kernel (x.y/d + 1)^3, mean over random subsets",
     "focus": "variance of the 4-neighbour Laplacian of BT.601 luma in [0,1], valid region",
     "interplane_ssim": "SSIM (gbench.metrics.quality.ssim) of successive planes, data range 255",
-    "extractors": {"random-conv": "3 conv layers 32/64/128 k3 s2, He-normal from seed, mean-pooled, 224-d, 64x64 input",
+    "extractors": {"random-conv": "3 conv layers 16/32/64 k3 s2, He-normal from seed, mean-pooled, 112-d, 64x64 input",
                    "inception-v3": "torchvision inception_v3 pool 2048-d, 299x299 bilinear, ImageNet normalisation"},
 }
 
@@ -127,8 +128,8 @@ def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, su
     """KID (unbiased polynomial-kernel MMD^2): mean and standard deviation over subsets.
 
     Each subset draws ``min(subset_size, N)`` samples without replacement from each side
-    (``np.random.default_rng(seed)``). When both sets are no larger than ``subset_size``,
-    every subset is the whole set and a single evaluation is made (std 0).
+    (``np.random.default_rng(seed)``). When both sets are no larger than ``subset_size``, a
+    single evaluation on all samples is made (std 0).
     """
     x = np.asarray(real, dtype=np.float64)
     y = np.asarray(fake, dtype=np.float64)
@@ -138,9 +139,9 @@ def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, su
         raise ValueError(f"KID needs at least 2 samples per side, got {len(x)} and {len(y)}")
     if subsets <= 0 or subset_size < 2:
         raise ValueError("KID needs subsets >= 1 and subset_size >= 2")
-    m = min(subset_size, len(x), len(y))
-    if m >= len(x) and m >= len(y):
+    if subset_size >= len(x) and subset_size >= len(y):
         return _mmd2_unbiased(x, y), 0.0
+    m = min(subset_size, len(x), len(y))
     rng = np.random.default_rng(seed)
     vals = [_mmd2_unbiased(x[rng.choice(len(x), m, replace=False)], y[rng.choice(len(y), m, replace=False)])
             for _ in range(subsets)]
@@ -164,7 +165,7 @@ class RandomConvFeatures:
     comparable_with_published_fid = False
     note = NOT_COMPARABLE
 
-    def __init__(self, seed: int = 0, widths: tuple[int, ...] = (32, 64, 128), input_size: int = 64,
+    def __init__(self, seed: int = 0, widths: tuple[int, ...] = (16, 32, 64), input_size: int = 64,
                  device: str | None = None) -> None:
         import torch
         from torch import nn
