@@ -25,7 +25,6 @@ uninterrupted run on the CPU (bit for bit; tested).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -645,11 +644,3 @@ def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
         lines.append(",".join("" if k not in h else (str(int(h[k])) if k == "step" else repr(float(h[k]))) for k in keys))
     write_text(path, "\n".join(lines) + "\n")
 
-
-def replace_config(cfg: Any, **overrides: Any) -> Any:
-    """``dataclasses.replace`` with a one-line ValueError naming unknown fields."""
-    names = {f.name for f in dataclasses.fields(cfg)}
-    bad = sorted(set(overrides) - names)
-    if bad:
-        raise ValueError(f"{type(cfg).__name__} has no option(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
-    return dataclasses.replace(cfg, **overrides)
