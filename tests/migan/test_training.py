@@ -27,6 +27,7 @@ def _wasserstein(module, real: torch.Tensor) -> float:
         return float(module.critic(real).mean() - module.critic(module.fake(real)).mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["g1", "g2"])
 def test_smoke_run_critic_learns_and_generator_lowers_the_wasserstein_estimate(stacks: np.ndarray, phase: str) -> None:
     torch.manual_seed(0)
@@ -56,6 +57,7 @@ def test_training_set_applies_the_x6_augmentation(stacks: np.ndarray) -> None:
     assert StackTrainingSet(stacks, "g1").get(0, rng).shape == (3, 16, 16)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path, stacks: np.ndarray) -> None:
     cfg = MIGANConfig(n_critic=2, **TINY)
     full = MIGAN(cfg, seed=0)
