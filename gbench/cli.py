@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "gbench.commands.generators",
     "gbench.commands.segment",
     "gbench.commands.reports",
+    "gbench.commands.multifocus",
+    "gbench.commands.reproduce",
 )
 
 

@@ -1,0 +1,185 @@
+"""``gbench reproduce sharp-gan``: the whole Sharp-GAN pipeline, stage by stage, cached.
+
+Stages (each a :class:`reports.pipeline.Stage` keyed by a hash of its config and inputs, so a
+rerun skips what is done, a changed config reruns only what depends on it, and a killed run
+continues where it stopped — training stages resume from their own checkpoints):
+
+1. ``train-<generator>``: GAN-binary, GAN-DIST and Sharp-GAN on the real training split.
+2. ``quality-<generator>``: Table 1 protocol (``generators.evaluate.evaluate_generator``): the
+   generator is run on the real test split's own maps and scored with SSIM, FSIM, GMSD, NRMSE.
+3. ``synthesize``: Sharp-GAN draws the synthetic set once, as many images as the profile's
+   largest set (S10k); S3k reads the first images of the same set (sample k depends only on
+   the seed and k, so S3k is a subset of S10k, as the paper's two sets could be).
+4. ``segment-<arch>-<train set>-seed<k>``: Table 2 protocol (``segmentation.bench.run_cell``).
+5. the report folder (``reports.report.write_report``): tables in every format, ours beside the
+   paper's, the paper's claims checked, figures, ``report.html``, ``manifest.json``.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gbench.profiles import Profile, get_profile
+
+__all__ = ["reproduce_sharp_gan", "ReproduceResult", "GENERATORS", "ARCHS", "TRAIN_SETS"]
+
+GENERATORS: tuple[str, ...] = ("gan-binary", "gan-dist", "sharp-gan")
+ARCHS: tuple[str, ...] = ("segnet", "unet")
+TRAIN_SETS: tuple[str, ...] = ("R", "S3k", "R+S3k", "S10k", "R+S10k")
+SYNTH_GENERATOR = "sharp-gan"
+
+
+@dataclass
+class ReproduceResult:
+    out: Path
+    records: Any
+    report: dict[str, Any]
+    stages: list[dict[str, Any]]
+    seconds: float
+
+
+def _stage_slug(train_set: str) -> str:
+    """``R+S3k`` -> ``R-and-S3k`` (stage folder names take letters, digits, '-', '_', '.')."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", train_set.replace("+", "-and-"))
+
+
+def _dataset_inputs(data: str) -> tuple[Path, ...]:
+    """A dataset folder enters the stage keys by content; a built-in by its name (in the config)."""
+    p = Path(data).expanduser()
+    return (p,) if p.exists() else ()
+
+
+def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "demo", seed: int = 0,
+                        out: str | Path = "runs/reproduce", seeds: Sequence[int] | None = None,
+                        generators: Sequence[str] = GENERATORS, archs: Sequence[str] = ARCHS,
+                        train_sets: Sequence[str] = TRAIN_SETS, gen_steps: int | None = None,
+                        progress: bool = True, console: Any = None) -> ReproduceResult:
+    """Run (or continue) the Sharp-GAN pipeline and write the report folder under ``out``.
+
+    Args:
+        data: real dataset (name or folder): its train split trains everything, its test split
+            is scored.
+        profile: ``smoke`` / ``demo`` / ``paper``.
+        seed: seed of the generators, the synthetic set and the built-in dataset.
+        out: run folder: ``stages/`` (one folder per stage and key), ``records.csv``, ``report/``.
+        seeds: segmentation seeds (default: the profile's ``seeds``); tables show mean ± std.
+        generators: generators of Table 1 (Sharp-GAN is needed for the synthetic sets).
+        archs: segmentation architectures of Table 2.
+        train_sets: training sets of Table 2.
+        gen_steps: generator optimiser steps (default: the profile's schedule).
+        progress: progress bars.
+        console: a rich console for stage lines and the final tables.
+    """
+    import pandas as pd
+    from rich.console import Console
+
+    from gbench.core.records import load_records, make_records, save_records
+    from gbench.metrics.quality import CONVENTIONS as QUALITY_CONVENTIONS
+    from gbench.provenance import provenance
+    from generators.evaluate import evaluate_generator
+    from generators.synthesize import synthesize
+    from generators.train import train_generator
+    from reports.pipeline import Stage, StageCache
+    from reports.report import write_report
+    from segmentation.bench import run_cell
+    from segmentation.sets import parse_train_spec
+
+    t0 = time.perf_counter()
+    console = console or Console()
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    seeds = tuple(prof.seeds if seeds is None else seeds)
+    if not seeds:
+        raise ValueError("reproduce needs at least one segmentation seed")
+    needs_synth = any(p.kind == "synthetic" for t in train_sets for p in parse_train_spec(t).parts)
+    if needs_synth and SYNTH_GENERATOR not in generators:
+        raise ValueError(f"the synthetic training sets are drawn by {SYNTH_GENERATOR}: keep it in --generators")
+    out = Path(out)
+    cache = StageCache(out / "stages")
+    base = {"data": data, "profile": prof.to_dict(), "seed": seed}
+    data_inputs = _dataset_inputs(data)
+    stages: list[dict[str, Any]] = []
+    frames: list[Any] = []
+
+    def run(stage: Stage, fn: Any) -> Any:
+        res = cache.run(stage, fn)
+        verb = "cached" if res.skipped else "done"
+        console.print(f"[dim]stage[/] {stage.name}: {verb} ({res.seconds:.1f} s) -> {res.path}")
+        stages.append({"stage": stage.name, "key": res.key, "path": str(res.path), "skipped": res.skipped,
+                       "seconds": round(res.seconds, 3)})
+        return res
+
+    # 1-2: generators and Table 1 ------------------------------------------------------------
+    trained: dict[str, Path] = {}
+    for name in generators:
+        train_stage = Stage(f"train-{name}", {**base, "generator": name, "steps": gen_steps}, data_inputs)
+
+        def train(folder: Path, name: str = name) -> dict[str, Any]:
+            res = train_generator(name, data, folder, profile=prof, seed=seed, resume=True, steps=gen_steps,
+                                  progress=progress)
+            return {"outputs": [str(Path(res.checkpoint).relative_to(folder))]}
+
+        tr = run(train_stage, train)
+        trained[name] = tr.path / tr.result["outputs"][0]
+
+        def quality(folder: Path, name: str = name, tr_path: Path = tr.path) -> dict[str, Any]:
+            rows = evaluate_generator(name, trained[name], data, prof, seed, progress=progress)
+            per_crop = pd.DataFrame(rows)
+            from gbench.fileio import write_text
+
+            write_text(folder / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g"))
+            metrics = [m for m in ("ssim", "fsim", "gmsd", "nrmse") if m in per_crop]
+            recs = make_records("quality", name, {m: float(per_crop[m].mean()) for m in metrics}, train_set="R",
+                                profile=prof.name, seed=seed, dataset=str(per_crop["dataset"].iloc[0]), split="test",
+                                n=len(per_crop), provenance=provenance(profile=prof.name, seed=seed),
+                                conventions={m: QUALITY_CONVENTIONS[m] for m in metrics})
+            save_records(recs, folder / "records.csv")
+            return {"outputs": ["records.csv", "per_crop.csv"], "crops": len(per_crop)}
+
+        q = run(Stage(f"quality-{name}", {**base, "generator": name, "split": "test"}, (tr.path,)), quality)
+        frames.append(load_records(q.path / "records.csv"))
+
+    # 3: the synthetic set ---------------------------------------------------------------------
+    synth_dir: Path | None = None
+    if needs_synth:
+        count = max(c for _, c in prof.synthetic_counts)
+
+        def synth(folder: Path) -> dict[str, Any]:
+            res = synthesize(SYNTH_GENERATOR, trained[SYNTH_GENERATOR], count, folder / "S", seed=seed, profile=prof,
+                             data=data, progress=progress)
+            console.print(f"synthesized {count} images at {res.images_per_s:.2f} images/s")
+            return {"outputs": ["S/manifest.csv"], "count": count}
+
+        s = run(Stage("synthesize", {**base, "generator": SYNTH_GENERATOR, "count": count},
+                      (cache.path(Stage(f"train-{SYNTH_GENERATOR}", {**base, "generator": SYNTH_GENERATOR,
+                                                                     "steps": gen_steps}, data_inputs)),)), synth)
+        synth_dir = s.path
+
+    # 4: segmentation, Table 2 -----------------------------------------------------------------
+    for k in seeds:
+        for arch in archs:
+            for train_set in train_sets:
+                spec = parse_train_spec(train_set)
+                inputs = data_inputs + ((synth_dir,) if spec.synthetic and synth_dir is not None else ())
+                cfg = {**base, "arch": arch, "train_set": train_set, "seg_seed": k, "target": "binary"}
+
+                def segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k) -> dict[str, Any]:
+                    row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
+                                   synthetic_dir=synth_dir, resume=True, progress=progress)
+                    cell = Path(row["run_dir"]).relative_to(folder)
+                    return {"outputs": [str(cell / "records.csv")], "pq": row.get("pq_mean")}
+
+                res = run(Stage(f"segment-{arch}-{_stage_slug(train_set)}-seed{k}", cfg, inputs), segment)
+                frames.append(load_records(res.path / res.result["outputs"][0]))
+
+    # 5: records and report ---------------------------------------------------------------------
+    records = pd.concat(frames, ignore_index=True)
+    save_records(records, out / "records.csv")
+    manifest = write_report(records, out / "report", reference="sharp-gan",
+                            title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed})",
+                            console=console, sources=[out / "records.csv"])
+    console.print(f"report: {out / 'report' / 'report.html'}")
+    return ReproduceResult(out, records, manifest, stages, time.perf_counter() - t0)
