@@ -1,0 +1,786 @@
+"""Full-reference image quality metrics: SSIM, FSIM(c), GMSD and NRMSE.
+
+Every metric compares a synthesized image (``fake``) with its reference
+(``real``) and returns one value per image pair. All functions take batches of
+shape ``(N, 3, H, W)`` (a single ``(3, H, W)`` image is promoted to ``N = 1``)
+as torch tensors or numpy arrays, either ``uint8`` in 0..255 or floating point
+in [0, 1]; ``fake`` and ``real`` must be of the same kind. Computation is done
+in float64, vectorised over the batch (the batch is only split into chunks to
+bound memory; there is no Python loop over images). The result is a float64
+tensor of shape ``(N,)`` on the input's device.
+
+Conventions (also exposed, machine-readable, as :data:`CONVENTIONS` so that each
+result can record the protocol it was computed under):
+
+SSIM
+    Wang et al. (2004) settings, bit-for-bit the protocol of
+    ``skimage.metrics.structural_similarity(real, fake, gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False, channel_axis=-1,
+    data_range=...)``: separable Gaussian window with sigma 1.5 truncated at
+    3.5 sigma (radius ``int(3.5 * 1.5 + 0.5) = 5``, window 11 x 11), K1 = 0.01,
+    K2 = 0.03, population (co)variances, data range 255 for uint8 input and 1.0
+    for float input. The SSIM map is averaged over the region scikit-image keeps
+    after cropping ``(win_size - 1) // 2 = 5`` pixels from every border, i.e.
+    over the pixels whose whole 11 x 11 window lies inside the image, and then
+    averaged over the R, G, B channels. Boundary handling: scikit-image filters
+    with ``scipy.ndimage`` mode ``'reflect'`` (half-sample symmetric,
+    ``d c b a | a b c d``), but because the window radius equals the crop width
+    and the Gaussian is separable, no padded value ever reaches a pixel that
+    survives the crop. We therefore filter with a "valid" correlation (no
+    padding at all), which is exactly equivalent for the reported mean (agrees
+    with scikit-image to ~1e-15). ``luminance=True`` computes SSIM on the
+    ITU-R BT.601 luma ``Y = 0.299 R + 0.587 G + 0.114 B`` (same data range)
+    instead of per RGB channel. No downsampling (unlike ``piq.ssim``'s default).
+    Because the constants scale with the data range (C = (K * L)^2), SSIM is
+    invariant to a common rescaling of both images and of L, so a uint8 batch
+    and the same batch divided by 255 give the same value (to ~1e-15).
+
+FSIM / FSIMc
+    Zhang et al. (2011), reproducing ``piq.fsim`` (piq 0.8.0, itself a port of
+    the authors' MATLAB ``FeatureSIM.m``) in float64: images are rescaled to
+    0..255, average-pooled with kernel = stride = ``max(1, round(min(H, W) /
+    256))`` (Python ``round``, i.e. ties to even, as piq; MATLAB uses a 'same'
+    average filter + subsampling and rounds ties up, so numbers can differ from
+    the MATLAB code when that factor is > 1), converted to YIQ; phase congruency
+    on Y with 4 scales x 4 orientations of log-Gabor filters (min wavelength 6,
+    multiplier 2, sigma_f 0.55, delta_theta 1.2, k = 2, Butterworth low-pass
+    cutoff 0.45 order 15, noise threshold divided by 1.7; the noise median is
+    ``torch.median``'s *lower* median, as piq); gradient magnitude with the
+    Scharr operator (/16) and zero padding; T1 = 0.85, T2 = 160; pooling is
+    ``sum(S_PC * S_G * PC_max) / sum(PC_max)`` over the whole map. FSIMc
+    (default, ``chromatic=True``) multiplies by ``|S_I * S_Q| ** 0.03`` with
+    T3 = T4 = 200 (piq takes the absolute value where MATLAB takes the real part
+    of a complex power). ``chromatic=False`` gives grey-level FSIM on Y.
+
+GMSD
+    Xue et al. (2014), reproducing ``piq.gmsd`` (piq 0.8.0) in float64: images
+    are rescaled to [0, 1], reduced to YIQ luma Y, zero-padded at the bottom and
+    right by one pixel when H or W is odd, always downsampled by 2 with a 2 x 2
+    average pool (as the authors' MATLAB code), gradient magnitude with the
+    Prewitt operator (/3) and zero padding, GMS map with c = 170 / 255**2, and
+    the population standard deviation of the GMS map as the score.
+
+NRMSE
+    ``||real - fake||_2 / ||real||_2`` over all pixels and channels of an image
+    (scikit-image's default ``'euclidean'`` normalisation; ``real`` is the
+    reference, ``image_true`` in scikit-image). ``normalization='min-max'`` gives
+    ``RMSE / (max(real) - min(real))`` and ``'mean'`` gives
+    ``RMSE / mean(real)``, max/min/mean taken over all channels of the image.
+    The value is invariant to the input scale (uint8 vs float / 255). A constant
+    (or all-zero) reference gives ``inf`` (or ``nan`` when ``fake == real``),
+    exactly as scikit-image does.
+
+The torchmetrics wrappers (:class:`SSIMMetric`, :class:`FSIMMetric`,
+:class:`GMSDMetric`, :class:`NRMSEMetric`) accumulate the per-image values in a
+list state (``dist_reduce_fx="cat"``) and ``compute()`` returns
+``{"mean", "std", "values"}`` where ``std`` is the sample standard deviation
+(``ddof=1``) when more than one image was seen and 0 otherwise.
+
+References:
+    Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality
+    assessment: from error visibility to structural similarity", IEEE TIP 13(4),
+    600-612, 2004.
+    L. Zhang, L. Zhang, X. Mou, D. Zhang, "FSIM: a feature similarity index for
+    image quality assessment", IEEE TIP 20(8), 2378-2386, 2011.
+    W. Xue, L. Zhang, X. Mou, A. C. Bovik, "Gradient magnitude similarity
+    deviation: a highly efficient perceptual image quality index", IEEE TIP
+    23(2), 684-695, 2014.
+    S. Kastryulin et al., "PyTorch Image Quality: metrics for image quality
+    assessment", 2022 (piq, https://github.com/photosynthesis-team/piq).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+__all__ = [
+    "CONVENTIONS",
+    "HIGHER_IS_BETTER",
+    "FSIMMetric",
+    "GMSDMetric",
+    "NRMSEMetric",
+    "SSIMMetric",
+    "fsim",
+    "gmsd",
+    "nrmse",
+    "quality_metrics",
+    "ssim",
+]
+
+ImageBatch = Union[Tensor, np.ndarray]
+
+HIGHER_IS_BETTER: Final[dict[str, bool]] = {"ssim": True, "fsim": True, "gmsd": False, "nrmse": False}
+
+# ---------------------------------------------------------------------------
+# protocol constants
+# ---------------------------------------------------------------------------
+_SSIM_SIGMA: Final = 1.5
+_SSIM_TRUNCATE: Final = 3.5  # scikit-image's choice for gaussian_weights=True
+_SSIM_RADIUS: Final = int(_SSIM_TRUNCATE * _SSIM_SIGMA + 0.5)  # 5, as scipy.ndimage
+_SSIM_WIN: Final = 2 * _SSIM_RADIUS + 1  # 11
+_SSIM_K1: Final = 0.01
+_SSIM_K2: Final = 0.03
+_BT601: Final = (0.299, 0.587, 0.114)
+
+_YIQ: Final = (
+    (0.299, 0.587, 0.114),
+    (0.5959, -0.2746, -0.3213),
+    (0.2115, -0.5227, 0.3112),
+)
+_FSIM_SCALES: Final = 4
+_FSIM_ORIENT: Final = 4
+_FSIM_MIN_LEN: Final = 6
+_FSIM_MULT: Final = 2
+_FSIM_SIGMA_F: Final = 0.55
+_FSIM_DTHETA: Final = 1.2
+_FSIM_K: Final = 2.0
+_FSIM_LP_CUTOFF: Final = 0.45
+_FSIM_LP_ORDER: Final = 15
+_FSIM_T: Final = (0.85, 160.0, 200.0, 200.0)  # T1 (PC), T2 (GM), T3 (I), T4 (Q)
+_FSIM_LAMBDA: Final = 0.03
+_FSIM_MIN_SIZE: Final = 8
+
+_GMSD_T: Final = 170.0 / 255.0**2
+_GMSD_MIN_SIZE: Final = 6  # 3x3 Prewitt on the 2x-downsampled image
+
+_NRMSE_NORMS: Final = ("euclidean", "min-max", "mean")
+
+# Working-set budget (float64 elements, 32 MiB) of one vectorised chunk: bounds memory and keeps the
+# shift-and-add filtering cache-resident. Chunks only split the batch; results do not depend on it.
+_CHUNK_ELEMS: Final = 1 << 22
+
+CONVENTIONS: Final[dict[str, dict[str, Any]]] = {
+    "ssim": {
+        "reference": "Wang et al. 2004; skimage.metrics.structural_similarity",
+        "matches": "skimage.metrics.structural_similarity(real, fake, gaussian_weights=True, sigma=1.5, "
+        "use_sample_covariance=False, channel_axis=-1, data_range=L)",
+        "window": "gaussian, separable",
+        "sigma": _SSIM_SIGMA,
+        "truncate": _SSIM_TRUNCATE,
+        "win_size": _SSIM_WIN,
+        "K1": _SSIM_K1,
+        "K2": _SSIM_K2,
+        "data_range": "255 for uint8 input, 1.0 for float input in [0, 1]",
+        "covariance": "population (use_sample_covariance=False)",
+        "boundary": "valid filtering; equals scikit-image's reflect-padded filtering followed by its crop",
+        "crop": (_SSIM_WIN - 1) // 2,
+        "pooling": "mean of the SSIM map over the cropped region, then mean over channels",
+        "channels": "R, G, B separately then averaged (luminance=True: BT.601 Y = 0.299R+0.587G+0.114B)",
+        "downsampling": "none",
+        "dtype": "float64",
+        "higher_is_better": True,
+    },
+    "fsim": {
+        "reference": "Zhang et al. 2011; port of piq.fsim (piq 0.8.0)",
+        "matches": "piq.fsim(fake, real, data_range=L, chromatic=..., reduction='none')",
+        "chromatic_default": True,
+        "rescale": "to 0..255",
+        "downsampling": "avg_pool2d, kernel=stride=max(1, round(min(H, W) / 256)), Python round (ties to even)",
+        "colour_space": "YIQ (piq matrix); PC and GM on Y; I, Q for FSIMc",
+        "scales": _FSIM_SCALES,
+        "orientations": _FSIM_ORIENT,
+        "min_wavelength": _FSIM_MIN_LEN,
+        "mult": _FSIM_MULT,
+        "sigma_f": _FSIM_SIGMA_F,
+        "delta_theta": _FSIM_DTHETA,
+        "k": _FSIM_K,
+        "lowpass": {"cutoff": _FSIM_LP_CUTOFF, "order": _FSIM_LP_ORDER},
+        "noise_threshold_divisor": 1.7,
+        "noise_median": "lower median (torch.median), as piq",
+        "gradient": "Scharr / 16, zero padding",
+        "T1": _FSIM_T[0],
+        "T2": _FSIM_T[1],
+        "T3": _FSIM_T[2],
+        "T4": _FSIM_T[3],
+        "lambda": _FSIM_LAMBDA,
+        "chromatic_term": "|S_I * S_Q| ** lambda (abs, as piq)",
+        "pooling": "sum(S_PC * S_G [* chroma] * PC_max) / sum(PC_max) over the whole map",
+        "min_size": _FSIM_MIN_SIZE,
+        "dtype": "float64",
+        "higher_is_better": True,
+    },
+    "gmsd": {
+        "reference": "Xue et al. 2014; port of piq.gmsd (piq 0.8.0)",
+        "matches": "piq.gmsd(fake, real, data_range=L, reduction='none')",
+        "rescale": "to [0, 1]",
+        "channels": "YIQ luma Y = 0.299R+0.587G+0.114B",
+        "downsampling": "always x2: zero-pad bottom/right by 1 if H or W odd, then 2x2 avg_pool2d stride 2",
+        "gradient": "Prewitt / 3, zero padding",
+        "c": _GMSD_T,
+        "pooling": "population standard deviation of the GMS map",
+        "min_size": _GMSD_MIN_SIZE,
+        "dtype": "float64",
+        "higher_is_better": False,
+    },
+    "nrmse": {
+        "reference": "skimage.metrics.normalized_root_mse",
+        "matches": "skimage.metrics.normalized_root_mse(real, fake, normalization=...)",
+        "normalization_default": "euclidean",
+        "normalizations": {
+            "euclidean": "||real - fake||_2 / ||real||_2",
+            "min-max": "rmse / (max(real) - min(real))",
+            "mean": "rmse / mean(real)",
+        },
+        "support": "all pixels and channels of each image",
+        "scale": "invariant (uint8 and float/255 agree)",
+        "downsampling": "none",
+        "dtype": "float64",
+        "higher_is_better": False,
+    },
+}
+
+
+# ---------------------------------------------------------------------------
+# input validation
+# ---------------------------------------------------------------------------
+def _as_tensor(x: object, name: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x.detach()
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint8 and x.dtype.kind != "f":
+            raise ValueError(f"{name}: unsupported dtype {x.dtype}; expected uint8 (0..255) or float in [0, 1]")
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise ValueError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def _prepare(fake: ImageBatch, real: ImageBatch, min_size: int, metric: str) -> tuple[Tensor, Tensor, float]:
+    """Validate a (fake, real) pair.
+
+    Returns:
+        The (N, 3, H, W) tensors in their original dtype (converted to float64 chunk by
+        chunk by the callers, to bound memory) and the data range (255.0 or 1.0).
+    """
+    tensors = []
+    for name, x in (("fake", fake), ("real", real)):
+        t = _as_tensor(x, name)
+        if t.dtype != torch.uint8 and not t.is_floating_point():
+            raise ValueError(f"{name}: unsupported dtype {t.dtype}; expected uint8 (0..255) or float in [0, 1]")
+        if t.ndim == 3:
+            t = t.unsqueeze(0)
+        elif t.ndim != 4:
+            raise ValueError(f"{name}: expected shape (N, 3, H, W) or (3, H, W), got {tuple(t.shape)} ({t.ndim} dims)")
+        if t.shape[1] != 3:
+            hint = " (channels-last? permute to channels-first)" if t.shape[-1] == 3 else ""
+            raise ValueError(f"{name}: expected 3 (RGB) channels in dim 1, got shape {tuple(t.shape)}{hint}")
+        tensors.append(t)
+    f, r = tensors
+    if (f.dtype == torch.uint8) != (r.dtype == torch.uint8):
+        raise ValueError(
+            f"mixed dtypes: fake is {f.dtype} and real is {r.dtype}; pass both as uint8 (0..255) or both as float in [0, 1]"
+        )
+    if f.shape[0] != r.shape[0]:
+        raise ValueError(f"mismatched counts: fake has {f.shape[0]} images, real has {r.shape[0]}")
+    if f.shape[0] == 0:
+        raise ValueError("empty batch: fake and real contain 0 images")
+    if f.shape != r.shape:
+        raise ValueError(f"shape mismatch: fake {tuple(f.shape)} vs real {tuple(r.shape)}")
+    if f.device != r.device:
+        raise ValueError(f"device mismatch: fake on {f.device}, real on {r.device}")
+    h, w = f.shape[-2:]
+    if min(h, w) < min_size:
+        raise ValueError(f"images of {h}x{w} are smaller than the {metric} window: need at least {min_size}x{min_size}")
+    if f.dtype == torch.uint8:
+        return f, r, 255.0
+    for name, t in (("fake", f), ("real", r)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or inf values")
+        lo, hi = (float(v) for v in torch.aminmax(t))
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"{name}: float images must lie in [0, 1], got values in [{lo:.6g}, {hi:.6g}]")
+    return f, r, 1.0
+
+
+def _chunks(f: Tensor, r: Tensor, elems_per_image: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield float64 (fake, real) chunks of the batch whose working set stays below ``_CHUNK_ELEMS``."""
+    n = f.shape[0]
+    step = max(1, _CHUNK_ELEMS // max(1, elems_per_image))
+    for start in range(0, n, step):
+        s = slice(start, min(n, start + step))
+        yield f[s].to(torch.float64), r[s].to(torch.float64)
+
+
+def _luma(x: Tensor) -> Tensor:
+    """(N, 3, H, W) -> (N, 1, H, W) BT.601 / YIQ luma."""
+    return (_BT601[0] * x[:, 0] + _BT601[1] * x[:, 1] + _BT601[2] * x[:, 2]).unsqueeze(1)
+
+
+# ---------------------------------------------------------------------------
+# SSIM
+# ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _gaussian_taps(sigma: float, radius: int) -> tuple[float, ...]:
+    # scipy.ndimage._gaussian_kernel1d: exp(-0.5 x^2 / sigma^2), normalised to sum 1.
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
+    return tuple(float(v) for v in phi / phi.sum())
+
+
+def _valid_correlate(x: Tensor, taps: Sequence[float], dim: int) -> Tensor:
+    """1-D 'valid' correlation of ``x`` with ``taps`` along ``dim`` (shift-and-add, float64)."""
+    k = len(taps)
+    n = x.shape[dim] - k + 1
+    out = x.narrow(dim, 0, n) * taps[0]
+    for i in range(1, k):
+        out.add_(x.narrow(dim, i, n), alpha=taps[i])
+    return out
+
+
+def _ssim_per_image(x: Tensor, y: Tensor, data_range: float) -> Tensor:
+    """Mean SSIM over the cropped map and over channels, for (B, C, H, W) float64 inputs."""
+    taps = _gaussian_taps(_SSIM_SIGMA, _SSIM_RADIUS)
+    c1 = (_SSIM_K1 * data_range) ** 2
+    c2 = (_SSIM_K2 * data_range) ** 2
+    stack = torch.stack((x, y, x * x, y * y, x * y), dim=0)  # (5, B, C, H, W)
+    filt = _valid_correlate(_valid_correlate(stack, taps, -2), taps, -1)
+    ux, uy, uxx, uyy, uxy = filt.unbind(0)
+    uxuy = ux * uy
+    ux2 = ux * ux
+    uy2 = uy * uy
+    vx = uxx - ux2
+    vy = uyy - uy2
+    vxy = uxy - uxuy
+    s = ((2.0 * uxuy + c1) * (2.0 * vxy + c2)) / ((ux2 + uy2 + c1) * (vx + vy + c2))
+    return s.mean(dim=(-2, -1)).mean(dim=-1)
+
+
+def ssim(fake: ImageBatch, real: ImageBatch, *, luminance: bool = False) -> Tensor:
+    """Structural similarity (Wang et al. 2004) per image pair, scikit-image protocol.
+
+    Gaussian window sigma 1.5 (11 x 11), K1 = 0.01, K2 = 0.03, population
+    covariance, data range 255 (uint8) or 1.0 (float), mean over the map cropped
+    by 5 pixels on each border, averaged over R, G, B. No downsampling. See the
+    module docstring / ``CONVENTIONS["ssim"]``.
+
+    Args:
+        fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
+        real: Reference images, same shape and kind as ``fake``.
+        luminance: If True, compute SSIM on BT.601 luma Y instead of per RGB channel.
+
+    Returns:
+        Float64 tensor of shape (N,) with one SSIM value per pair (1 for identical images).
+
+    Raises:
+        ValueError: On invalid input (type, dtype, dims, channels, shape or count
+            mismatch, empty batch, NaN/inf, float outside [0, 1], mixed uint8/float,
+            images smaller than 11 x 11).
+
+    References:
+        Wang, Bovik, Sheikh, Simoncelli, IEEE TIP 13(4):600-612, 2004;
+        ``skimage.metrics.structural_similarity``.
+    """
+    f, r, data_range = _prepare(fake, real, _SSIM_WIN, "SSIM")
+    c = 1 if luminance else 3
+    parts = []
+    with torch.no_grad():
+        for fc, rc in _chunks(f, r, 12 * c * f.shape[-2] * f.shape[-1]):
+            if luminance:
+                fc, rc = _luma(fc), _luma(rc)
+            parts.append(_ssim_per_image(fc, rc, data_range))
+    return torch.cat(parts)
+
+
+# ---------------------------------------------------------------------------
+# FSIM
+# ---------------------------------------------------------------------------
+def _centred_grid(n: int) -> Tensor:
+    # piq.functional.get_meshgrid's normalised frequency coordinates.
+    if n % 2:
+        return torch.arange(-(n - 1) / 2, n / 2, dtype=torch.float64) / (n - 1)
+    return torch.arange(-n / 2, n / 2, dtype=torch.float64) / n
+
+
+@functools.lru_cache(maxsize=8)
+def _fsim_bank(h: int, w: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Log-Gabor filter bank for an h x w image (CPU, float64).
+
+    Returns:
+        filters (O, S, h, w) in the (unshifted) frequency domain, and per-orientation
+        constants em_n, sum_an2 and sum_ai_aj (each (O,)) used for noise estimation.
+    """
+    gx, gy = torch.meshgrid(_centred_grid(h), _centred_grid(w), indexing="ij")
+    radius = torch.sqrt(gx**2 + gy**2)
+    theta = torch.atan2(-gy, gx)
+    lowpass = torch.fft.ifftshift(1.0 / (1.0 + (radius / _FSIM_LP_CUTOFF) ** (2 * _FSIM_LP_ORDER)))
+    radius = torch.fft.ifftshift(radius)
+    theta = torch.fft.ifftshift(theta)
+    radius[0, 0] = 1.0
+    sin_t, cos_t = torch.sin(theta), torch.cos(theta)
+
+    radial = []
+    for s in range(_FSIM_SCALES):
+        omega0 = 1.0 / (_FSIM_MIN_LEN * _FSIM_MULT**s)
+        g = torch.exp(-(torch.log(radius / omega0) ** 2) / (2 * math.log(_FSIM_SIGMA_F) ** 2)) * lowpass
+        g[0, 0] = 0.0
+        radial.append(g)
+    theta_sigma = math.pi / (_FSIM_ORIENT * _FSIM_DTHETA)
+    angular = []
+    for o in range(_FSIM_ORIENT):
+        a = o * math.pi / _FSIM_ORIENT
+        ds = sin_t * math.cos(a) - cos_t * math.sin(a)
+        dc = cos_t * math.cos(a) + sin_t * math.sin(a)
+        dtheta = torch.abs(torch.atan2(ds, dc))
+        angular.append(torch.exp(-(dtheta**2) / (2 * theta_sigma**2)))
+    filters = torch.stack(angular)[:, None] * torch.stack(radial)[None]  # (O, S, h, w)
+
+    em_n = (filters[:, 0] ** 2).sum(dim=(-2, -1))
+    spatial = torch.fft.ifft2(filters).real * math.sqrt(h * w)
+    sum_an2 = (spatial**2).sum(dim=(1, 2, 3))
+    sum_ai_aj = torch.zeros(_FSIM_ORIENT, dtype=torch.float64)
+    for s in range(_FSIM_SCALES - 1):
+        sum_ai_aj = sum_ai_aj + (spatial[:, s : s + 1] * spatial[:, s + 1 :]).sum(dim=(1, 2, 3))
+    return filters, em_n, sum_an2, sum_ai_aj
+
+
+def _phase_congruency(lum: Tensor) -> Tensor:
+    """Phase congruency (Kovesi PC_2, as FSIM/piq) of (B, H, W) float64 luma -> (B, H, W)."""
+    b, h, w = lum.shape
+    eps = torch.finfo(torch.float64).eps
+    filters, em_n, sum_an2, sum_ai_aj = (t.to(lum.device) for t in _fsim_bank(h, w))
+    eo = torch.fft.ifft2(torch.fft.fft2(lum)[:, None, None] * filters)  # (B, O, S, H, W) complex
+    even, odd = eo.real, eo.imag
+    amp = torch.sqrt(even**2 + odd**2)
+    sum_e = even.sum(dim=2, keepdim=True)
+    sum_o = odd.sum(dim=2, keepdim=True)
+    norm = torch.sqrt(sum_e**2 + sum_o**2) + eps
+    mean_e, mean_o = sum_e / norm, sum_o / norm
+    energy = (even * mean_e + odd * mean_o - torch.abs(even * mean_o - odd * mean_e)).sum(dim=2)  # (B, O, H, W)
+
+    # Noise compensation from the smallest scale (Rayleigh model), per image and orientation.
+    e2 = (amp[:, :, 0] ** 2).reshape(b, _FSIM_ORIENT, h * w)
+    median_e2n = torch.median(e2, dim=-1).values  # lower median, as piq
+    noise_power = (-median_e2n / math.log(0.5)) / em_n
+    noise_energy2 = 2 * noise_power * sum_an2 + 4 * noise_power * sum_ai_aj
+    tau = torch.sqrt(noise_energy2 / 2)
+    threshold = (tau * math.sqrt(math.pi / 2) + _FSIM_K * torch.sqrt((2 - math.pi / 2) * tau**2)) / 1.7
+    energy = torch.clamp_min(energy - threshold[:, :, None, None], 0.0)
+    return (energy.sum(dim=1) + eps) / (amp.sum(dim=(1, 2)) + eps)
+
+
+def _gradient_magnitude(x: Tensor, kx: Tensor) -> Tensor:
+    """|grad| of (B, 1, H, W) with the 3x3 kernel ``kx`` and its transpose, zero padding."""
+    kernels = torch.stack((kx, kx.t()))[:, None]
+    g = F.conv2d(x, kernels, padding=1)
+    return torch.sqrt((g**2).sum(dim=1, keepdim=True))
+
+
+def _similarity(a: Tensor, b: Tensor, c: float) -> Tensor:
+    return (2.0 * a * b + c) / (a**2 + b**2 + c)
+
+
+def _fsim_per_image(x: Tensor, y: Tensor, chromatic: bool) -> Tensor:
+    """FSIM(c) of (B, 3, H, W) float64 images in 0..255 (already pooled)."""
+    m = torch.tensor(_YIQ, dtype=torch.float64, device=x.device)
+    xq = torch.einsum("kc,bchw->bkhw", m, x)
+    yq = torch.einsum("kc,bchw->bkhw", m, y)
+    pc_x, pc_y = _phase_congruency(torch.cat((xq[:, 0], yq[:, 0])))[:, None].chunk(2)
+    scharr = torch.tensor([[-3.0, 0.0, 3.0], [-10.0, 0.0, 10.0], [-3.0, 0.0, 3.0]], dtype=torch.float64, device=x.device)
+    scharr = scharr / 16
+    gm_x = _gradient_magnitude(xq[:, :1], scharr)
+    gm_y = _gradient_magnitude(yq[:, :1], scharr)
+    t1, t2, t3, t4 = _FSIM_T
+    pc_max = torch.maximum(pc_x, pc_y)
+    score = _similarity(gm_x, gm_y, t2) * _similarity(pc_x, pc_y, t1) * pc_max
+    if chromatic:
+        s_i = _similarity(xq[:, 1:2], yq[:, 1:2], t3)
+        s_q = _similarity(xq[:, 2:3], yq[:, 2:3], t4)
+        score = score * torch.abs(s_i * s_q) ** _FSIM_LAMBDA
+    return score.sum(dim=(1, 2, 3)) / pc_max.sum(dim=(1, 2, 3))
+
+
+def fsim(fake: ImageBatch, real: ImageBatch, *, chromatic: bool = True) -> Tensor:
+    """Feature similarity index FSIMc (default) or FSIM per image pair, piq 0.8.0 protocol.
+
+    Reproduces ``piq.fsim`` in float64 including its pooling: the images are
+    average-pooled by ``max(1, round(min(H, W) / 256))`` before phase congruency
+    and gradient similarity are computed (as the authors' MATLAB code), so values
+    match piq and the published numbers. See ``CONVENTIONS["fsim"]``.
+
+    Args:
+        fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
+        real: Reference images, same shape and kind as ``fake``.
+        chromatic: FSIMc (uses the YIQ chroma channels I, Q) if True, grey FSIM on Y if False.
+
+    Returns:
+        Float64 tensor of shape (N,) (1 for identical images; can exceed 1 slightly
+        when ``fake`` has more contrast than ``real``).
+
+    Raises:
+        ValueError: On invalid input (see :func:`ssim`), or images smaller than 8 x 8.
+
+    References:
+        Zhang, Zhang, Mou, Zhang, IEEE TIP 20(8):2378-2386, 2011; ``piq.fsim`` (0.8.0).
+    """
+    f, r, data_range = _prepare(fake, real, _FSIM_MIN_SIZE, "FSIM")
+    k = max(1, round(min(f.shape[-2:]) / 256))  # Python round (ties to even), as piq
+    parts = []
+    with torch.no_grad():
+        # working set per image: 2 x O*S complex responses plus real work arrays, at pooled size
+        for fc, rc in _chunks(f, r, 160 * (f.shape[-2] // k) * (f.shape[-1] // k) + 6 * f.shape[-2] * f.shape[-1]):
+            if data_range != 255.0:
+                fc = fc / data_range * 255.0
+                rc = rc / data_range * 255.0
+            if k > 1:
+                fc = F.avg_pool2d(fc, k)
+                rc = F.avg_pool2d(rc, k)
+            parts.append(_fsim_per_image(fc, rc, chromatic))
+    return torch.cat(parts)
+
+
+# ---------------------------------------------------------------------------
+# GMSD
+# ---------------------------------------------------------------------------
+def gmsd(fake: ImageBatch, real: ImageBatch) -> Tensor:
+    """Gradient magnitude similarity deviation per image pair, piq 0.8.0 protocol.
+
+    Reproduces ``piq.gmsd`` in float64 including its pooling: luma Y, always
+    downsampled by 2 with a 2 x 2 average pool (zero-padding odd sizes), Prewitt
+    gradients, c = 170 / 255**2, population standard deviation of the GMS map (as
+    the authors' MATLAB code). See ``CONVENTIONS["gmsd"]``.
+
+    Args:
+        fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
+        real: Reference images, same shape and kind as ``fake``.
+
+    Returns:
+        Float64 tensor of shape (N,); 0 for identical images, lower is better.
+
+    Raises:
+        ValueError: On invalid input (see :func:`ssim`), or images smaller than 6 x 6.
+
+    References:
+        Xue, Zhang, Mou, Bovik, IEEE TIP 23(2):684-695, 2014; ``piq.gmsd`` (0.8.0).
+    """
+    f, r, data_range = _prepare(fake, real, _GMSD_MIN_SIZE, "GMSD")
+    prewitt = torch.tensor([[-1.0, 0.0, 1.0]] * 3, dtype=torch.float64, device=f.device) / 3
+    pad = max(f.shape[-2] % 2, f.shape[-1] % 2)
+    parts = []
+    with torch.no_grad():
+        for fc, rc in _chunks(f, r, 10 * f.shape[-2] * f.shape[-1]):
+            y = torch.cat((_luma(fc), _luma(rc)), dim=1) / data_range  # (B, 2, H, W)
+            if pad:
+                y = F.pad(y, (0, pad, 0, pad))
+            y = F.avg_pool2d(y, kernel_size=2, stride=2)
+            b, _, h, w = y.shape
+            g = _gradient_magnitude(y.reshape(b * 2, 1, h, w), prewitt).reshape(b, 2, h, w)
+            gms = _similarity(g[:, 0], g[:, 1], _GMSD_T)
+            parts.append(torch.sqrt(((gms - gms.mean(dim=(1, 2), keepdim=True)) ** 2).mean(dim=(1, 2))))
+    return torch.cat(parts)
+
+
+# ---------------------------------------------------------------------------
+# NRMSE
+# ---------------------------------------------------------------------------
+def nrmse(fake: ImageBatch, real: ImageBatch, *, normalization: str = "euclidean") -> Tensor:
+    """Normalised root mean squared error of ``fake`` w.r.t. the reference ``real``.
+
+    ``'euclidean'`` (default): ``||real - fake|| / ||real||``; ``'min-max'``:
+    ``rmse / (max(real) - min(real))``; ``'mean'``: ``rmse / mean(real)``; all
+    over every pixel and channel of the image, as
+    ``skimage.metrics.normalized_root_mse(real, fake, normalization=...)``.
+
+    Args:
+        fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
+        real: Reference images, same shape and kind as ``fake``.
+        normalization: ``'euclidean'``, ``'min-max'`` or ``'mean'`` (case-insensitive).
+
+    Returns:
+        Float64 tensor of shape (N,); 0 for identical images, lower is better. A
+        constant/black reference gives inf (nan if also identical), like scikit-image.
+
+    Raises:
+        ValueError: On invalid input (see :func:`ssim`) or unknown normalization.
+
+    References:
+        ``skimage.metrics.normalized_root_mse``.
+    """
+    norm = str(normalization).lower()
+    if norm not in _NRMSE_NORMS:
+        raise ValueError(f"unknown normalization {normalization!r}; expected one of {', '.join(_NRMSE_NORMS)}")
+    f, r, _ = _prepare(fake, real, 1, "NRMSE")
+    parts = []
+    with torch.no_grad():
+        for fc, rc in _chunks(f, r, 4 * f[0].numel()):
+            rf = rc.flatten(1)
+            err = torch.linalg.vector_norm(rf - fc.flatten(1), dim=1)  # = sqrt(n) * rmse
+            if norm == "euclidean":
+                parts.append(err / torch.linalg.vector_norm(rf, dim=1))  # sqrt(n) cancels
+                continue
+            rmse = err / math.sqrt(rf.shape[1])
+            if norm == "min-max":
+                lo, hi = torch.aminmax(rf, dim=1)
+                parts.append(rmse / (hi - lo))
+            else:
+                parts.append(rmse / rf.mean(dim=1))
+    return torch.cat(parts)
+
+
+# ---------------------------------------------------------------------------
+# several at once
+# ---------------------------------------------------------------------------
+_FUNCTIONS: Final = {"ssim": ssim, "fsim": fsim, "gmsd": gmsd, "nrmse": nrmse}
+
+
+def quality_metrics(
+    fake: ImageBatch,
+    real: ImageBatch,
+    metrics: Sequence[str] = ("ssim", "fsim", "gmsd", "nrmse"),
+) -> dict[str, Tensor]:
+    """Compute several quality metrics (default conventions) on the same batch.
+
+    Args:
+        fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
+        real: Reference images, same shape and kind as ``fake``.
+        metrics: Names among ``'ssim'``, ``'fsim'``, ``'gmsd'``, ``'nrmse'``.
+
+    Returns:
+        Dict name -> float64 tensor (N,) of per-image values, in the order requested.
+
+    Raises:
+        ValueError: On an unknown or empty metric list, or invalid input.
+    """
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    if not metrics:
+        raise ValueError("metrics: empty list; choose from ssim, fsim, gmsd, nrmse")
+    unknown = [m for m in metrics if m not in _FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown quality metric(s) {unknown}; choose from {', '.join(_FUNCTIONS)}")
+    return {m: _FUNCTIONS[m](fake, real) for m in metrics}
+
+
+# ---------------------------------------------------------------------------
+# torchmetrics wrappers
+# ---------------------------------------------------------------------------
+class _QualityMetric(Metric):
+    """Accumulates per-image values; ``compute()`` -> {"mean", "std" (ddof=1, 0 if N=1), "values"}."""
+
+    is_differentiable = False
+    full_state_update = False
+    higher_is_better: bool
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+
+    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
+        raise NotImplementedError
+
+    def _wrap_compute(self, compute: Any) -> Any:
+        # torchmetrics squeezes every one-element tensor of compute()'s output; keep "values" 1-D (N,) for N = 1.
+        wrapped = super()._wrap_compute(compute)
+
+        @functools.wraps(wrapped)
+        def keep_values_1d(*args: Any, **kwargs: Any) -> Any:
+            out = wrapped(*args, **kwargs)
+            return {**out, "values": out["values"].reshape(-1)}
+
+        return keep_values_1d
+
+    def update(self, fake: ImageBatch, real: ImageBatch) -> None:  # type: ignore[override]
+        """Score a batch of (fake, real) pairs and store the per-image values.
+
+        Args:
+            fake: Synthesized images, (N, 3, H, W) or (3, H, W).
+            real: Reference images, same shape and kind.
+
+        Raises:
+            ValueError: On invalid input.
+        """
+        self.scores.append(self._score(fake, real))
+
+    def compute(self) -> dict[str, Tensor]:
+        """Aggregate all values seen.
+
+        Returns:
+            ``{"mean": 0-d, "std": 0-d (sample std, ddof=1; 0 for a single image), "values": (N,)}``,
+            all float64.
+
+        Raises:
+            ValueError: If ``update`` was never called.
+        """
+        if isinstance(self.scores, list) and not self.scores:
+            raise ValueError(f"{type(self).__name__}.compute() called before any update()")
+        values = dim_zero_cat(self.scores).to(torch.float64)
+        std = values.std(unbiased=True) if values.numel() > 1 else torch.zeros((), dtype=torch.float64, device=values.device)
+        return {"mean": values.mean(), "std": std, "values": values}
+
+
+class SSIMMetric(_QualityMetric):
+    """torchmetrics wrapper of :func:`ssim` (see ``CONVENTIONS["ssim"]``).
+
+    Args:
+        luminance: Compute on BT.601 luma instead of per RGB channel.
+        **kwargs: Passed to ``torchmetrics.Metric``.
+    """
+
+    higher_is_better = True
+
+    def __init__(self, luminance: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.luminance = luminance
+
+    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
+        return ssim(fake, real, luminance=self.luminance)
+
+
+class FSIMMetric(_QualityMetric):
+    """torchmetrics wrapper of :func:`fsim` (see ``CONVENTIONS["fsim"]``).
+
+    Args:
+        chromatic: FSIMc if True (default), grey FSIM otherwise.
+        **kwargs: Passed to ``torchmetrics.Metric``.
+    """
+
+    higher_is_better = True
+
+    def __init__(self, chromatic: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.chromatic = chromatic
+
+    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
+        return fsim(fake, real, chromatic=self.chromatic)
+
+
+class GMSDMetric(_QualityMetric):
+    """torchmetrics wrapper of :func:`gmsd` (see ``CONVENTIONS["gmsd"]``).
+
+    Args:
+        **kwargs: Passed to ``torchmetrics.Metric``.
+    """
+
+    higher_is_better = False
+
+    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
+        return gmsd(fake, real)
+
+
+class NRMSEMetric(_QualityMetric):
+    """torchmetrics wrapper of :func:`nrmse` (see ``CONVENTIONS["nrmse"]``).
+
+    Args:
+        normalization: ``'euclidean'`` (default), ``'min-max'`` or ``'mean'``.
+        **kwargs: Passed to ``torchmetrics.Metric``.
+
+    Raises:
+        ValueError: On an unknown normalization.
+    """
+
+    higher_is_better = False
+
+    def __init__(self, normalization: str = "euclidean", **kwargs: Any) -> None:
+        if str(normalization).lower() not in _NRMSE_NORMS:
+            raise ValueError(f"unknown normalization {normalization!r}; expected one of {', '.join(_NRMSE_NORMS)}")
+        super().__init__(**kwargs)
+        self.normalization = normalization
+
+    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
+        return nrmse(fake, real, normalization=self.normalization)
