@@ -35,6 +35,8 @@ class Profile:
         migan_size: MI-GAN cell image side.
         focus_planes: MI-GAN focus planes per stack (I-5 .. I+5).
         migan_train: number of built-in ``synthetic-cells`` stacks for MI-GAN training.
+        gan_width: pix2pix generator and discriminator base width (``ngf`` = ``ndf``; pix2pix and
+            the paper: 64; smaller profiles shrink it so CPU runs take minutes).
         seeds: default seeds for repeated runs.
         preview_samples: samples drawn on a preview sheet.
     """
@@ -52,6 +54,7 @@ class Profile:
     migan_size: int = 64
     focus_planes: int = 11
     migan_train: int = 64
+    gan_width: int = 64
     seeds: tuple[int, ...] = (0,)
     preview_samples: int = 4
     description: str = field(default="", compare=False)
@@ -59,7 +62,7 @@ class Profile:
     def __post_init__(self) -> None:
         if self.image_size <= 0 or self.image_size % 32:
             raise ValueError(f"profile {self.name!r}: image_size must be a positive multiple of 32, got {self.image_size}")
-        for attr in ("batch_size", "epochs", "builtin_size", "builtin_train", "builtin_test", "migan_size", "focus_planes"):
+        for attr in ("batch_size", "epochs", "gan_width", "builtin_size", "builtin_train", "builtin_test", "migan_size", "focus_planes"):
             if getattr(self, attr) <= 0:
                 raise ValueError(f"profile {self.name!r}: {attr} must be positive")
         if self.lr <= 0:
@@ -87,13 +90,13 @@ class Profile:
 SMOKE = Profile(
     name="smoke", image_size=64, batch_size=2, lr=1e-4, epochs=1, max_steps=4,
     synthetic_counts=(("S3k", 6), ("S10k", 12)), builtin_size=64, builtin_train=6, builtin_test=3,
-    migan_size=32, migan_train=8, preview_samples=2,
+    migan_size=32, migan_train=8, preview_samples=2, gan_width=8,
     description="CI: tiny shapes, a few steps; seconds on one CPU core",
 )
 DEMO = Profile(
     name="demo", image_size=128, batch_size=8, lr=2e-4, epochs=8, max_steps=300,
     synthetic_counts=(("S3k", 96), ("S10k", 320)), builtin_size=256, builtin_train=24, builtin_test=8,
-    migan_size=64, migan_train=64, preview_samples=4,
+    migan_size=64, migan_train=64, preview_samples=4, gan_width=16,
     description="make demo: minutes on 2 CPU cores; counts scaled down, names kept",
 )
 PAPER = Profile(

@@ -145,6 +145,10 @@ class TrainResult:
     module: Any = None
 
 
+#: Generators whose ``ngf``/``ndf`` default to the profile's ``gan_width``.
+WIDTH_FROM_PROFILE: frozenset[str] = frozenset({"gan-binary", "gan-dist", "sharp-gan"})
+
+
 def train_generator(
     name: str,
     data: str,
@@ -171,7 +175,8 @@ def train_generator(
         seed: seeds weights, crops, augmentation and dropout.
         resume: continue from ``out/checkpoints/last.pt``.
         steps: total optimiser steps (default: the profile's ``max_steps`` or its epochs).
-        overrides: generator config fields (``{"ngf": 32, "beta": 0.5}``); ``image_size``, ``lr``
+        overrides: generator config fields (``{"ngf": 32, "beta": 0.5}``); ``image_size``, ``lr``,
+            ``ngf``/``ndf`` (pix2pix generators: the profile's ``gan_width``)
             and ``init_seed`` come from the profile and seed unless given here.
         checkpoint_every: steps between checkpoints (default: a tenth of the run, at least 1).
         sample_every: steps between sample grids (default: a fifth of the run).
@@ -190,6 +195,8 @@ def train_generator(
     prof = get_profile(profile) if isinstance(profile, str) else profile
     out = Path(out)
     opts = {"image_size": prof.image_size, "lr": prof.lr, "init_seed": seed, **dict(overrides or {})}
+    if name in WIDTH_FROM_PROFILE:
+        opts = {"ngf": prof.gan_width, "ndf": prof.gan_width, **opts}
     module = generators.create(name, **opts)
     if dataset is None:
         from gbench.runner import resolve_dataset
