@@ -14,6 +14,9 @@ def quality(
     fake: Annotated[Optional[Path], typer.Option("--fake", help="Folder of synthetic images with the same names.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write per_image.csv, summary.csv/.md/.json here.")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="ssim, fsim, gmsd, nrmse; repeatable (default: all).")] = None,
+    generator: Annotated[Optional[list[str]], typer.Option("--generator", help="Score a trained generator on the real test split's own maps (Table 1 protocol); repeatable.")] = None,
+    checkpoint: Annotated[Optional[list[str]], typer.Option("--checkpoint", help="Checkpoint of each --generator, in the same order.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Real dataset whose test split is scored (with --generator).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs scored per batch.")] = 16,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
@@ -23,15 +26,59 @@ def quality(
     from gbench.quality_eval import METRICS, run_quality, summary_table
 
     get_profile(profile)
+    metrics = tuple(metric) if metric else METRICS
+    if generator:
+        if real is not None or fake is not None:
+            raise ValueError("use either --real/--fake or --generator/--checkpoint/--data, not both")
+        _quality_generators(generator, checkpoint or [], data, out, metrics, profile, seed, batch_size)
+        return
     if real is None or fake is None:
-        raise ValueError("gbench quality needs --real DIR and --fake DIR")
+        raise ValueError("gbench quality needs --real DIR and --fake DIR, or --generator NAME --checkpoint PATH --data D")
     if batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
-    result = run_quality(real, fake, out, metrics=tuple(metric) if metric else METRICS, profile=profile, seed=seed,
+    result = run_quality(real, fake, out, metrics=metrics, profile=profile, seed=seed,
                          batch_size=batch_size)
     console.print(summary_table(result.summary, f"{fake} vs {real} ({len(result.per_image)} pairs)"))
     for f in result.files:
         console.print(f"wrote {f}")
+
+
+def _quality_generators(names: list[str], checkpoints: list[str], data: str | None, out: Path | None,
+                        metrics: tuple[str, ...], profile: str, seed: int, batch_size: int) -> None:
+    """Table 1 protocol for one or more generators, one table and one record file."""
+    import pandas as pd
+
+    from gbench.core.records import make_records, save_records
+    from gbench.fileio import write_text
+    from gbench.metrics.quality import CONVENTIONS
+    from gbench.provenance import provenance
+    from gbench.quality_eval import summarize_scores
+    from generators.evaluate import evaluate_generator
+    from reports.render import to_rich
+    from reports.tables import pivot_by_kind
+
+    if data is None:
+        raise ValueError("--generator needs --data (the real dataset whose test split is scored)")
+    if len(checkpoints) != len(names):
+        raise ValueError(f"give one --checkpoint per --generator ({len(names)} generators, {len(checkpoints)} checkpoints)")
+    frames, records = [], []
+    for name, ckpt in zip(names, checkpoints):
+        rows = evaluate_generator(name, ckpt, data, profile, seed, metrics=metrics, batch_size=batch_size)
+        df = pd.DataFrame(rows)
+        frames.append(df)
+        summary = summarize_scores(df, metrics)
+        records.append(make_records("quality", name, dict(zip(summary["metric"], summary["mean"])), train_set="R",
+                                    profile=profile, seed=seed, dataset=str(df["dataset"].iloc[0]), split="test",
+                                    n=len(df), provenance=provenance(profile=profile, seed=seed),
+                                    conventions={m: CONVENTIONS[m] for m in metrics}))
+    recs = pd.concat(records, ignore_index=True)
+    for table in pivot_by_kind(recs):
+        console.print(to_rich(table, precision=4))
+    if out is not None:
+        per_crop = pd.concat(frames, ignore_index=True)
+        write_text(Path(out) / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g"))
+        save_records(recs, Path(out) / "records.csv")
+        console.print(f"wrote {Path(out) / 'per_crop.csv'} and {Path(out) / 'records.csv'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -155,3 +155,23 @@ def test_evaluate_generator_matches_file_scoring(tmp_path: Path, checkpoints: di
     for r in recs:
         for m in ("ssim", "fsim", "gmsd", "nrmse"):
             assert abs(r[m] - ref.loc[r["name"], m]) < 1e-9, (r["name"], m)
+
+
+def test_cli_quality_scores_several_generators(tmp_path: Path, checkpoints: dict[str, Path],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from generators.evaluate import evaluate_generator
+
+    out = tmp_path / "q"
+    assert run_cli(monkeypatch, "quality", "--generator", "sharp-gan", "--checkpoint", str(checkpoints["sharp-gan"]),
+                   "--generator", "dummy", "--checkpoint", str(checkpoints["dummy"]), "--data", "synthetic-he",
+                   "--profile", "smoke", "--seed", "1", "--out", str(out)) == 0
+    recs = pd.read_csv(out / "records.csv")
+    assert sorted(recs["model"].unique()) == ["dummy", "sharp-gan"] and set(recs["seed"]) == {1}
+    direct = pd.DataFrame(evaluate_generator("dummy", checkpoints["dummy"], "synthetic-he", "smoke", 1, progress=False))
+    got = recs[recs["model"] == "dummy"].set_index("metric")["value"]
+    for m in ("ssim", "fsim", "gmsd", "nrmse"):
+        assert got[m] == pytest.approx(direct[m].mean(), abs=1e-12)
+    assert (recs["n"] == len(direct)).all()
+    assert run_cli(monkeypatch, "quality", "--generator", "dummy", "--data", "synthetic-he") == 2
