@@ -13,6 +13,8 @@ Adding a generator is one module plus one line below (see ``generators/template.
 """
 from __future__ import annotations
 
+import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

@@ -10,6 +10,8 @@ Example:
 """
 from __future__ import annotations
 
+import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
