@@ -177,6 +177,10 @@ def run_cell(*, arch: str, train: str, data: str, profile: str | Profile, seed: 
     label = spec.label(prof)
     outcome = train_segmenter(cfg, parts, seed=seed, out_dir=folder, resume=resume, progress=progress,
                               device=device, description=f"{arch} {label} seed {seed}")
+    from gbench.engine import dist_info
+
+    if not dist_info().is_main:
+        return {}  # under torchrun rank 0 scores and writes
     t0 = time.perf_counter()
     scores = evaluate(outcome.module, test, cfg.postprocess, progress=progress)
     eval_time = time.perf_counter() - t0
@@ -252,6 +256,8 @@ def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int
                 row = run_cell(arch=a, train=s.text, data=data, profile=prof, seed=seed, out=out, target=target,
                                synthetic_dir=synthetic_dir, resume=resume, progress=progress, device=device,
                                overrides=overrides)
+                if not row:
+                    continue  # a non-zero rank under torchrun
                 rows.append(row)
                 if on_cell is not None:
                     on_cell(row)

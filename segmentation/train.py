@@ -128,14 +128,16 @@ def config_from_profile(profile: Any, arch: str, target: str = "binary", **overr
 
     ``overrides`` replace fields (``model`` as a dict is merged into the profile's options).
     """
-    from gbench.engine import replace_config
-
     model = dict(ARCH_DEFAULTS.get(profile.name, ARCH_DEFAULTS["paper"]).get(arch, {}))
     model.update(overrides.pop("model", None) or {})
     cfg = SegmentConfig(arch=arch, model=tuple(sorted(model.items())), target=target,  # type: ignore[arg-type]
                         image_size=profile.image_size, batch_size=profile.batch_size, lr=profile.lr,
                         epochs=profile.epochs, max_steps=profile.max_steps)
-    return replace_config(cfg, **overrides)
+    names = {f.name for f in dataclasses.fields(cfg)}
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise ValueError(f"segmentation config has no option(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
+    return dataclasses.replace(cfg, **overrides)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,8 +242,12 @@ class SegmenterModule(nn.Module):
         self.__dict__["_run"] = wrap(self.net)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Logits of images (N, 3, H, W) in [0, 1]."""
+        """Logits of images (N, 3, H, W) in [0, 1] through the training wrapper (DDP or the net)."""
         return self._run(image * 2.0 - 1.0)
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits of images (N, 3, H, W) in [0, 1] from the bare network (inference, validation)."""
+        return self.net(image * 2.0 - 1.0)
 
     def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         opt = self.optimizers["adam"]
@@ -266,7 +272,7 @@ def predict_maps(module: SegmenterModule, image: np.ndarray, multiple: int = 32)
         img = np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode="symmetric")
     dev = next(module.parameters()).device
     module.eval()
-    maps = module.target.maps(module(_to_tensor(img)[None].to(dev)))[0].float().cpu().numpy()
+    maps = module.target.maps(module.logits(_to_tensor(img)[None].to(dev)))[0].float().cpu().numpy()
     return maps[:, ph // 2: ph // 2 + h, pw // 2: pw // 2 + w]
 
 
@@ -311,7 +317,7 @@ def _validate(module: SegmenterModule, val: CropItems, post: PostprocessConfig, 
         chunk = val.items[start:start + batch_size]
         image = torch.stack([c["image"] for c in chunk]).to(dev)
         target = torch.stack([c["target"] for c in chunk]).to(dev)
-        logits = module(image)
+        logits = module.logits(image)
         losses.append(float(module.target.loss(logits, target)) * len(chunk))
         maps = module.target.maps(logits).float().cpu().numpy()
         for m, c in zip(maps, chunk):
@@ -369,10 +375,10 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
         without validation).
     """
     import segmentation
-    from gbench.engine import StepLoader, fit, load_checkpoint
-    from gbench.fileio import write_json
+    from gbench.engine import StepLoader, dist_info
 
     out = Path(out_dir)
+    is_main = dist_info().is_main  # under torchrun every rank trains and validates; rank 0 writes
     target = get_target(config.target)
     train_src, val_src = split_train_val(parts, config.val_fraction, seed)
     if not train_src:
@@ -390,6 +396,30 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
         net = segmentation.create(config.arch, **{**config.model_options, "classes": target.channels})
     module = SegmenterModule(net, target, config.lr)
 
+    # Under torchrun, keep one process group across the chunks (fit would create and destroy one
+    # per call otherwise).
+    own_group = False
+    if dist_info().distributed:
+        from gbench.engine import _init_distributed, select_device
+
+        own_group = _init_distributed(select_device(device, dist_info().local_rank))
+    try:
+        return _train_chunks(config, module, loader, val, steps, every, seed=seed, out=out, resume=resume,
+                             progress=progress, device=device, description=description, is_main=is_main,
+                             n_train=len(train_src), n_val=len(val_src))
+    finally:
+        if own_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train_chunks(config: SegmentConfig, module: SegmenterModule, loader: Any, val: CropItems | None, steps: int,
+                  every: int, *, seed: int, out: Path, resume: bool, progress: bool, device: Any, description: str,
+                  is_main: bool, n_train: int, n_val: int) -> TrainOutcome:
+    from gbench.engine import fit, load_checkpoint
+    from gbench.fileio import write_json
+
     state_path = out / "validation.json"
     best_path = out / "checkpoints" / "best.pt"
     validations: list[dict[str, float]] = []
@@ -401,14 +431,18 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
         st = json.loads(state_path.read_text())
         validations, best, best_step, bad, stopped = (st["validations"], st["best"], st["best_step"], st["bad"],
                                                       st["stopped"])
-    if not resume:
+    if not resume and is_main:
         (out / "checkpoints" / "last.pt").unlink(missing_ok=True)
     sign = 1.0 if config.monitor == "loss" else -1.0
     key = "val_loss" if config.monitor == "loss" else "val_pq"
     t0 = time.perf_counter()
     done = validations[-1]["step"] if validations else 0
     meta = {"config": config.to_dict(), "seed": seed}
-    dev_name = "cpu"
+    from gbench.engine import dist_info, select_device
+
+    dev = select_device(device, dist_info().local_rank)
+    module.to(dev)  # fit moves it too; this covers a resumed run with nothing left to train
+    dev_name = str(dev)
     while done < steps and not stopped:
         upto = min(steps, (int(done) // every + 1) * every)
         res = fit(module, loader, max_steps=upto, seed=seed, out_dir=out, checkpoint_every=config.checkpoint_every,
@@ -422,16 +456,18 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
         validations.append(v)
         if best is None or sign * v[key] < sign * best:
             best, best_step, bad = v[key], done, 0
-            _save_weights(best_path, module, done)
+            if is_main:
+                _save_weights(best_path, module, done)
         else:
             bad += 1
             if config.patience and bad >= config.patience and done < steps:
                 stopped = True
-        write_json(state_path, {"validations": validations, "best": best, "best_step": best_step, "bad": bad,
-                                "stopped": stopped, "monitor": config.monitor})
-    if val is not None and best_path.is_file():
+        if is_main:
+            write_json(state_path, {"validations": validations, "best": best, "best_step": best_step, "bad": bad,
+                                    "stopped": stopped, "monitor": config.monitor})
+    if val is not None and is_main and best_path.is_file():
         module.net.load_state_dict(load_checkpoint(best_path)["module"])
     return TrainOutcome(module=module, steps_planned=steps, steps_done=int(done), best_step=best_step,
-                        stopped_early=stopped, validations=validations, n_train=len(train_src), n_val=len(val_src),
+                        stopped_early=stopped, validations=validations, n_train=n_train, n_val=n_val,
                         n_val_crops=0 if val is None else len(val), train_time_s=time.perf_counter() - t0,
                         device=dev_name)

@@ -146,6 +146,10 @@ def segment(
                              f"{r['arch']} {r['train_label']} seed {r['seed']}: DQ {float(r['dq_mean']):.3f} "
                              f"SQ {float(r['sq_mean']):.3f} PQ {float(r['pq_mean']):.3f} AJI {float(r['aji_mean']):.3f} "
                              f"(per-image mean over {r['n_test']} test tiles; {float(r['train_time_s']):.0f} s training)"))
+    from gbench.engine import dist_info
+
+    if not dist_info().is_main:
+        return  # under torchrun, rank 0 reports
     console.print(f"results: {out_dir / 'results.csv'} ({len(rows)} cells)")
     if table:
         frame = table_frame(rows, _reference(), aggregation=aggregation)
