@@ -35,6 +35,7 @@ class Profile:
         migan_size: MI-GAN cell image side.
         focus_planes: MI-GAN focus planes per stack (I-5 .. I+5).
         migan_train: number of built-in ``synthetic-cells`` stacks for MI-GAN training.
+        segment_max_steps: cap on a segmenter's optimiser steps (None: ``max_steps``).
         gan_width: pix2pix generator and discriminator base width (``ngf`` = ``ndf``; pix2pix and
             the paper: 64; smaller profiles shrink it so CPU runs take minutes).
         seeds: default seeds for repeated runs.
@@ -55,6 +56,7 @@ class Profile:
     focus_planes: int = 11
     migan_train: int = 64
     gan_width: int = 64
+    segment_max_steps: int | None = None
     seeds: tuple[int, ...] = (0,)
     preview_samples: int = 4
     description: str = field(default="", compare=False)
@@ -67,8 +69,9 @@ class Profile:
                 raise ValueError(f"profile {self.name!r}: {attr} must be positive")
         if self.lr <= 0:
             raise ValueError(f"profile {self.name!r}: lr must be positive")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise ValueError(f"profile {self.name!r}: max_steps must be positive or None")
+        for attr in ("max_steps", "segment_max_steps"):
+            if getattr(self, attr) is not None and getattr(self, attr) <= 0:
+                raise ValueError(f"profile {self.name!r}: {attr} must be positive or None")
         if self.focus_planes % 2 != 1:
             raise ValueError(f"profile {self.name!r}: focus_planes must be odd (I0 in the middle)")
         if not self.seeds:
@@ -96,7 +99,7 @@ SMOKE = Profile(
 DEMO = Profile(
     name="demo", image_size=128, batch_size=8, lr=2e-4, epochs=8, max_steps=300,
     synthetic_counts=(("S3k", 96), ("S10k", 320)), builtin_size=256, builtin_train=24, builtin_test=8,
-    migan_size=64, migan_train=64, preview_samples=4, gan_width=16,
+    migan_size=64, migan_train=64, preview_samples=4, gan_width=16, segment_max_steps=100,
     description="make demo: minutes on 2 CPU cores; counts scaled down, names kept",
 )
 PAPER = Profile(

@@ -132,7 +132,8 @@ def config_from_profile(profile: Any, arch: str, target: str = "binary", **overr
     model.update(overrides.pop("model", None) or {})
     cfg = SegmentConfig(arch=arch, model=tuple(sorted(model.items())), target=target,  # type: ignore[arg-type]
                         image_size=profile.image_size, batch_size=profile.batch_size, lr=profile.lr,
-                        epochs=profile.epochs, max_steps=profile.max_steps)
+                        epochs=profile.epochs,
+                        max_steps=profile.max_steps if profile.segment_max_steps is None else profile.segment_max_steps)
     names = {f.name for f in dataclasses.fields(cfg)}
     bad = sorted(set(overrides) - names)
     if bad:

@@ -39,9 +39,27 @@ def train_gen(
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between checkpoints (default: a tenth of the run).")] = None,
     sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Steps between sample grids (default: a fifth of the run).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="mi-gan only: fine-tune a trained MI-GAN run (transfer learning).")] = None,
 ) -> None:
-    """Train a generator on the real training split (random crops, flips, rotations); runs under torchrun too."""
+    """Train a generator on the real training split (random crops, flips, rotations); runs under torchrun too.
+
+    ``mi-gan`` trains on multi-focus stacks (``--data synthetic-cells:siha``): G1 then G2,
+    independently, as ``gbench train-migan`` does."""
     from generators.train import train_generator
+
+    if name == "mi-gan":
+        from gbench.commands.multifocus import train_migan_cmd
+
+        opts = parse_overrides(set_)
+        unknown = sorted(set(opts) - {"n_critic", "critic_norm"})
+        if unknown:
+            raise ValueError(f"mi-gan takes --set n_critic=... and --set critic_norm=... here, not {', '.join(unknown)} "
+                             "(gbench train-migan has every option)")
+        train_migan_cmd(data=data, out=out, profile=profile, seed=seed, init_from=init_from, resume=resume,
+                        steps=steps, n_critic=opts.get("n_critic"), critic_norm=opts.get("critic_norm"), device=device)
+        return
+    if init_from is not None:
+        raise ValueError("--init-from applies to mi-gan only")
 
     res = train_generator(name, data, out, profile=profile, seed=seed, resume=resume, steps=steps,
                           overrides=parse_overrides(set_), checkpoint_every=checkpoint_every,

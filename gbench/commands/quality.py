@@ -17,6 +17,7 @@ def quality(
     generator: Annotated[Optional[list[str]], typer.Option("--generator", help="Score a trained generator on the real test split's own maps (Table 1 protocol); repeatable.")] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option("--checkpoint", help="Checkpoint of each --generator, in the same order.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Real dataset whose test split is scored (with --generator).")] = None,
+    multifocus: Annotated[bool, typer.Option("--multifocus", help="--real and --fake are multi-focus stacks: per-plane FID/KID, focus curve, inter-plane SSIM.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs scored per batch.")] = 16,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
@@ -27,6 +28,13 @@ def quality(
 
     get_profile(profile)
     metrics = tuple(metric) if metric else METRICS
+    if multifocus:
+        if real is None or fake is None or generator:
+            raise ValueError("--multifocus needs --real STACKS and --fake STACKS (e.g. synthetic-cells:siha and a sample-migan folder)")
+        from gbench.commands.multifocus import quality_multifocus_cmd
+
+        quality_multifocus_cmd(real=str(real), fake=str(fake), out=out, profile=profile, seed=seed)
+        return
     if generator:
         if real is not None or fake is not None:
             raise ValueError("use either --real/--fake or --generator/--checkpoint/--data, not both")
