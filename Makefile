@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_masks.py
 	$(PY) benchmarks/bench_instance.py
 	$(PY) benchmarks/bench_quality.py
+	$(PY) benchmarks/bench_generators.py
+	$(PY) benchmarks/bench_segment.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
