@@ -47,6 +47,39 @@ def _stage_slug(train_set: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", train_set.replace("+", "-and-"))
 
 
+def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, seed: int, path: Path,
+                 count: int = 4) -> Path:
+    """Figure: the first ``count`` test crops, one row each: input map, real, each generator."""
+    import numpy as np
+    import torch
+
+    import generators
+    from gbench.data.patches import grid_crops
+    from gbench.runner import resolve_dataset
+    from reports.figures import sample_grid
+
+    test = resolve_dataset(data, "test", prof, seed)
+    crops: list[tuple[np.ndarray, np.ndarray]] = []
+    for sample in test:
+        for image, inst, _ in grid_crops(sample.image, sample.instances, prof.image_size):
+            crops.append((image, inst))
+            if len(crops) == count:
+                break
+        if len(crops) == count:
+            break
+    generated: dict[str, list[np.ndarray]] = {}
+    inputs: list[np.ndarray] = []
+    for name, ckpt in checkpoints.items():
+        module = generators.load(ckpt, name)
+        cond = np.stack([module.condition_map(inst) for _, inst in crops])
+        if not inputs or module.conditioning == "distance-map":
+            inputs = list(cond[:, 0])
+        with torch.no_grad():
+            fake = module.generate(torch.from_numpy(cond)).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        generated[name] = [np.round(f * 255).astype(np.uint8) for f in fake]
+    return sample_grid(inputs, [img for img, _ in crops], generated, path, input_label="distance map")
+
+
 def _dataset_inputs(data: str) -> tuple[Path, ...]:
     """A dataset folder enters the stage keys by content; a built-in by its name (in the config)."""
     p = Path(data).expanduser()
@@ -181,5 +214,8 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
     manifest = write_report(records, out / "report", reference="sharp-gan",
                             title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed})",
                             console=console, sources=[out / "records.csv"])
+    if trained:
+        grid = _sample_grid(trained, data, prof, seed, out / "report" / "figures" / "samples.png")
+        console.print(f"sample grid: {grid}")
     console.print(f"report: {out / 'report' / 'report.html'}")
     return ReproduceResult(out, records, manifest, stages, time.perf_counter() - t0)

@@ -46,6 +46,10 @@ def test_pipeline_writes_records_and_report(first_run: Any) -> None:
     assert ((q["value"] > 0) & (q["value"] < 1)).all()
     out = first_run.out
     assert (out / "report" / "report.html").is_file() and (out / "report" / "manifest.json").is_file()
+    from PIL import Image
+
+    with Image.open(out / "report" / "figures" / "samples.png") as im:  # input map, real, sharp-gan
+        assert im.size[0] > im.size[1] * 0.9
     names = [st["stage"] for st in first_run.stages]
     assert names == ["train-sharp-gan", "quality-sharp-gan", "synthesize", "segment-unet-R-seed0",
                      "segment-unet-S3k-seed0"]
