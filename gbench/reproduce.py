@@ -209,13 +209,20 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
                 frames.append(load_records(res.path / res.result["outputs"][0]))
 
     # 5: records and report ---------------------------------------------------------------------
-    records = pd.concat(frames, ignore_index=True)
-    save_records(records, out / "records.csv")
+    save_records(pd.concat(frames, ignore_index=True), out / "records.csv")
+    # read back: the canonical form ("" rather than NaN for a key a record kind lacks, such as a
+    # quality record's ``aggregation``), so every table and claim groups all kinds
+    records = load_records(out / "records.csv")
     manifest = write_report(records, out / "report", reference="sharp-gan",
                             title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed})",
                             console=console, sources=[out / "records.csv"])
     if trained:
         grid = _sample_grid(trained, data, prof, seed, out / "report" / "figures" / "samples.png")
         console.print(f"sample grid: {grid}")
+    comparison = out / "report" / "comparison.md"
+    if comparison.is_file():
+        from rich.markdown import Markdown
+
+        console.print(Markdown(comparison.read_text(encoding="utf-8")))
     console.print(f"report: {out / 'report' / 'report.html'}")
     return ReproduceResult(out, records, manifest, stages, time.perf_counter() - t0)

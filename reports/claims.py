@@ -175,7 +175,7 @@ def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None, *
     if records.empty or not scopes:
         groups: list[tuple[tuple[str, ...], pd.DataFrame]] = [((), records)]
     else:
-        groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in records.groupby(scopes, sort=False)]
+        groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in records.fillna({c: "" for c in scopes}).groupby(scopes, sort=False)]
     for key, sub in groups:
         if claims is None:
             archs = list(dict.fromkeys(sub.loc[sub["kind"] == "segmentation", "model"])) or ["segnet", "unet"]
