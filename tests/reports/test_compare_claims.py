@@ -195,3 +195,16 @@ def test_claims_are_checked_per_dataset() -> None:
     assert [r.status for r in sharp] == ["holds", "fails"]
     assert "dataset synthetic-he" in sharp[0].scope and "dataset cpm17" in sharp[1].scope
     assert len(sharp_gan_claims(archs=("unet",))) == 6
+
+
+def test_quality_claims_kept_when_quality_rows_lack_an_extra_key() -> None:
+    """pd.concat of quality records (no ``aggregation`` column) with segmentation records leaves
+    NaN in the quality rows' key: their claims must still be checked, not dropped by groupby."""
+    recs = fixed_records()
+    q = recs[recs.kind == "quality"]
+    seg = recs[recs.kind == "segmentation"].assign(aggregation="mean")
+    both = pd.concat([q, seg], ignore_index=True)
+    assert both.loc[both.kind == "quality", "aggregation"].isna().all()
+    texts = [r.claim.text for r in check_claims(both)]
+    assert sum("GAN-DIST beats GAN-Binary" in t or "Sharp-GAN beats GAN-DIST" in t for t in texts) == 2
+    assert len(texts) == 2 + 8
