@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,15 @@ def random_disks(shape: tuple[int, int] = (64, 64), n: int = 8, seed: int = 0,
 @pytest.fixture
 def disks() -> np.ndarray:
     return random_disks()
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run the test on one torch thread: on a busy 2-core machine two OpenMP threads per tiny
+    convolution spend most of their time waiting for each other."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +51,8 @@ class TinyModule(nn.Module):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread: None) -> None:
+    """Every engine test uses the shared ``one_thread`` fixture of tests/conftest.py."""
 
 
 def _params(m: nn.Module) -> dict[str, torch.Tensor]:

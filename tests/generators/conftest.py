@@ -2,15 +2,9 @@
 threads per tiny convolution spend most of their time waiting for each other."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread: None) -> None:
+    """Every generator test uses the shared ``one_thread`` fixture of tests/conftest.py."""

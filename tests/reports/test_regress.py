@@ -2,24 +2,15 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from gbench.cli import main
 from gbench.core.records import load_records, manifest_path, save_records
 from reports.regress import TableMismatchError, Tolerance, compare_tables, parse_tolerances
 from tests.reports.fixtures import fixed_records
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["gbench", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    return int(exc.value.code or 0)
+from tests.test_cli import run_cli
 
 
 def _cell(df: pd.DataFrame, model: str, train_set: str, metric: str, seed: int = 0) -> pd.Series:

@@ -2,24 +2,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from gbench.cli import main
 from gbench.core.records import load_records, save_records
 from tests.reports.fixtures import fixed_records
+from tests.test_cli import run_cli
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["gbench", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    return int(exc.value.code or 0)
 
 
 def test_report_writes_all_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
