@@ -23,6 +23,16 @@ Values (:data:`VALUE_COLUMNS`)
                    aji_plus, fid, kid (see :data:`METRIC_DIRECTIONS`)
     ``value``      float64
     ``n``          number of images (or cells) the value was computed over
+Estimate (:data:`ESTIMATE_COLUMNS`; optional on input, filled with defaults)
+    ``ci_low``, ``ci_high``  the 95% confidence interval of ``value`` (NaN when not computed)
+    ``ci_method``  how the interval was obtained (``""`` when not computed; see
+                   :mod:`reports.stats`)
+    ``n_images``   number of test images (resampling units) behind the value (default ``n``)
+    ``n_seeds``    number of training seeds behind the value (default 1)
+    ``status``     ``ok`` or ``failed`` (a run that did not learn: never read as a number)
+    ``failure``    the check that flagged a failed run (``""`` when ``ok``)
+    ``test_set``   hash of the test set the value was computed on (``""`` when unknown);
+                   results on different test sets are never compared
 Provenance (:data:`PROVENANCE_COLUMNS`)
     ``gbench_version``, ``git_revision``, ``torch_version``, ``device``, ``date`` (UTC,
     ISO 8601), ``conventions`` (a JSON string: the metric module's ``CONVENTIONS`` for the
@@ -58,6 +68,7 @@ __all__ = [
     "KINDS",
     "KEY_COLUMNS",
     "VALUE_COLUMNS",
+    "ESTIMATE_COLUMNS",
     "PROVENANCE_COLUMNS",
     "COLUMNS",
     "METRIC_DIRECTIONS",
@@ -83,9 +94,13 @@ KINDS: Final[tuple[str, ...]] = ("quality", "segmentation", "multifocus")
 
 KEY_COLUMNS: Final[tuple[str, ...]] = ("kind", "model", "train_set", "profile", "seed", "dataset", "split")
 VALUE_COLUMNS: Final[tuple[str, ...]] = ("metric", "value", "n")
+ESTIMATE_COLUMNS: Final[tuple[str, ...]] = (
+    "ci_low", "ci_high", "ci_method", "n_images", "n_seeds", "status", "failure", "test_set")
+#: Run statuses: ``failed`` marks a run that did not learn (see ``failure`` for the check).
+STATUSES: Final[tuple[str, ...]] = ("ok", "failed")
 PROVENANCE_COLUMNS: Final[tuple[str, ...]] = (
     "gbench_version", "git_revision", "torch_version", "device", "date", "conventions")
-COLUMNS: Final[tuple[str, ...]] = KEY_COLUMNS + VALUE_COLUMNS + PROVENANCE_COLUMNS
+COLUMNS: Final[tuple[str, ...]] = KEY_COLUMNS + VALUE_COLUMNS + ESTIMATE_COLUMNS + PROVENANCE_COLUMNS
 #: Columns that may appear in a reference table but are not experiment keys.
 _META_COLUMNS: Final[frozenset[str]] = frozenset({"direction", "source", "note"})
 
@@ -132,7 +147,7 @@ def sort_metrics(metrics: Iterable[str]) -> list[str]:
 def key_columns(df: Any) -> list[str]:
     """The experiment-key columns of a record table: :data:`KEY_COLUMNS` plus any extra column
     that is neither a value, a provenance nor a reference-metadata column."""
-    skip = set(VALUE_COLUMNS) | set(PROVENANCE_COLUMNS) | _META_COLUMNS
+    skip = set(VALUE_COLUMNS) | set(ESTIMATE_COLUMNS) | set(PROVENANCE_COLUMNS) | _META_COLUMNS
     extra = [c for c in df.columns if c not in KEY_COLUMNS and c not in skip]
     return [c for c in KEY_COLUMNS if c in df.columns] + extra
 
@@ -297,6 +312,7 @@ def validate_records(df: Any, path: str | Path | None = None) -> Any:
     df["seed"] = seed.astype("int64")
     df["value"] = value.astype("float64")
     df["n"] = n.astype("int64")
+    df = _estimate_columns(df, fail)
     kinds = sorted(set(df["kind"]) - set(KINDS))
     if kinds:
         fail(f"unknown kind(s) {', '.join(map(repr, kinds))} (known: {', '.join(KINDS)})")
@@ -315,6 +331,43 @@ def validate_records(df: Any, path: str | Path | None = None) -> Any:
         fail("two records share the same keys and metric: "
              + ", ".join(f"{c}={first[c]}" for c in cols))
     return df.reset_index(drop=True)
+
+
+def _estimate_columns(df: Any, fail: Any) -> Any:
+    """Fill and check :data:`ESTIMATE_COLUMNS` (defaults: no CI, ``n_images = n``, one seed, ok)."""
+    import pandas as pd
+
+    defaults = {"ci_low": math.nan, "ci_high": math.nan, "ci_method": "", "n_images": None, "n_seeds": 1,
+                "status": "ok", "failure": "", "test_set": ""}
+    for c, d in defaults.items():
+        if c not in df.columns:
+            df[c] = df["n"] if c == "n_images" else d
+    for c in ("ci_low", "ci_high"):
+        num = pd.to_numeric(df[c].map(lambda v: math.nan if _is_nan_text(v) else v), errors="coerce")
+        bad = df.index[num.isna() & ~df[c].map(_is_nan_text)]
+        if len(bad):
+            fail(f"row {_row(bad[0])}: {c} {df[c].iloc[int(bad[0])]!r} is not a number")
+        df[c] = num.astype("float64")
+    for c in ("n_images", "n_seeds"):
+        num = pd.to_numeric(df[c], errors="coerce")
+        bad = df.index[num.isna() | (num < 0) | (num != num.round())]
+        if len(bad):
+            fail(f"row {_row(bad[0])}: {c} {df[c].iloc[int(bad[0])]!r} is not a non-negative integer")
+        df[c] = num.astype("int64")
+    for c in ("ci_method", "status", "failure", "test_set"):
+        df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    df.loc[df["status"] == "", "status"] = "ok"
+    bad = df.index[~df["status"].isin(STATUSES)]
+    if len(bad):
+        fail(f"row {_row(bad[0])}: status {df['status'].iloc[int(bad[0])]!r} is not one of {', '.join(STATUSES)}")
+    bad = df.index[(df["status"] == "failed") & (df["failure"] == "")]
+    if len(bad):
+        fail(f"row {_row(bad[0])}: a failed run must say which check failed (column failure)")
+    lo, hi, v = df["ci_low"], df["ci_high"], df["value"]
+    bad = df.index[(lo > hi) | (lo.isna() != hi.isna())]
+    if len(bad):
+        fail(f"row {_row(bad[0])}: ci_low {lo.iloc[int(bad[0])]} / ci_high {hi.iloc[int(bad[0])]} is not an interval")
+    return _order(df)
 
 
 def _row(index: Any) -> int:

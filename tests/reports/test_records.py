@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import warnings
@@ -127,12 +128,29 @@ def test_missing_file_and_changed_csv_warning(tmp_path: Path) -> None:
 
 def test_records_from_dicts_errors() -> None:
     row = {c: PROV.get(c, "x") for c in COLUMNS}
-    row.update(seed=0, value=1.0, n=1, kind="quality", metric="ssim")
+    row.update(seed=0, value=1.0, n=1, kind="quality", metric="ssim", ci_low=0.9, ci_high=1.1, n_images=1,
+               n_seeds=1, status="ok", failure="")
     with pytest.raises(ValueError, match="lacks column"):
         records_from_dicts([{k: v for k, v in row.items() if k != "split"}])
     assert records_from_dicts([]).empty
     nan_row = dict(row, value=float("nan"))
     assert records_from_dicts([nan_row])["value"].isna().all()  # NaN is a legal value (e.g. no nuclei)
+
+
+def test_estimate_columns_defaults_and_checks() -> None:
+    base = {"kind": "segmentation", "model": "unet", "train_set": "R", "profile": "smoke", "seed": 0,
+            "dataset": "d", "split": "test", "metric": "pq", "value": 0.5, "n": 7}
+    df = records_from_dicts([base])
+    assert df["n_images"].iloc[0] == 7 and df["n_seeds"].iloc[0] == 1 and df["status"].iloc[0] == "ok"
+    assert math.isnan(df["ci_low"].iloc[0]) and "ci_low" not in key_columns(df)
+    with pytest.raises(ValueError, match="not an interval"):
+        records_from_dicts([dict(base, ci_low=0.6, ci_high=0.4)])
+    with pytest.raises(ValueError, match="which check failed"):
+        records_from_dicts([dict(base, status="failed")])
+    with pytest.raises(ValueError, match="status 'broken'"):
+        records_from_dicts([dict(base, status="broken")])
+    ok = records_from_dicts([dict(base, status="failed", failure="no foreground predicted")])
+    assert ok["status"].iloc[0] == "failed"
 
 
 def test_reports_never_import_torch() -> None:
