@@ -73,32 +73,64 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:
-    """Console entry point: user errors print one line and exit 2, never a traceback."""
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(ClickException classes, Abort classes) of typer's vendored click and of click itself."""
+    exc: list[type] = []
+    abort: list[type] = []
+    abort.append(typer.Abort)
+    try:
+        from typer._click import exceptions as tce  # recent typer vendors click
+
+        exc.append(tce.ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import click
+
+        exc.append(click.exceptions.ClickException)
+        abort.append(click.exceptions.Abort)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(exc), tuple(abort)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point: user errors print one line and exit 2, never a traceback.
+
+    Usage errors (unknown option or command, missing or ill-typed value) print click's short
+    usage message (with its "did you mean" hint) and exit 2.
+    """
     from gbench.errors import DataError
 
+    click_errors, click_aborts = _click_exception_types()
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=args, standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)  # typer.Exit(n) comes back as a return value when standalone_mode is off
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except click_errors as exc:  # usage errors: "Usage: ... Try ... --help ... Error: ..."
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    except click_aborts:
+        err_console.print("aborted")
+        sys.exit(1)
     except (DataError, ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {_one_line(msg)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # a file system refusal (permission, a file where a folder is needed ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"[bold red]error:[/] {where}{_one_line(exc.strerror or str(exc))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
