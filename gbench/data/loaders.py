@@ -2,7 +2,8 @@
 
 ``load_dataset(name_or_path, split)`` picks a loader by name (``synthetic-he``), by an explicit
 ``loader:path`` prefix (``cpm:/data/cpm17``), by a dataset name found under the data root
-(``cpm17`` -> ``$GBENCH_DATA/cpm17``), or by detecting a folder's layout.
+(``cpm17`` -> ``$GBENCH_DATA/cpm17``), a combined name (``cpm15+cpm17``: the union of both), or by
+detecting a folder's layout.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from gbench.data.io import IMAGE_SUFFIXES, LABEL_SUFFIXES, read_image, read_labe
 from gbench.data.types import Dataset, Sample
 from gbench.errors import DataError
 
-__all__ = ["load_dataset", "LOADERS", "BUILTINS", "KNOWN_REAL", "data_root", "detect_layout",
-           "rasterize_polygons", "read_monuseg_xml"]
+__all__ = ["load_dataset", "LOADERS", "BUILTINS", "KNOWN_REAL", "COMBINED", "COMBINED_ALIASES", "data_root",
+           "detect_layout", "rasterize_polygons", "read_monuseg_xml", "concat_datasets", "load_combined"]
 
 Split = Literal["train", "test", "all"]
 SPLITS = ("train", "test", "all")
@@ -33,6 +34,13 @@ KNOWN_REAL: dict[str, tuple[str, str]] = {
     "monuseg": ("monuseg", "MoNuSeg 2018 (Kumar et al.): *.tif tissue images beside *.xml polygons"),
     "kumar": ("monuseg", "Kumar et al. 2017 (TMI): *.tif beside *.xml polygons"),
 }
+
+#: Combined datasets: name -> the named datasets whose splits it joins (each split is the union
+#: of the parts' same split; sample names are prefixed by their source: ``cpm15_image_00``).
+#: ``cpm15+cpm17`` is the Sharp-GAN paper's training and test data ("CPM-15&17").
+COMBINED: dict[str, tuple[str, ...]] = {"cpm15+cpm17": ("cpm15", "cpm17")}
+#: Other spellings of a combined name.
+COMBINED_ALIASES: dict[str, str] = {"cpm15+17": "cpm15+cpm17", "cpm17+cpm15": "cpm15+cpm17"}
 
 
 def data_root() -> Path:
@@ -277,6 +285,44 @@ def _file_dataset(name: str, split: str, entries: dict[str, tuple[Path, Path, st
 
 
 # --------------------------------------------------------------------------------------------
+# combined datasets
+
+
+def concat_datasets(parts: list[tuple[str, Dataset]], name: str, split: str) -> Dataset:
+    """The union of several datasets' samples, each name prefixed by its source (``PREFIX_NAME``).
+
+    A sample keeps its image and instances; its ``meta`` gains ``source`` (the prefix) and
+    ``source_name`` (its name in the source dataset).
+    """
+    import dataclasses
+
+    owner: dict[str, tuple[str, Dataset, int]] = {}
+    for prefix, ds in parts:
+        for i, stem in enumerate(ds.names):
+            key = f"{prefix}_{stem}"
+            if key in owner:
+                raise ValueError(f"sample name {key!r} occurs twice in {name}: give the parts different prefixes")
+            owner[key] = (prefix, ds, i)
+
+    def load(key: str) -> Sample:
+        prefix, ds, i = owner[key]
+        s = ds[i]
+        return dataclasses.replace(s, name=key, meta={**s.meta, "source": prefix, "source_name": s.name})
+
+    info = {"loader": "combined", "parts": {prefix: dict(ds.info, name=ds.name, n=len(ds)) for prefix, ds in parts}}
+    return Dataset(name, split, list(owner), load, info)
+
+
+def load_combined(name: str, split: Split = "train") -> Dataset:
+    """A :data:`COMBINED` dataset (or an alias): each part loaded by name, then joined."""
+    canonical = COMBINED_ALIASES.get(name, name)
+    if canonical not in COMBINED:
+        raise ValueError(f"unknown combined dataset {name!r} (known: {', '.join(COMBINED)})")
+    parts = [(part, load_dataset(part, split)) for part in COMBINED[canonical]]
+    return concat_datasets(parts, canonical, split)
+
+
+# --------------------------------------------------------------------------------------------
 # registry and resolution
 
 Loader = Callable[..., Dataset]
@@ -314,7 +360,8 @@ def load_dataset(name_or_path: str | Path, split: Split = "train", **options: An
 
     Args:
         name_or_path: a built-in name (``synthetic-he``), a known real dataset under the data
-            root (``cpm15``, ``cpm17``, ``monuseg``, ``kumar``), ``LOADER:PATH`` to force a loader
+            root (``cpm15``, ``cpm17``, ``monuseg``, ``kumar``), a combined dataset
+            (``cpm15+cpm17``: both splits joined, names prefixed by source), ``LOADER:PATH`` to force a loader
             (``cpm:/data/cpm17``), or a folder path whose layout is detected.
         split: ``train``, ``test`` or ``all``.
         **options: passed to a built-in dataset's factory (``n``, ``size``, ``seed``).
@@ -332,6 +379,8 @@ def load_dataset(name_or_path: str | Path, split: Split = "train", **options: An
         return BUILTINS[text](split=split, **options)
     if options:
         raise ValueError(f"options {sorted(options)} apply only to built-in datasets, not {text!r}")
+    if (text in COMBINED or text in COMBINED_ALIASES) and not Path(text).exists():
+        return load_combined(text, split)
     loader_name, sep, rest = text.partition(":")
     if sep and loader_name in LOADERS and rest:
         return LOADERS[loader_name](Path(rest).expanduser(), split)
@@ -344,6 +393,6 @@ def load_dataset(name_or_path: str | Path, split: Split = "train", **options: An
         return LOADERS[loader_name](root, split, name=text)
     path = Path(text).expanduser()
     if not path.exists():
-        known = ", ".join([*BUILTINS, *KNOWN_REAL])
+        known = ", ".join([*BUILTINS, *KNOWN_REAL, *COMBINED])
         raise DataError(path, f"no such folder and not a dataset name (names: {known})")
     return LOADERS[detect_layout(path)](path, split)
