@@ -251,10 +251,13 @@ def _unit_sums(obs: pd.DataFrame, metric: str, aggregation: str, label: str,
     seeds = tuple(sorted(int(s) for s in set(obs["seed"])))
     by_seed = {s: g for s, g in obs.groupby("seed", sort=True)}
     images = frozenset(obs["image"])
+    first = seeds[0]
+    first_images = frozenset(by_seed[first]["image"])
     for s, g in by_seed.items():
-        if frozenset(g["image"]) != images:
-            raise NotComparable(f"{label}: seed {s} was tested on {len(set(g['image']))} of the "
-                                f"{len(images)} images of the other seeds")
+        other = frozenset(g["image"])
+        if other != first_images:
+            raise NotComparable(f"{label}: seeds {first} and {s} were tested on different images "
+                                f"({len(first_images)} vs {len(other)}, {len(first_images & other)} shared)")
     order = list(units) if units is not None else sorted(set(unit_of.values()))
     index = {u: i for i, u in enumerate(order)}
     k = 2 if aggregation == "mean" else len(POOLED_STATS)
