@@ -17,12 +17,16 @@ Where the Sharp-GAN paper is silent we follow pix2pix's paper and reference code
   ``ndf = 64``, on the concatenation of the conditioning map and the image (conditional GAN).
 * Weights: N(0, 0.02) for convolutions, N(1, 0.02) for BatchNorm scales, zero biases, drawn
   from a ``torch.Generator`` seeded with ``init_seed``.
-* Losses: Eq. 1-3 of Sharp-GAN are the conditional-GAN objective. D maximises
+* Losses: Eq. 1-3 of Sharp-GAN are the conditional-GAN objective (Eq. 1 is the *total* loss:
+  ``E[log D(x, y)] + E[log(1 - D(x, G(x))) + beta L_sharp]``, no L1 term). D maximises
   ``log D(x, y) + log(1 - D(x, G(x)))``, implemented as BCE-with-logits against labels 1 / 0
-  and halved as in pix2pix. G uses the non-saturating form of Eq. 3 as pix2pix does: it
-  minimises ``-log D(x, G(x))`` (BCE against label 1) instead of ``log(1 - D(x, G(x)))``,
-  plus ``lambda_l1 * |y - G(x)|_1`` (pix2pix, default 100) plus ``beta * L_sharp``
-  (0 for ``gan-binary`` / ``gan-dist``).
+  and halved as in pix2pix. By default G uses the non-saturating form of Eq. 3 as pix2pix does:
+  it minimises ``-log D(x, G(x))`` (BCE against label 1) instead of ``log(1 - D(x, G(x)))``
+  (``gan_loss="minimax"`` minimises Eq. 3 itself), plus ``lambda_l1 * |y - G(x)|_1`` (pix2pix,
+  default 100; **not in the paper's Eq. 1**) plus ``beta * L_sharp`` (0 for ``gan-binary`` /
+  ``gan-dist``). ``lambda_l1=0, gan_loss="minimax"`` is Eq. 1 literally.
+  :meth:`Pix2PixModule.deviations` lists where a config departs from the paper (written to
+  ``run.json`` by ``gbench train-gen``).
 * Optimiser: Adam with ``betas = (0.5, 0.999)`` (pix2pix); the learning rate comes from the run
   profile (Sharp-GAN: 1e-4), constant (pix2pix's linear decay is not mentioned by Sharp-GAN).
 * One step: G(x) once, then a D update on (x, y) and (x, G(x).detach()) and a G update through
@@ -62,7 +66,9 @@ class Pix2PixConfig:
         norm: ``batch`` (pix2pix default) or ``instance``.
         dropout: dropout probability in the decoder blocks next to the bottleneck (0.5).
         n_dropout: how many of those blocks get dropout (3, as pix2pix's unet_256).
-        lambda_l1: weight of the L1 term (pix2pix 100).
+        lambda_l1: weight of the L1 term (pix2pix 100; the paper's Eq. 1 has none: 0).
+        gan_loss: G's adversarial term: ``non-saturating`` (pix2pix, ``-log D(x, G(x))``) or
+            ``minimax`` (the paper's Eq. 3, ``log(1 - D(x, G(x)))``).
         beta: weight of the sharpness loss (0: off; ``sharp-gan`` sets 1.0).
         lam: sharpness-loss contrast scale lambda, in [0, 1] gray units.
         lr: Adam learning rate (the run profile overrides it; Sharp-GAN 1e-4).
@@ -80,6 +86,7 @@ class Pix2PixConfig:
     dropout: float = 0.5
     n_dropout: int = 3
     lambda_l1: float = 100.0
+    gan_loss: Literal["non-saturating", "minimax"] = "non-saturating"
     beta: float = 0.0
     lam: float = 0.1
     lr: float = 1e-4
@@ -104,6 +111,8 @@ class Pix2PixConfig:
             raise ValueError(f"n_dropout must be >= 0, got {self.n_dropout}")
         if self.lambda_l1 < 0 or self.beta < 0:
             raise ValueError("lambda_l1 and beta must be non-negative")
+        if self.gan_loss not in ("non-saturating", "minimax"):
+            raise ValueError(f"gan_loss must be 'non-saturating' or 'minimax', got {self.gan_loss!r}")
         if self.lam <= 0:
             raise ValueError(f"lam must be positive, got {self.lam}")
         if self.lr <= 0:
@@ -287,7 +296,6 @@ class Pix2PixModule(GeneratorModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         """One D update and one G update on ``batch`` (``cond``, ``image`` in [0, 1], ``contour``)."""
-        cfg = self.config
         cond = to_signed(batch["cond"])
         real = to_signed(batch["image"])
         opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
@@ -302,24 +310,66 @@ class Pix2PixModule(GeneratorModule):
         (0.5 * (d_fake + d_real)).backward()
         opt_d.step()
 
-        # G: non-saturating GAN term + lambda_l1 * L1 + beta * L_sharp, D frozen
+        # G: GAN term (non-saturating or Eq. 3) + lambda_l1 * L1 + beta * L_sharp, D frozen
         set_requires_grad(self.D, False)
         opt_g.zero_grad(set_to_none=True)
-        logit = self.D(torch.cat([cond, fake], 1))
-        g_gan = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
-        l1 = F.l1_loss(fake, real)
-        total = g_gan + cfg.lambda_l1 * l1
-        if cfg.beta > 0:
-            sharp = self._sharpness(batch["contour"], fake)
-            total = total + cfg.beta * sharp
-        else:
-            with torch.no_grad():
-                sharp = self._sharpness(batch["contour"], fake.detach())
+        total, g_gan, l1, sharp = self.generator_loss(cond, fake, real, batch["contour"])
         total.backward()
         opt_g.step()
         set_requires_grad(self.D, True)
         return {"d_real": d_real.item(), "d_fake": d_fake.item(), "g_gan": g_gan.item(), "l1": l1.item(),
                 "sharp": sharp.item(), "g_total": total.item()}
+
+    def generator_loss(self, cond: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
+                       contour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """G's objective on one batch (``cond``, ``fake``, ``real`` in [-1, 1]) through the current D.
+
+        Returns:
+            ``(total, g_gan, l1, sharp)``: ``total = g_gan + lambda_l1 * l1 + beta * sharp``, where
+            ``g_gan`` is ``mean log(1 - D(x, G(x)))`` (``minimax``, Eq. 3) or ``mean -log D(x, G(x))``
+            (``non-saturating``), ``l1`` the mean absolute error in [-1, 1] units and ``sharp`` Eq. 4
+            (computed without a gradient when ``beta = 0``).
+        """
+        cfg = self.config
+        logit = self.D(torch.cat([cond, fake], 1))
+        if cfg.gan_loss == "minimax":  # log(1 - D(x, G(x))) = -BCE(logit, 0)
+            g_gan = -F.binary_cross_entropy_with_logits(logit, torch.zeros_like(logit))
+        else:  # -log D(x, G(x))
+            g_gan = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+        l1 = F.l1_loss(fake, real)
+        total = g_gan + cfg.lambda_l1 * l1 if cfg.lambda_l1 > 0 else g_gan
+        if cfg.beta > 0:
+            sharp = self._sharpness(contour, fake)
+            total = total + cfg.beta * sharp
+        else:
+            with torch.no_grad():
+                sharp = self._sharpness(contour, fake.detach())
+        return total, g_gan, l1, sharp
+
+    def deviations(self) -> list[dict[str, Any]]:
+        """Where this config departs from the Sharp-GAN paper: ``[{"setting", "value", "note"}]``.
+
+        Listed: an L1 term (``lambda_l1 > 0``, pix2pix; not in the paper's Eq. 1), the
+        non-saturating G loss (pix2pix; Eq. 3 is ``log(1 - D)``), and with the sharpness loss on,
+        ``beta`` and ``lam`` (the paper gives no value) and the contour map (instance boundaries;
+        the paper derives it from the binary mask). An empty list: Eq. 1 literally.
+        """
+        cfg = self.config
+        out: list[dict[str, Any]] = []
+        if cfg.lambda_l1 > 0:
+            out.append({"setting": "lambda_l1", "value": float(cfg.lambda_l1),
+                        "note": "L1 weight: pix2pix; not in the paper's Eq. 1 (--set lambda_l1=0 removes it)"})
+        if cfg.gan_loss == "non-saturating":
+            out.append({"setting": "gan_loss", "value": "non-saturating",
+                        "note": "G minimises -log D(x, G(x)) (pix2pix), not Eq. 3's log(1 - D(x, G(x))) "
+                                "(--set gan_loss=minimax)"})
+        if cfg.beta > 0:
+            out.append({"setting": "beta", "value": float(cfg.beta), "note": "sharpness weight: paper gives no value"})
+            out.append({"setting": "lam", "value": float(cfg.lam), "note": "lambda of Eq. 5: paper gives no value"})
+            out.append({"setting": "contour_map", "value": "instance boundaries",
+                        "note": "includes shared boundaries of touching nuclei; the paper derives the contour map "
+                                "from the binary mask"})
+        return out
 
     @torch.no_grad()
     def generate(self, cond: torch.Tensor) -> torch.Tensor:
