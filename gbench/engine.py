@@ -359,13 +359,13 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename (never half-written)."""
-    from gbench.fileio import atomic_path
+    """``torch.save`` to a temporary file beside ``path``, then rename (never half-written).
 
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
-    return path
+    Saved through a buffer (``gbench.fileio.save_torch``): identical states give identical bytes.
+    """
+    from gbench.fileio import save_torch
+
+    return save_torch(path, dict(state))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

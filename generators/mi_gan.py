@@ -708,14 +708,12 @@ def load_mi_gan(path: str | Path, map_location: str | torch.device = "cpu") -> t
 
 def save_mi_gan(model: MIGAN, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (config + weights of G1, D1, G2, D2 + ``meta``) atomically."""
-    from gbench.fileio import atomic_path
+    from gbench.fileio import save_torch
 
     path = Path(path)
     blob = {"generator": "mi-gan", "config": model.cfg.to_dict(),
             "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": dict(meta or {})}
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
-    return path
+    return save_torch(path, blob)  # through a buffer: identical weights give identical bytes
 
 
 #: Name of the trained-model file in a run folder.

@@ -135,6 +135,7 @@ def synthesize(
     batch_size: int | None = None,
     device: str | None = None,
     progress: bool = True,
+    data_seed: int = 0,
 ) -> SynthResult:
     """Write ``count`` synthetic (image, instance label) pairs to ``out``.
 
@@ -147,6 +148,7 @@ def synthesize(
         profile: gives the default image size (``image_size``) and batch size.
         data: fit the mask statistics to this dataset's training split (recommended: the
             generator's training data); None uses ``gbench.data.masks.DEFAULT_STATS``.
+        data_seed: draws a built-in ``data`` (which tiles the statistics are fitted to).
         stats: a ``MaskStats`` to use instead (overrides ``data``).
         size: image side (default: the profile's ``image_size``).
         batch_size: generator batch (default: the profile's ``batch_size``).
@@ -157,15 +159,15 @@ def synthesize(
         A :class:`SynthResult`.
 
     Raises:
-        DataError: unreadable checkpoint, ``out`` holding another set.
-        ValueError: bad counts or sizes, generator name not matching the checkpoint.
+        DataError: unreadable checkpoint, ``out`` holding another set, another synthesize
+            writing ``out`` right now (``gbench.fileio.folder_lock``).
+        ValueError: bad counts or sizes (a size the generator cannot make is found by running
+            it once before anything is written), generator name not matching the checkpoint.
     """
     import generators
-    from gbench.data.io import write_png
-    from gbench.data.masks import DEFAULT_STATS, fit_mask_stats, synthesize_instance_map
+    from gbench.data.masks import DEFAULT_STATS, fit_mask_stats
     from gbench.engine import select_device
-    from gbench.fileio import write_json
-    from gbench.provenance import provenance
+    from gbench.fileio import clean_orphan_temps, folder_lock
 
     if count <= 0:
         raise ValueError(f"--count must be positive, got {count}")
@@ -181,12 +183,43 @@ def synthesize(
     if stats is None and data is not None:
         from gbench.runner import resolve_dataset
 
-        stats = fit_mask_stats(resolve_dataset(data, "train", prof, seed), seed=seed)
+        stats = fit_mask_stats(resolve_dataset(data, "train", prof, data_seed), seed=seed)
     stats = stats or DEFAULT_STATS
     out = Path(out)
     settings = _settings(name, module, sha, seed, size, stats)
     _check_existing(out, settings)
+    _check_generates(module, name, size, seed, stats, dev)  # a bad --size fails here, before any file is written
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):  # a second synthesize into the same folder is refused while this one runs
+        _check_existing(out, settings)  # again, under the lock
+        clean_orphan_temps(out)  # temp files of a killed run
+        return _synthesize_locked(name, module, count, out, seed, prof, data, stats, size, bs, dev, settings,
+                                  checkpoint, progress, t0)
+
+
+def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, dev: Any) -> None:
+    """Run the generator on one map of ``size``: refuse a size it cannot make (one line)."""
+    from gbench.data.masks import synthesize_instance_map
+
+    inst = synthesize_instance_map(size, seed, 0, stats=stats)
+    cond = torch.from_numpy(np.stack([module.condition_map(inst)])).to(dev)
+    try:
+        with torch.no_grad():
+            fake = module.generate(cond)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"--size {size}: generator {name!r} cannot make images of this size "
+                         f"({str(exc).splitlines()[0]})") from None
+    if tuple(fake.shape[-2:]) != (size, size):
+        raise ValueError(f"--size {size}: generator {name!r} made {tuple(fake.shape[-2:])} images instead")
+
+
+def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int, prof: Profile, data: str | None,
+                       stats: Any, size: int, bs: int, dev: Any, settings: dict[str, Any], checkpoint: str | Path,
+                       progress: bool, t0: float) -> SynthResult:
+    from gbench.data.io import write_png
+    from gbench.data.masks import synthesize_instance_map
+    from gbench.fileio import write_json
+    from gbench.provenance import provenance
 
     def paths(k: int) -> tuple[Path, Path]:
         sid = sample_id(name, seed, k)
@@ -195,6 +228,7 @@ def synthesize(
     todo = [k for k in range(count) if not all(p.is_file() for p in paths(k))]
     done_before = count - len(todo)
     run_info = {"command": "synthesize", "settings": settings, "checkpoint": str(checkpoint), "count": count,
+                "data_seed": data_seed,
                 "data": data, "profile_settings": prof.to_dict(), "batch_size": bs}
     write_json(out / "run.json", {**run_info, "status": "running", "provenance": provenance(profile=prof.name, seed=seed)})
 

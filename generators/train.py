@@ -13,6 +13,7 @@ training crops), ``run.json`` (config, profile, seed, versions, device, git revi
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from gbench.data.types import Dataset, Sample
 from gbench.engine import Callback, FitContext, FitResult, StepLoader, dist_info, fit
 from gbench.profiles import Profile, get_profile
 
-__all__ = ["CropDataset", "SampleGrid", "TrainResult", "train_generator", "resolve_steps", "sample_grid"]
+__all__ = ["CropDataset", "SampleGrid", "TrainResult", "train_generator", "resolve_steps", "sample_grid", "run_key"]
 
 
 class CropDataset:
@@ -145,6 +146,73 @@ class TrainResult:
     module: Any = None
 
 
+def _data_identity(data: str, tiles: list[Sample]) -> dict[str, Any]:
+    """What the training data is, by content: sha256 over every training tile's name, image and
+    instance map (as loaded), so a resumed run cannot silently continue on other data."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in tiles:
+        for part in (t.name.encode("utf-8"), str(t.image.shape).encode(), np.ascontiguousarray(t.image).tobytes(),
+                     str(t.instances.shape).encode(), np.ascontiguousarray(t.instances).tobytes()):
+            h.update(len(part).to_bytes(8, "little"))
+            h.update(part)
+    return {"tiles": len(tiles), "content_sha256": h.hexdigest()}
+
+
+def run_key(name: str, config: Mapping[str, Any], prof: Profile, seed: int, data: str,
+            tiles: list[Sample]) -> tuple[str, dict[str, Any]]:
+    """The key of a training run: the stage-cache key (``reports.pipeline.Stage``) of everything the
+    weights depend on (generator, its full config, seed, batch size, the training tiles by content).
+
+    The number of steps is not part of it (a resumed run may be extended), nor is the device.
+
+    Returns:
+        ``(key, document)``: the sha256 and the JSON document it hashes.
+    """
+    from reports.pipeline import Stage
+
+    stage = Stage("train-gen", {"generator": name, "config": dict(config), "seed": int(seed),
+                                "batch_size": int(prof.batch_size), "data": _data_identity(data, tiles)})
+    return stage.key(), stage.document()["config"]
+
+
+def _check_resume(out: Path, key: str, document: Mapping[str, Any], data: str | None = None) -> None:
+    """Refuse to resume a checkpoint made for another generator, config, seed or data."""
+    from gbench.engine import CHECKPOINT_NAME, load_checkpoint
+    from gbench.errors import DataError
+
+    ckpt = out / "checkpoints" / CHECKPOINT_NAME
+    if not ckpt.is_file():
+        return
+    meta = load_checkpoint(ckpt).get("meta") or {}
+    if meta.get("run_key") == key:
+        return
+    old = meta.get("run_document")
+    if isinstance(old, Mapping):
+        diff = [k for k in document if old.get(k) != document[k]]
+        if "config" in diff and isinstance(old.get("config"), Mapping):
+            cfg = document["config"]
+            diff[diff.index("config")] = "options (" + ", ".join(
+                f"{k} {old['config'].get(k)!r} -> {cfg.get(k)!r}" for k in cfg if old["config"].get(k) != cfg.get(k)) + ")"
+        if "generator" in diff:
+            diff[diff.index("generator")] = f"generator ({old.get('generator')!r} -> {document['generator']!r})"
+        names = {"data": "training data (--data)", "batch_size": "batch size (--profile)", "seed": "seed"}
+        diff = [names.get(d, d) for d in diff]
+    else:  # a checkpoint from before run keys: compare what it recorded (generator, options, --data)
+        diff = []
+        if meta.get("generator") != document["generator"]:
+            diff.append(f"generator ({meta.get('generator')!r} -> {document['generator']!r})")
+        if meta.get("config") is not None and dict(meta["config"]) != dict(document["config"]):
+            diff.append("options")
+        if data is not None and meta.get("data") is not None and str(meta["data"]) != str(data):
+            diff.append(f"data ({meta['data']!r} -> {data!r})")
+        if not diff:
+            return
+    raise DataError(out, f"--resume: the run in this folder was made with a different {', '.join(diff) or 'setup'}; "
+                         "use another --out, or --overwrite to start again")
+
+
 #: Generators whose ``ngf``/``ndf`` default to the profile's ``gan_width``.
 WIDTH_FROM_PROFILE: frozenset[str] = frozenset({"gan-binary", "gan-dist", "sharp-gan"})
 
@@ -164,6 +232,8 @@ def train_generator(
     progress: bool = True,
     device: str | None = None,
     dataset: Dataset | None = None,
+    overwrite: bool = False,
+    data_seed: int = 0,
 ) -> TrainResult:
     """Train generator ``name`` on the training split of ``data``.
 
@@ -173,6 +243,7 @@ def train_generator(
         out: run folder.
         profile: ``smoke`` / ``demo`` / ``paper`` (crop size, batch size, learning rate, steps).
         seed: seeds weights, crops, augmentation and dropout.
+        data_seed: draws a built-in dataset (which tiles exist); never the training seed.
         resume: continue from ``out/checkpoints/last.pt``.
         steps: total optimiser steps (default: the profile's ``max_steps`` or its epochs).
         overrides: generator config fields (``{"ngf": 32, "beta": 0.5}``); ``image_size``, ``lr``,
@@ -183,17 +254,27 @@ def train_generator(
         progress: progress bar.
         device: None picks CUDA when available.
         dataset: use this training set instead of loading ``data`` (tests, notebooks).
+        overwrite: train from scratch over a run already in ``out`` (without it, and without
+            ``resume``, an existing ``checkpoints/last.pt`` is refused).
 
     Returns:
         A :class:`TrainResult`.
+
+    Raises:
+        DataError: ``out`` holds a run and neither ``resume`` nor ``overwrite`` is set; or
+            ``resume`` finds a run of another generator, config, seed or data (the run key).
     """
     import generators
-    from gbench.fileio import write_json
+    from gbench.engine import CHECKPOINT_NAME
+    from gbench.errors import DataError
+    from gbench.fileio import clean_orphan_temps, folder_lock, write_json
     from gbench.provenance import provenance
 
     t0 = time.perf_counter()
     prof = get_profile(profile) if isinstance(profile, str) else profile
     out = Path(out)
+    if not resume and not overwrite and (out / "checkpoints" / CHECKPOINT_NAME).is_file():
+        raise DataError(out, "already holds a training run; use --resume to continue it or --overwrite to replace it")
     opts = {"image_size": prof.image_size, "lr": prof.lr, "init_seed": seed, **dict(overrides or {})}
     if name in WIDTH_FROM_PROFILE:
         opts = {"ngf": prof.gan_width, "ndf": prof.gan_width, **opts}
@@ -201,7 +282,7 @@ def train_generator(
     if dataset is None:
         from gbench.runner import resolve_dataset
 
-        dataset = resolve_dataset(data, "train", prof, seed)
+        dataset = resolve_dataset(data, "train", prof, data_seed)
     size = int(module.config.image_size)
     crops = CropDataset(dataset, size, module.train_item)
     loader = StepLoader(crops, prof.batch_size, seed)
@@ -214,36 +295,47 @@ def train_generator(
     preview = [crops.get(i, np.random.default_rng([seed, 2**31 - 1, i])) for i in first_of_tile]
     grid = SampleGrid(preview, sample_every)
     config = module.config_dict()
-    meta = {"generator": name, "config": config, "profile": prof.name, "seed": seed, "data": str(data)}
+    rkey, rdoc = run_key(name, config, prof, seed, str(data), crops._tiles)
+    meta = {"generator": name, "config": config, "profile": prof.name, "seed": seed, "data": str(data),
+            "data_seed": data_seed,
+            "run_key": rkey, "run_document": rdoc}
     info = dist_info()
-    result = fit(module, loader, max_steps=total, seed=seed, out_dir=out, checkpoint_every=ckpt_every, resume=resume,
-                 progress=progress, callbacks=[grid], device=device, meta=meta, description=f"train {name}")
-    run_json = None
-    if info.is_main:
-        hist = result.history
-        n = max(1, min(10, len(hist) // 4))
-        summary = {key: {"first": float(np.mean([h[key] for h in hist[:n]])), "last": float(np.mean([h[key] for h in hist[-n:]]))}
-                   for key in (hist[0] if hist else {}) if key != "step"}
-        run_json = write_json(out / "run.json", {
-            "command": "train-gen",
-            "generator": name,
-            "config": config,
-            "data": str(data),
-            "dataset": {"name": dataset.name if hasattr(dataset, "name") else str(data), "tiles": crops.tiles,
-                        "crops_per_epoch": len(crops)},
-            "profile_settings": prof.to_dict(),
-            "steps": result.steps,
-            "resumed_from": result.start_step,
-            "batch_size": prof.batch_size,
-            "epochs_seen": result.steps * prof.batch_size / len(crops),
-            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-            "checkpoint_every": ckpt_every,
-            "world_size": result.world_size,
-            "train_device": result.device,
-            "wall_time_s": time.perf_counter() - t0,
-            "fit_time_s": result.wall_time_s,
-            "loss_first_last": summary,
-            "provenance": provenance(profile=prof.name, seed=seed),
-        })
+    if resume:
+        _check_resume(out, rkey, rdoc, str(data))
+    with contextlib.ExitStack() as stack:
+        if info.is_main:
+            stack.enter_context(folder_lock(out))  # a second train-gen into the same folder is refused
+            clean_orphan_temps(out)  # temp files of a killed run
+        result = fit(module, loader, max_steps=total, seed=seed, out_dir=out, checkpoint_every=ckpt_every,
+                     resume=resume, progress=progress, callbacks=[grid], device=device, meta=meta,
+                     description=f"train {name}")
+        run_json = None
+        if info.is_main:
+            hist = result.history
+            n = max(1, min(10, len(hist) // 4))
+            summary = {key: {"first": float(np.mean([h[key] for h in hist[:n]])), "last": float(np.mean([h[key] for h in hist[-n:]]))}
+                       for key in (hist[0] if hist else {}) if key != "step"}
+            run_json = write_json(out / "run.json", {
+                "command": "train-gen",
+                "generator": name,
+                "config": config,
+                "data": str(data), "data_seed": data_seed,
+                "dataset": {"name": dataset.name if hasattr(dataset, "name") else str(data), "tiles": crops.tiles,
+                            "crops_per_epoch": len(crops)},
+                "profile_settings": prof.to_dict(),
+                "steps": result.steps,
+                "resumed_from": result.start_step,
+                "run_key": rkey,
+                "batch_size": prof.batch_size,
+                "epochs_seen": result.steps * prof.batch_size / len(crops),
+                "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+                "checkpoint_every": ckpt_every,
+                "world_size": result.world_size,
+                "train_device": result.device,
+                "wall_time_s": time.perf_counter() - t0,
+                "fit_time_s": result.wall_time_s,
+                "loss_first_last": summary,
+                "provenance": provenance(profile=prof.name, seed=seed, data_seed=data_seed),
+            })
     return TrainResult(out, result.checkpoint, result, run_json, tuple(grid.written), module)
 

@@ -50,7 +50,11 @@ def load_reference(name: str = "sharp-gan") -> pd.DataFrame:
     for p in paths:
         if not p.is_file():
             raise DataError(p, "no such file")
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+        try:
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8")
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(p, f"not a readable CSV reference table ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:120]})") from None
         missing = [c for c in _REF_COLUMNS if c not in df.columns]
         if missing:
             raise DataError(p, f"reference table lacks column(s) {', '.join(missing)}")

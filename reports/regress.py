@@ -7,8 +7,15 @@ numbers of different experiments cannot be compared.
 
 A cell *regressed* when it moved in the worse direction of its metric by more than its
 tolerance, ``max(abs, rel * |baseline|)``; it *improved* when it moved the other way by more
-than the tolerance (listed, not an error). A value that became NaN regressed; NaN in both is
-unchanged. Metrics of unknown direction count any change beyond the tolerance as a regression.
+than the tolerance (listed, not an error). Metrics of unknown direction count any change beyond
+the tolerance as a regression.
+
+NaN is never a pass. A cell whose run is recorded as failed (``status`` ``failed``) is compared
+as failed, whatever its value: ok -> failed regressed, failed -> ok improved, failed in both is
+unchanged. Otherwise a NaN in the baseline is an error (:class:`InvalidBaselineError`: a
+baseline must hold numbers; ``--update`` refuses a table with NaN in an ok cell), and a NaN or
+infinite value in the new table regressed. A tolerance for a metric that is in neither table
+nor in ``METRIC_DIRECTIONS`` is refused (a typo would silently loosen nothing).
 
 Deterministic CPU runs make exact comparison possible; the default tolerance (abs 1e-6)
 covers BLAS differences between machines.
@@ -24,7 +31,7 @@ import pandas as pd
 
 from gbench.core.records import METRIC_DIRECTIONS, key_columns, load_records, metric_label, save_records
 
-__all__ = ["Tolerance", "TableMismatchError", "RegressionReport", "compare_tables", "regress",
+__all__ = ["Tolerance", "TableMismatchError", "InvalidBaselineError", "RegressionReport", "compare_tables", "regress",
            "parse_tolerances", "update_baseline", "DEFAULT_ABS", "DEFAULT_REL"]
 
 DEFAULT_ABS = 1e-6
@@ -33,6 +40,10 @@ DEFAULT_REL = 0.0
 
 class TableMismatchError(ValueError):
     """The two tables do not describe the same experiments (one line, names what differs)."""
+
+
+class InvalidBaselineError(ValueError):
+    """The baseline holds a value that cannot be compared against (NaN or inf in an ok cell)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,16 @@ def compare_tables(baseline: pd.DataFrame, new: pd.DataFrame, tolerance: Toleran
         TableMismatchError: different key columns, metrics, cells or ``n``.
     """
     tolerance = tolerance or Tolerance()
+    known = set(METRIC_DIRECTIONS) | set(baseline["metric"]) | set(new["metric"])
+    unknown = sorted((set(tolerance.per_metric_abs) | set(tolerance.per_metric_rel)) - known)
+    if unknown:
+        raise ValueError(f"tolerance for unknown metric(s) {', '.join(unknown)} "
+                         f"(metrics: {', '.join(sorted(set(baseline['metric']) | set(new['metric'])))})")
+    bad = _not_finite_ok(baseline)
+    if len(bad):
+        raise InvalidBaselineError(f"the baseline has {len(bad)} cell(s) with a value that is not a finite number "
+                                   f"in a run recorded as ok, e.g. {_cell_label(bad.iloc[0], key_columns(baseline))}"
+                                   f" = {bad.iloc[0]['value']}")
     kb, kn = key_columns(baseline), key_columns(new)
     if kb != kn:
         only_b = [c for c in kb if c not in kn]
@@ -187,8 +208,9 @@ def compare_tables(baseline: pd.DataFrame, new: pd.DataFrame, tolerance: Toleran
             parts.append(f"only the new table has metric(s) {', '.join(sorted(mn - mb))}")
         raise TableMismatchError("tables have different metrics: " + "; ".join(parts))
     on = keys + ["metric"]
-    merged = baseline[on + ["value", "n"]].merge(new[on + ["value", "n"]], on=on, how="outer",
-                                                  suffixes=("_b", "_n"), indicator=True, sort=False)
+    merged = _with_status(baseline)[on + ["value", "n", "status"]].merge(
+        _with_status(new)[on + ["value", "n", "status"]], on=on, how="outer", suffixes=("_b", "_n"), indicator=True,
+        sort=False)
     for side, label in (("left_only", "the new table lacks"), ("right_only", "the baseline lacks")):
         miss = merged[merged["_merge"] == side]
         if len(miss):
@@ -206,10 +228,11 @@ def compare_tables(baseline: pd.DataFrame, new: pd.DataFrame, tolerance: Toleran
         allowed = tolerance.allowed(metric, b)
         direction = METRIC_DIRECTIONS.get(metric, "unknown")
         delta = v - b
-        if math.isnan(b) and math.isnan(v):
-            status = "same"
-        elif math.isnan(v) or math.isnan(b):
-            status = "worse" if math.isnan(v) else "better"
+        failed_b, failed_n = d["status_b"] == "failed", d["status_n"] == "failed"
+        if failed_b or failed_n:  # compared as failed runs, whatever the values
+            status = "same" if failed_b and failed_n else ("worse" if failed_n else "better")
+        elif not math.isfinite(v):
+            status = "worse"  # the new run gave no number: never a pass
         elif abs(delta) <= allowed:
             status = "same"
         elif direction == "unknown":
@@ -223,12 +246,36 @@ def compare_tables(baseline: pd.DataFrame, new: pd.DataFrame, tolerance: Toleran
     return RegressionReport(cells, tuple(keys))
 
 
+def _with_status(df: pd.DataFrame) -> pd.DataFrame:
+    if "status" in df.columns:
+        return df.assign(status=df["status"].fillna("ok").replace("", "ok"))
+    return df.assign(status="ok")
+
+
+def _not_finite_ok(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows recorded as ok whose value is NaN or infinite."""
+    d = _with_status(df)
+    values = pd.to_numeric(d["value"], errors="coerce").astype("float64")
+    return d[(d["status"] != "failed") & ~values.map(math.isfinite)]
+
+
 def regress(baseline_path: str | Path, new_path: str | Path, tolerance: Tolerance | None = None,
             profile: str | None = None, seed: int | None = None) -> RegressionReport:
-    """Load two record files (optionally keep one profile / seed) and compare them."""
+    """Load two record files (optionally keep one profile / seed) and compare them.
+
+    Raises:
+        DataError: a file is missing or unreadable, or the baseline holds NaN in an ok cell
+            (named by its path).
+        TableMismatchError: the tables hold different experiments.
+    """
+    from gbench.errors import DataError
+
     base = _filter(load_records(baseline_path), profile, seed, baseline_path)
     new = _filter(load_records(new_path), profile, seed, new_path)
-    return compare_tables(base, new, tolerance)
+    try:
+        return compare_tables(base, new, tolerance)
+    except InvalidBaselineError as exc:
+        raise DataError(baseline_path, str(exc)) from None
 
 
 def _filter(df: pd.DataFrame, profile: str | None, seed: int | None, path: str | Path) -> pd.DataFrame:
@@ -245,6 +292,18 @@ def _filter(df: pd.DataFrame, profile: str | None, seed: int | None, path: str |
 
 
 def update_baseline(new_path: str | Path, baseline_path: str | Path) -> Path:
-    """Rewrite the baseline (CSV and manifest, atomically) with the new table's records."""
-    return save_records(load_records(new_path), baseline_path,
-                        extra_manifest={"updated_from": str(Path(new_path))})
+    """Rewrite the baseline (CSV and manifest, atomically) with the new table's records.
+
+    Raises:
+        DataError: the new table has a NaN or infinite value in a cell recorded as ok (a
+            baseline must hold numbers; a failed run is recorded with ``status`` ``failed``).
+    """
+    from gbench.errors import DataError
+
+    new = load_records(new_path)
+    bad = _not_finite_ok(new)
+    if len(bad):
+        what = "every value is" if len(bad) == len(new) else f"{len(bad)} of {len(new)} values are"
+        raise DataError(new_path, f"{what} not a finite number (e.g. {_cell_label(bad.iloc[0], key_columns(new))}); "
+                                  "refusing to make it the baseline")
+    return save_records(new, baseline_path, extra_manifest={"updated_from": str(Path(new_path))})

@@ -7,24 +7,25 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gbench.commands.common import ProfileOpt, SeedOpt, console
+from gbench.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+def parse_overrides(items: list[str] | None, generator: str | None = None) -> dict[str, Any]:
     """``["ngf=32", "beta=0.5", "norm=instance"]`` -> ``{"ngf": 32, "beta": 0.5, "norm": "instance"}``.
 
-    Values are read as JSON when they parse (numbers, true/false, lists), else kept as strings.
+    With ``generator``, each value is checked against the type of its field in the generator's
+    config dataclass (whole numbers for ``int``, finite numbers for ``float`` ...; see
+    :mod:`gbench.options`); without, values are read as JSON when they parse (finite numbers
+    only), else kept as strings. Errors are one line naming the option.
     """
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except ValueError:
-            out[key.strip()] = value
-    return out
+    from gbench.options import config_class, parse_set_options
+
+    cls = None
+    if generator is not None:
+        import generators
+
+        cls = config_class(generators.factory(generator))
+    return parse_set_options(items, cls)
 
 
 def train_gen(
@@ -33,6 +34,7 @@ def train_gen(
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints/, samples/, history.csv, run.json.")],
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoints/last.pt.")] = False,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Total optimiser steps (default: the profile's).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Generator option KEY=VALUE (ngf, ndf, lambda_l1, beta, lam, ...); repeatable.")] = None,
@@ -40,30 +42,43 @@ def train_gen(
     sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Steps between sample grids (default: a fifth of the run).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="mi-gan only: fine-tune a trained MI-GAN run (transfer learning).")] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Train a generator on the real training split (random crops, flips, rotations); runs under torchrun too.
 
     ``mi-gan`` trains on multi-focus stacks (``--data synthetic-cells:siha``): G1 then G2,
     independently, as ``gbench train-migan`` does."""
+    import generators
+    from gbench.options import check_device, check_positive, parse_set_options
+    from gbench.profiles import get_profile
     from generators.train import train_generator
 
     if name == "mi-gan":
         from gbench.commands.multifocus import train_migan_cmd
+        from generators.mi_gan import MIGANConfig
 
-        opts = parse_overrides(set_)
-        unknown = sorted(set(opts) - {"n_critic", "critic_norm"})
+        unknown = sorted({str(i).partition("=")[0].strip() for i in set_ or []} - {"n_critic", "critic_norm"})
         if unknown:
             raise ValueError(f"mi-gan takes --set n_critic=... and --set critic_norm=... here, not {', '.join(unknown)} "
                              "(gbench train-migan has every option)")
+        opts = parse_set_options(set_, MIGANConfig, allowed=("n_critic", "critic_norm"))
         train_migan_cmd(data=data, out=out, profile=profile, seed=seed, init_from=init_from, resume=resume,
-                        steps=steps, n_critic=opts.get("n_critic"), critic_norm=opts.get("critic_norm"), device=device)
+                        steps=steps, n_critic=opts.get("n_critic"), critic_norm=opts.get("critic_norm"), device=device,
+                        overwrite=overwrite)
         return
     if init_from is not None:
         raise ValueError("--init-from applies to mi-gan only")
+    generators.factory(name)  # unknown generator: one line with suggestions
+    get_profile(profile)
+    overrides = parse_overrides(set_, name)
+    for opt, value in (("--steps", steps), ("--checkpoint-every", checkpoint_every), ("--sample-every", sample_every)):
+        check_positive(opt, value)
+    check_device("--device", device)
+    check_out_folder(out, resume=resume, overwrite=overwrite)
 
     res = train_generator(name, data, out, profile=profile, seed=seed, resume=resume, steps=steps,
-                          overrides=parse_overrides(set_), checkpoint_every=checkpoint_every,
-                          sample_every=sample_every, device=device)
+                          overrides=overrides, checkpoint_every=checkpoint_every,
+                          sample_every=sample_every, device=device, overwrite=overwrite, data_seed=data_seed)
     if res.run_json is None:  # a DDP rank other than 0
         return
     hist = res.fit.history
@@ -88,19 +103,31 @@ def synthesize(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Generator batch (default: the profile's).")] = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = 0,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda (default: cuda when available).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue (or extend) the set already in --out.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
-    """Draw nucleus masks, run the generator on them and write image/label pairs (resumable)."""
+    """Draw nucleus masks, run the generator on them and write image/label pairs (resumable with --resume)."""
+    from gbench.options import check_device, check_positive
     from gbench.profiles import get_profile
     from generators.synthesize import synthesize as run
 
     prof = get_profile(profile)
     if count is None and set_name is None:
         raise ValueError("gbench synthesize needs --count N or --set-name S3k|S10k")
+    for opt, value in (("--count", count), ("--size", size), ("--batch-size", batch_size)):
+        check_positive(opt, value)
+    check_device("--device", device)
     if count is None:
         count = prof.synthetic_count(str(set_name))
+    if not checkpoint.is_file():
+        from gbench.errors import DataError
+
+        raise DataError(checkpoint, "--checkpoint: no such file" if not checkpoint.exists() else "--checkpoint: not a file")
+    check_out_folder(out, resume=resume, overwrite=overwrite)
     res = run(name, checkpoint, count, out, seed=seed, profile=prof, data=data, size=size, batch_size=batch_size,
-              device=device)
+              device=device, data_seed=data_seed)
     console.print(f"{res.count} samples in {res.out} ({res.generated} made now, {res.count - res.generated} already there)")
     if res.generated:
         console.print(f"{res.images_per_s:.2f} images/s overall, {res.generator_images_per_s:.2f} images/s in the generator")

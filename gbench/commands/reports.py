@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gbench.commands.common import console
+from gbench.commands.common import OverwriteOpt, check_out_folder, check_out_path, console
 
 FilterProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="Use only the records of this profile.")]
 FilterSeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Use only the records of this seed.")]
@@ -36,6 +36,7 @@ def regress(
 
     tol = parse_tolerances(tolerance or (), rel_tolerance or ())
     if update:
+        check_out_path(baseline, "BASELINE", folder=False)
         if baseline.exists():
             try:
                 report = run_regress(baseline, new, tol, profile=profile, seed=seed)
@@ -69,13 +70,17 @@ def report(
     precision: Annotated[int, typer.Option("--precision", help="Decimals shown in tables.")] = 3,
     profile: FilterProfileOpt = None,
     seed: FilterSeedOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Render records as tables (terminal, Markdown, LaTeX, CSV), comparison, claims, figures and HTML."""
     from gbench.core.records import load_records
+    from reports.compare import load_reference
     from reports.report import write_report
 
     if precision < 0 or precision > 12:
         raise ValueError(f"--precision must be between 0 and 12, got {precision}")
+    if reference.lower() != "none":
+        load_reference(reference)  # unknown name or unreadable file: one line, before anything is written
     df = load_records(records if len(records) > 1 else records[0])
     if profile is not None:
         df = df[df["profile"] == profile]
@@ -83,6 +88,7 @@ def report(
         df = df[df["seed"] == seed]
     if df.empty:
         raise ValueError("no records left after --profile/--seed filtering")
+    check_out_folder(out, overwrite=overwrite, resumable=False)
     ref = None if reference.lower() == "none" else reference
     manifest = write_report(df.reset_index(drop=True), out, reference=ref, precision=precision, console=console,
                             sources=[r for r in records if r.is_file()])

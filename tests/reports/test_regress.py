@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gbench.core.records import load_records, manifest_path, save_records
-from reports.regress import TableMismatchError, Tolerance, compare_tables, parse_tolerances
+from reports.regress import InvalidBaselineError, TableMismatchError, Tolerance, compare_tables, parse_tolerances
 from tests.reports.fixtures import fixed_records
 from tests.test_cli import run_cli
 
@@ -80,8 +80,38 @@ def test_nan_handling() -> None:
     new = base.copy()
     new.loc[_cell(new, "unet", "R", "aji"), "value"] = math.nan
     rep = compare_tables(base, new)
-    assert list(rep.regressions.metric) == ["aji"]
-    assert compare_tables(new, new).ok  # NaN in both: unchanged
+    assert list(rep.regressions.metric) == ["aji"]  # the new run gave no number: worse, never a pass
+    # a NaN in the baseline is an error, never "better" (it used to pass) nor "unchanged"
+    with pytest.raises(InvalidBaselineError, match="not a finite number.*metric=aji"):
+        compare_tables(new, base)
+    with pytest.raises(InvalidBaselineError):
+        compare_tables(new, new)
+    inf = base.copy()
+    inf.loc[_cell(inf, "unet", "R", "aji"), "value"] = math.inf
+    assert list(compare_tables(base, inf).regressions.metric) == ["aji"]  # inf is not better
+
+
+def test_failed_runs_are_compared_as_failed() -> None:
+    base = fixed_records().assign(status="ok", failure="")
+    failed = base.copy()
+    sel = _cell(failed, "unet", "R", "pq")
+    failed.loc[sel, ["value", "status", "failure"]] = [math.nan, "failed", "no foreground"]
+    assert list(compare_tables(base, failed).regressions.metric) == ["pq"]  # ok -> failed: worse
+    assert list(compare_tables(failed, base).improvements.metric) == ["pq"]  # failed -> ok: better
+    both = compare_tables(failed, failed)
+    assert both.ok and set(both.cells.status) == {"same"}  # failed in both: unchanged, value never read
+    failed.loc[sel, "value"] = 0.99  # a failed run's number is not read as a number
+    assert list(compare_tables(base, failed).regressions.metric) == ["pq"]
+
+
+def test_tolerance_for_unknown_metric_is_refused() -> None:
+    base = fixed_records()
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) unknown \(metrics: aji, .*pq"):
+        compare_tables(base, base, parse_tolerances(["unknown=0.1"]))
+    with pytest.raises(ValueError, match="finite"):
+        parse_tolerances(["pq=inf"])
+    with pytest.raises(ValueError, match="finite"):
+        parse_tolerances([], ["pq=nan"])
 
 
 def test_mismatched_tables_are_rejected_clearly() -> None:
@@ -151,3 +181,24 @@ def test_cli_update_rewrites_baseline(tmp_path: Path, monkeypatch: pytest.Monkey
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
     fresh = tmp_path / "baselines" / "smoke.csv"
     assert run_cli(monkeypatch, "regress", str(fresh), str(n), "--update") == 0 and fresh.is_file()
+
+
+def test_cli_nan_and_tolerance_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    b, n = _write_pair(tmp_path, 0.0)
+    nan = save_records(fixed_records().assign(value=math.nan), tmp_path / "nan.csv")
+    before = b.read_bytes()
+    capsys.readouterr()
+    # --update refuses an all-NaN table: one line naming it, the baseline untouched
+    assert run_cli(monkeypatch, "regress", str(b), str(nan), "--update") == 2
+    err = capsys.readouterr().err
+    assert "nan.csv" in err and "every value is not a finite number" in err and len(err.strip().splitlines()) == 1
+    assert b.read_bytes() == before
+    # a NaN baseline is an error (exit 2, naming the file), never a pass
+    assert run_cli(monkeypatch, "regress", str(nan), str(n)) == 2
+    assert "nan.csv" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "regress", str(b), str(nan)) == 1  # NaN in the new table: worse
+    for spec in ("pq=inf", "unknown=0.1", "pq=nan"):
+        assert run_cli(monkeypatch, "regress", str(b), str(n), "-t", spec) == 2, spec
+        err = capsys.readouterr().err
+        assert spec.split("=")[0] in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
