@@ -34,7 +34,9 @@ class Profile:
         builtin_test: number of built-in test tiles.
         migan_size: MI-GAN cell image side.
         focus_planes: MI-GAN focus planes per stack (I-5 .. I+5).
-        migan_train: number of built-in ``synthetic-cells`` stacks for MI-GAN training.
+        migan_train: number of built-in ``synthetic-cells:siha`` stacks for MI-GAN training.
+        migan_cancer: number of built-in ``synthetic-cells:cancer`` stacks (the transfer set;
+            the paper: 541 cancer vs 1,100 SiHa cells, about half).
         segment_max_steps: cap on a segmenter's optimiser steps (None: ``max_steps``).
         gan_width: pix2pix generator and discriminator base width (``ngf`` = ``ndf``; pix2pix and
             the paper: 64; smaller profiles shrink it so CPU runs take minutes).
@@ -55,6 +57,7 @@ class Profile:
     migan_size: int = 64
     focus_planes: int = 11
     migan_train: int = 64
+    migan_cancer: int = 32
     gan_width: int = 64
     segment_max_steps: int | None = None
     seeds: tuple[int, ...] = (0,)
@@ -64,7 +67,8 @@ class Profile:
     def __post_init__(self) -> None:
         if self.image_size <= 0 or self.image_size % 32:
             raise ValueError(f"profile {self.name!r}: image_size must be a positive multiple of 32, got {self.image_size}")
-        for attr in ("batch_size", "epochs", "gan_width", "builtin_size", "builtin_train", "builtin_test", "migan_size", "focus_planes"):
+        for attr in ("batch_size", "epochs", "gan_width", "builtin_size", "builtin_train", "builtin_test", "migan_size",
+                     "focus_planes", "migan_train", "migan_cancer"):
             if getattr(self, attr) <= 0:
                 raise ValueError(f"profile {self.name!r}: {attr} must be positive")
         if self.lr <= 0:
@@ -84,6 +88,13 @@ class Profile:
             raise KeyError(f"profile {self.name!r} has no synthetic set {set_name!r} (has: {', '.join(counts)})")
         return counts[set_name]
 
+    def migan_count(self, cell_type: str) -> int:
+        """Built-in MI-GAN training stacks of ``cell_type`` (``siha`` or ``cancer``) under this profile."""
+        counts = {"siha": self.migan_train, "cancer": self.migan_cancer}
+        if cell_type not in counts:
+            raise ValueError(f"unknown synthetic-cells type {cell_type!r} (known: {', '.join(counts)})")
+        return counts[cell_type]
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["synthetic_counts"] = dict(self.synthetic_counts)
@@ -93,19 +104,19 @@ class Profile:
 SMOKE = Profile(
     name="smoke", image_size=64, batch_size=2, lr=1e-4, epochs=1, max_steps=4,
     synthetic_counts=(("S3k", 6), ("S10k", 12)), builtin_size=64, builtin_train=6, builtin_test=3,
-    migan_size=32, migan_train=8, preview_samples=2, gan_width=8,
+    migan_size=32, migan_train=8, migan_cancer=4, preview_samples=2, gan_width=8,
     description="CI: tiny shapes, a few steps; seconds on one CPU core",
 )
 DEMO = Profile(
     name="demo", image_size=128, batch_size=8, lr=2e-4, epochs=8, max_steps=300,
     synthetic_counts=(("S3k", 96), ("S10k", 320)), builtin_size=256, builtin_train=24, builtin_test=8,
-    migan_size=64, migan_train=64, preview_samples=4, gan_width=16, segment_max_steps=100,
+    migan_size=64, migan_train=64, migan_cancer=32, preview_samples=4, gan_width=16, segment_max_steps=100,
     description="make demo: minutes on 2 CPU cores; counts scaled down, names kept",
 )
 PAPER = Profile(
     name="paper", image_size=256, batch_size=16, lr=1e-4, epochs=500, max_steps=None,
     synthetic_counts=(("S3k", 3000), ("S10k", 10000)), builtin_size=512, builtin_train=64, builtin_test=16,
-    migan_size=64, migan_train=1024, seeds=(0, 1, 2), preview_samples=6,
+    migan_size=64, migan_train=1100, migan_cancer=541, seeds=(0, 1, 2), preview_samples=6,
     description="The papers' settings (Sharp-GAN: 256x256, batch 16, lr 1e-4, 500 epochs; MI-GAN: 64x64, 11 planes); GPU hours",
 )
 

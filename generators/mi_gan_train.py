@@ -142,7 +142,8 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
         steps: generator iterations per phase (default: the profile's ``max_steps``, else its
             epochs over the augmented set).
         batch_size: real items per critic update (default: the profile's).
-        n_train: built-in stacks to train on (default: the profile's ``migan_train``).
+        n_train: built-in stacks to train on (default: the profile's ``migan_count`` of the cell
+            type: ``migan_train`` SiHa, ``migan_cancer`` cancer stacks, about half as in the paper).
         progress: progress bars.
         device: None = CUDA when available, else CPU.
         augment: the paper's x6 augmentation.
@@ -183,7 +184,9 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
     builtin = str(data).startswith("synthetic-cells")
     opts: dict[str, Any] = {"size": size, "planes": cfg.planes}
     if builtin:
-        n = n_train if n_train is not None else prof.migan_train
+        from gbench.data.synthetic_cells import cell_type_of
+
+        n = n_train if n_train is not None else prof.migan_count(cell_type_of(str(data)))
         if split == "test":
             n = max(2, n // 4)
         opts.update(n=n, seed=seed)

@@ -28,7 +28,10 @@ def _load(name: str, split: str, profile: str, seed: int, n: int | None) -> Any:
 
     prof = get_profile(profile)
     if name.startswith("synthetic-cells"):
-        count = n if n is not None else (max(2, prof.migan_train // 4) if split == "test" else prof.migan_train)
+        from gbench.data.synthetic_cells import cell_type_of
+
+        train_n = prof.migan_count(cell_type_of(name))
+        count = n if n is not None else (max(2, train_n // 4) if split == "test" else train_n)
         return load_stacks(name, split=split, n=count, size=prof.migan_size, planes=prof.focus_planes, seed=seed)  # type: ignore[arg-type]
     return load_stacks(name, split=split)  # type: ignore[arg-type]
 

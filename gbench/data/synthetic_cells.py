@@ -23,6 +23,11 @@ Two cell types exercise MI-GAN's transfer learning (SiHa cells -> cancer cells):
 The set is deterministic: stack ``i`` of split ``s`` is drawn from
 ``SeedSequence([seed, type_code, split_code, i])``, so the train and test splits are fixed and
 disjoint, and ``n`` only changes how many stacks are listed.
+
+Set sizes follow the paper's transfer setting: MI-GAN1 is trained on 1,100 SiHa cells, MI-GAN2
+on 541 cancer cells, "about half" (before the x6 augmentation). :data:`PAPER_COUNTS` holds those
+numbers; every profile keeps the cancer set about half the SiHa set
+(:meth:`gbench.profiles.Profile.migan_count`), and so do the defaults here (:data:`DEFAULT_COUNTS`).
 """
 from __future__ import annotations
 
@@ -36,10 +41,24 @@ from scipy import ndimage
 from gbench.data.multifocus import PLANES, FocusStack, SPLITS
 from gbench.data.types import Dataset
 
-__all__ = ["CellStats", "CELL_TYPES", "render_cell", "synthetic_cells", "DEFAULT_COUNTS"]
+__all__ = ["CellStats", "CELL_TYPES", "render_cell", "synthetic_cells", "DEFAULT_COUNTS", "PAPER_COUNTS",
+           "cell_type_of"]
 
-#: Stacks per split when ``n`` is not given.
-DEFAULT_COUNTS = {"train": 64, "test": 16}
+#: Training cells of the MI-GAN paper before augmentation: 1,100 SiHa (MI-GAN1), 541 cancer (MI-GAN2).
+PAPER_COUNTS: dict[str, int] = {"siha": 1100, "cancer": 541}
+#: Stacks per cell type and split when ``n`` is not given (cancer about half of SiHa, as in the paper).
+DEFAULT_COUNTS: dict[str, dict[str, int]] = {"siha": {"train": 64, "test": 16}, "cancer": {"train": 32, "test": 8}}
+
+
+def cell_type_of(name: str) -> str:
+    """``synthetic-cells`` / ``synthetic-cells:siha`` -> ``siha``; ``synthetic-cells:cancer`` -> ``cancer``."""
+    text = str(name)
+    if text != "synthetic-cells" and not text.startswith("synthetic-cells:"):
+        raise ValueError(f"{name!r} is not a built-in synthetic-cells name")
+    cell_type = text.partition(":")[2] or "siha"
+    if cell_type not in CELL_TYPES:
+        raise ValueError(f"unknown synthetic-cells type {cell_type!r} (known: {', '.join(CELL_TYPES)})")
+    return cell_type
 
 
 @dataclass(frozen=True)
@@ -189,7 +208,7 @@ def synthetic_cells(cell_type: str = "siha", split: Literal["train", "test", "al
     Args:
         cell_type: ``siha`` or ``cancer``.
         split: ``train``, ``test`` or ``all`` (train then test).
-        n: stacks per split (default :data:`DEFAULT_COUNTS`).
+        n: stacks per split (default :data:`DEFAULT_COUNTS` of the cell type).
         size: plane side in pixels (the paper's cells are 64x64).
         seed: base seed; the same seed gives the same stacks.
         planes: focus planes (odd; 11 = ``I-5 .. I+5``).
@@ -214,7 +233,7 @@ def synthetic_cells(cell_type: str = "siha", split: Literal["train", "test", "al
     splits = ("train", "test") if split == "all" else (split,)
     keys: dict[str, tuple[str, int]] = {}
     for s in splits:
-        count = DEFAULT_COUNTS[s] if n is None else n
+        count = DEFAULT_COUNTS[cell_type][s] if n is None else n
         for i in range(count):
             keys[f"{cell_type}-{s}-{i:05d}"] = (s, i)
 
