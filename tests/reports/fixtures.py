@@ -61,3 +61,42 @@ def segmentation_rows(values: dict[tuple[str, str], tuple[float, ...]] = SEGMENT
 def fixed_records() -> pd.DataFrame:
     """Quality and segmentation records (all provenance fixed)."""
     return records_from_dicts(quality_rows() + segmentation_rows())
+
+
+def observations_for(records: pd.DataFrame, n_images: int = 16, image_sd: float = 0.04, noise_sd: float = 0.004,
+                     seed: int = 0, test_set: str = "fixture") -> pd.DataFrame:
+    """Per-image observations whose per-image means equal the records' values exactly.
+
+    Every experiment is scored on the same ``n_images`` images: a shared per-image effect
+    (``image_sd``, the same for every experiment: the images are paired) plus independent noise
+    (``noise_sd``), centred so the mean over images is the record value. Only ``mean``
+    aggregation (and quality) records are used: no pooled statistics.
+    """
+    import numpy as np
+
+    from gbench.core.observations import make_observations, obs_key_columns
+
+    rng = np.random.default_rng(seed)
+    recs = records
+    if "aggregation" in recs.columns:
+        recs = recs[recs["aggregation"].isin(["", "mean"])]
+    metrics = sorted(set(recs["metric"]))
+    effect = {m: rng.normal(0.0, image_sd, n_images) for m in metrics}
+    names = [f"img{i:02d}" for i in range(n_images)]
+    keys = [c for c in ("kind", "model", "train_set", "profile", "seed", "dataset", "split") if c in recs.columns]
+    extra = [c for c in recs.columns if c in ("target", "data_seed", "conditioning", "generator")]
+    frames = []
+    for key, g in recs.groupby(keys + extra, sort=False):
+        k = dict(zip(keys + extra, key))
+        rows = [{"name": n} for n in names]
+        for r in g.itertuples(index=False):
+            v = effect[r.metric] + rng.normal(0.0, noise_sd, n_images)
+            v = v - v.mean() + r.value
+            for row, x in zip(rows, v):
+                row[r.metric] = float(x)
+        frames.append(make_observations(k.pop("kind"), k.pop("model"), rows, train_set=k.pop("train_set"),
+                                        profile=k.pop("profile"), seed=int(k.pop("seed")), dataset=k.pop("dataset"),
+                                        split=k.pop("split"), test_set=test_set, **k))
+    out = pd.concat(frames, ignore_index=True)
+    assert obs_key_columns(out)[:7] == ["kind", "model", "train_set", "profile", "seed", "dataset", "split"]
+    return out

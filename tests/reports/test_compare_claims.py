@@ -8,9 +8,9 @@ import pytest
 
 from gbench.core.records import records_from_dicts
 from gbench.errors import DataError
-from reports.claims import check_claims, claims_markdown, sharp_gan_claims
+from reports.claims import check_claims, claims_detail_frame, claims_markdown, paper_outcome, sharp_gan_claims
 from reports.compare import compare, comparison_markdown, load_reference, reference_records
-from tests.reports.fixtures import QUALITY, fixed_records, quality_rows, segmentation_rows
+from tests.reports.fixtures import QUALITY, fixed_records, observations_for, quality_rows, segmentation_rows
 
 # Transcribed independently from /work/shared/papers/sharp-gan.md, Tables 1 and 2.
 TABLE1 = """GAN-Binary 0.577 0.735 0.178 0.306
@@ -93,95 +93,158 @@ def test_compare_and_claims_per_scope_with_extra_keys() -> None:
     md = comparison_markdown(cmp)
     assert md.count("Sharp-GAN, Table 2") == 3 and "aggregation pooled" in md and "ours on cpm17" in md
     results = check_claims(both)
-    assert len(results) == 3 * 8  # segmentation claims only: no quality records in these scopes
+    assert len(results) == 3 * 11  # segmentation claims only: no quality records in these scopes
     scopes = {r.scope for r in results}
     assert len(scopes) == 3 and any("aggregation pooled" in s for s in scopes)
 
 
-def _status(results, text: str) -> str:
-    (r,) = [r for r in results if r.claim.text == text]
-    return r.status
+def _result(results, cid: str):
+    (r,) = [r for r in results if r.claim.id == cid]
+    return r
 
 
 def test_claims_on_the_papers_own_table() -> None:
-    """On Table 2 itself, U-Net R+S (10k) does not beat R+S (3k) on SQ and PQ: the claim fails."""
+    """The paper's Table 1 and 2 by means: the documented outcomes (means only: untested by us)."""
     results = check_claims(reference_records())
-    assert [r.status for r in results].count("holds") == 9
-    (fail,) = [r for r in results if r.status == "fails"]
-    assert fail.claim.text == "U-Net: R+S (10k) beats R+S (3k) on DQ, SQ, PQ and AJI"
-    assert fail.failed_metrics == ("sq", "pq")
-    assert "SQ 0.797 vs 0.800 (-0.003) ✗" in fail.summary()
+    assert len(results) == 13 and {r.status for r in results} == {"untested: no per-image data"}
+    failing = {r.claim.id: r.paper.failed_metrics for r in results if not r.paper.holds}
+    assert failing == {
+        "unet:R+S10k>R+S3k": ("sq", "pq"),            # SQ 0.797 < 0.800, PQ 0.669 < 0.671
+        "segnet:S3k~R": ("dq", "pq", "aji"),           # "only slightly worse": more than 0.05 on three
+        "unet:S3k~R": ("dq", "sq", "pq", "aji"),
+        "unet:S10k~R+S10k": ("aji",),                  # AJI 0.616 vs 0.677
+    }
+    assert all(r.ours_by_means == r.paper for r in results)  # the reference as "ours": the same reading
+    r = _result(results, "unet:R+S10k>R+S3k")
+    assert r.paper_text() == "fails by means (SQ, PQ)" and r.paper.a[1] == 0.797 and r.paper.b[1] == 0.800
+    # a wider margin: at 0.1 "slightly worse" holds by means for both; at 0.06 not for U-Net (PQ -0.096)
+    wide = {r.claim.id: r.paper for r in check_claims(reference_records(), margin=0.1)}
+    assert wide["segnet:S3k~R"].holds and wide["unet:S3k~R"].holds
+    assert not check_claims(reference_records(), margin=0.06)[-3].paper.holds  # unet:S3k~R, PQ -0.096
+    # the quoted gains of claim 1 are Table 1's (gain convention of the paper)
+    dist = _result(results, "dist>binary")
+    assert [round(g, 1) for g in dist.ours_gains()] == [18.0, 3.8, 9.2, 18.1] == list(dist.claim.paper_gains)
 
 
-def test_claims_on_the_fixed_record_set() -> None:
-    results = {r.claim.text: r for r in check_claims(fixed_records())}
-    assert len(results) == 10
+def test_claims_quote_the_paper() -> None:
+    text = Path("/work/shared/papers/sharp-gan.md")
+    claims = sharp_gan_claims()
+    assert {c.id for c in claims if not c.quote} == {"segnet:S10k>S3k", "unet:S10k>S3k"}
+    assert all("not stated in the text" in c.note for c in claims if not c.quote)
+    if text.is_file():
+        paper = " ".join(text.read_text(encoding="utf-8").split())
+        for c in claims:
+            assert c.quote in paper, c.id
+
+
+def _levels(a: float, b: float, metric_offsets: dict[str, float] | None = None):
+    """Quality values: gan-dist at ``a``, gan-binary at ``b`` on every metric (lower-is-better metrics
+    mirrored so ``a > b`` means gan-dist is better), sharp-gan far ahead."""
+    values = {}
+    for model, level in (("gan-binary", b), ("gan-dist", a), ("sharp-gan", a + 0.2)):
+        values[model] = {m: (level if m in ("ssim", "fsim") else 1 - level) for m in ("ssim", "fsim", "gmsd", "nrmse")}
+    for m, off in (metric_offsets or {}).items():
+        values["gan-dist"][m] += off
+    return records_from_dicts(quality_rows(values))
+
+
+def test_claim_verdicts_on_constructed_observations() -> None:
+    cases = {
+        "supported": _levels(0.65, 0.60),
+        "not significant": _levels(0.6002, 0.60),
+        "contradicted": _levels(0.65, 0.60, {"gmsd": +0.1}),  # GMSD much higher = worse
+    }
+    for expected, recs in cases.items():
+        obs = observations_for(recs, noise_sd=0.004)
+        r = _result(check_claims(recs, observations=obs, n_resamples=500), "dist>binary")
+        assert r.verdict == expected, (expected, r.evidence())
+        assert len(r.differences) == 4 and r.n_seeds == (3, 3)
+        assert [d.p_adjusted for d in r.differences] == pytest.approx(__import__("gbench.stats").stats.holm(
+            [d.p for d in r.differences]))
+    sup = _result(check_claims(cases["supported"], observations=observations_for(cases["supported"]),
+                               n_resamples=500), "dist>binary")
+    d = sup.differences[0]
+    assert d.diff == pytest.approx(0.05) and d.ci_low > 0 and d.p_adjusted < 0.05
+    assert "(+8.3% vs paper 18.0%)" in sup.evidence()
+    con = _result(check_claims(cases["contradicted"], observations=observations_for(cases["contradicted"]),
+                               n_resamples=500), "dist>binary")
+    assert con.metric_verdicts == ("better", "better", "worse", "better") and "✗" in con.evidence()
+
+
+def test_claims_untested_reasons() -> None:
+    recs = _levels(0.65, 0.60)
+    obs = observations_for(recs)
+    failed = obs.copy()
+    sel = failed["model"] == "gan-binary"
+    failed.loc[sel, "status"], failed.loc[sel, "failure"] = "failed", "near-constant outputs"
+    r = _result(check_claims(recs, observations=failed, n_resamples=500), "dist>binary")
+    assert r.status == "untested: failed run (GAN-Binary: seed 0, 1, 2, near-constant outputs)"
+    rec_failed = recs.copy()
+    rec_failed.loc[rec_failed["model"] == "gan-dist", ["status", "failure"]] = ["failed", "NaN loss"]
+    r = _result(check_claims(rec_failed, observations=obs, n_resamples=500), "dist>binary")
+    assert r.verdict == "untested" and r.reason.startswith("failed run (GAN-DIST")
+    r = _result(check_claims(recs, n_resamples=500), "dist>binary")
+    assert r.status == "untested: no per-image data" and "ours holds by means" in r.evidence()
+    other = obs.copy()
+    other.loc[other["model"] == "gan-dist", "test_set"] = "elsewhere"
+    r = _result(check_claims(recs, observations=other, n_resamples=500), "dist>binary")
+    assert r.verdict == "untested" and "different test sets" in r.reason
+    md = claims_markdown(check_claims(recs, observations=other, n_resamples=500))
+    assert "different test sets" in md and "untested" in md
+
+
+def test_non_inferiority_claims() -> None:
+    level = {"R": 0.60, "S3k": 0.59, "R+S3k": 0.65, "S10k": 0.55, "R+S10k": 0.70}
+    values = {(a, t): (v, v, v, v) for a in ("segnet", "unet") for t, v in level.items()}
+    recs = records_from_dicts(segmentation_rows(values))
+    res = check_claims(recs, observations=observations_for(recs), n_resamples=500)
+    assert _result(res, "segnet:S3k~R").verdict == "supported"       # 0.01 worse, margin 0.05
+    assert _result(res, "unet:S10k~R+S10k").verdict == "contradicted"  # 0.15 worse
+    assert _result(res, "unet:R+S10k>R").verdict == "supported"
+    assert _result(res, "unet:S10k>S3k").verdict == "contradicted"
+    detail = claims_detail_frame(res)
+    row = detail[(detail["id"] == "segnet:S3k~R") & (detail["metric"] == "pq")].iloc[0]
+    assert row["diff"] == pytest.approx(-0.01) and row["margin"] == 0.05 and row["metric_verdict"] == "non-inferior"
+    assert row["paper_a"] == 0.523 and row["paper_b"] == 0.584
+
+
+def test_by_means_reading_of_our_records() -> None:
+    """Without observations ours is read by means only (shown, never a verdict)."""
+    results = {r.claim.id: r for r in check_claims(fixed_records())}
+    assert len(results) == 13 and {r.verdict for r in results.values()} == {"untested"}
     # fixture = paper values, except SegNet S (10k): one seed at value - 0.005, so its SQ 0.754 < S (3k) 0.757
-    segnet = results.pop("SegNet: S (10k) beats S (3k) on DQ, SQ, PQ and AJI")
-    assert segnet.status == "fails" and segnet.failed_metrics == ("sq",)
-    unet = results.pop("U-Net: R+S (10k) beats R+S (3k) on DQ, SQ, PQ and AJI")
-    assert unet.status == "fails" and unet.failed_metrics == ("sq", "pq")
-    assert {r.status for r in results.values()} == {"holds"}
+    assert results["segnet:S10k>S3k"].ours_by_means.failed_metrics == ("sq",)
+    assert results["unet:R+S10k>R+S3k"].ours_by_means.failed_metrics == ("sq", "pq")
 
 
-QUALITY_CLAIMS = [("GAN-DIST beats GAN-Binary on SSIM, FSIM, GMSD and NRMSE", "gan-dist", "gan-binary"),
-                  ("Sharp-GAN beats GAN-DIST on SSIM, FSIM, GMSD and NRMSE", "sharp-gan", "gan-dist")]
+QUALITY_CLAIMS = [("dist>binary", "gan-dist", "gan-binary"), ("sharp>dist", "sharp-gan", "gan-dist")]
 
 
-@pytest.mark.parametrize("text, better, worse", QUALITY_CLAIMS)
+@pytest.mark.parametrize("cid, better, worse", QUALITY_CLAIMS)
 @pytest.mark.parametrize("metric", ["ssim", "gmsd"])
-def test_quality_claims_fail_when_one_metric_loses(text: str, better: str, worse: str, metric: str) -> None:
+def test_quality_claims_fail_by_means_when_one_metric_loses(cid: str, better: str, worse: str, metric: str) -> None:
     values = {m: dict(v) for m, v in QUALITY.items()}
-    # make "better" lose on one metric only, in that metric's direction
     values[better][metric] = values[worse][metric] + (-0.01 if metric == "ssim" else 0.01)
-    results = check_claims(records_from_dicts(quality_rows(values)))
-    (r,) = [r for r in results if r.claim.text == text]
-    assert r.status == "fails" and r.failed_metrics == (metric,)
-    other = [x for x in QUALITY_CLAIMS if x[0] != text][0][0]
-    assert _status(results, other) in ("holds", "fails")
+    r = _result(check_claims(records_from_dicts(quality_rows(values))), cid)
+    assert r.ours_by_means.failed_metrics == (metric,)
+    assert paper_outcome(r.claim).holds
 
 
-def test_a_tie_does_not_beat() -> None:
+def test_a_tie_does_not_hold_by_means() -> None:
     values = {m: dict(v) for m, v in QUALITY.items()}
     values["sharp-gan"]["fsim"] = values["gan-dist"]["fsim"]
-    results = check_claims(records_from_dicts(quality_rows(values)))
-    assert _status(results, QUALITY_CLAIMS[1][0]) == "fails"
-
-
-SEG_CASES = [("R+S3k", "R"), ("R+S10k", "R"), ("R+S10k", "R+S3k"), ("S10k", "S3k")]
-
-
-@pytest.mark.parametrize("arch", ["segnet", "unet"])
-@pytest.mark.parametrize("better, worse", SEG_CASES)
-def test_segmentation_claims_pass_and_fail(arch: str, better: str, worse: str) -> None:
-    # built to pass: every "better" set strictly above every "worse" set on all metrics
-    level = {"R": 0.60, "S3k": 0.50, "R+S3k": 0.65, "S10k": 0.55, "R+S10k": 0.70}
-    values = {(a, t): (v, v, v, v) for a in ("segnet", "unet") for t, v in level.items()}
-    name = {"segnet": "SegNet", "unet": "U-Net"}[arch]
-    from reports.tables import display_name
-
-    text = f"{name}: {display_name(better)} beats {display_name(worse)} on DQ, SQ, PQ and AJI"
-    assert _status(check_claims(records_from_dicts(segmentation_rows(values))), text) == "holds"
-    # built to fail on AJI only
-    b = list(values[(arch, better)])
-    b[3] = values[(arch, worse)][3] - 0.01
-    values[(arch, better)] = tuple(b)
-    results = check_claims(records_from_dicts(segmentation_rows(values)))
-    (r,) = [r for r in results if r.claim.text == text]
-    assert r.status == "fails" and r.failed_metrics == ("aji",)
-    # PQ-only variant ignores AJI and holds
-    pq_only = check_claims(records_from_dicts(segmentation_rows(values)), seg_metrics=("pq",))
-    assert _status(pq_only, f"{name}: {display_name(better)} beats {display_name(worse)} on PQ") == "holds"
+    r = _result(check_claims(records_from_dicts(quality_rows(values))), "sharp>dist")
+    assert not r.ours_by_means.holds
 
 
 def test_untested_when_records_are_missing() -> None:
     recs = fixed_records()
     recs = recs[~((recs.model == "unet") & (recs.train_set == "S10k"))]
-    results = check_claims(recs)
-    (r,) = [r for r in results if r.claim.text.startswith("U-Net: S (10k)")]
-    assert r.status == "untested" and r.reason == "no records of U-Net S (10k)"
+    results = check_claims(recs, observations=observations_for(recs), n_resamples=500)
+    r = _result(results, "unet:S10k>S3k")
+    assert r.status == "untested: no records of U-Net S (10k)"
     md = claims_markdown(results)
-    assert "untested" in md and "2 fails" in md and "7 holds" in md and "1 untested" in md
+    assert "untested" in md and "2 untested" in md
 
 
 def test_claims_are_checked_per_dataset() -> None:
@@ -190,11 +253,11 @@ def test_claims_are_checked_per_dataset() -> None:
     other["dataset"] = "cpm17"
     other.loc[(other.model == "sharp-gan") & (other.metric == "ssim"), "value"] = 0.1
     results = check_claims(pd.concat([recs, other], ignore_index=True))
-    assert len(results) == 20
-    sharp = [r for r in results if r.claim.text == QUALITY_CLAIMS[1][0]]
-    assert [r.status for r in sharp] == ["holds", "fails"]
+    assert len(results) == 26
+    sharp = [r for r in results if r.claim.id == "sharp>dist"]
+    assert [r.ours_by_means.holds for r in sharp] == [True, False]
     assert "dataset synthetic-he" in sharp[0].scope and "dataset cpm17" in sharp[1].scope
-    assert len(sharp_gan_claims(archs=("unet",))) == 6
+    assert len(sharp_gan_claims(archs=("unet",))) == 2 + 6 and len(sharp_gan_claims(archs=("segnet",))) == 2 + 5
 
 
 def test_quality_claims_kept_when_quality_rows_lack_an_extra_key() -> None:
@@ -205,6 +268,6 @@ def test_quality_claims_kept_when_quality_rows_lack_an_extra_key() -> None:
     seg = recs[recs.kind == "segmentation"].assign(aggregation="mean")
     both = pd.concat([q, seg], ignore_index=True)
     assert both.loc[both.kind == "quality", "aggregation"].isna().all()
-    texts = [r.claim.text for r in check_claims(both)]
-    assert sum("GAN-DIST beats GAN-Binary" in t or "Sharp-GAN beats GAN-DIST" in t for t in texts) == 2
-    assert len(texts) == 2 + 8
+    ids = [r.claim.id for r in check_claims(both)]
+    assert ids.count("dist>binary") == 1 and ids.count("sharp>dist") == 1
+    assert len(ids) == 2 + 11
