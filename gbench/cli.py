@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gbench import __version__
-from gbench.commands.common import ProfileOpt, SeedOpt, console, err_console
+from gbench.commands.common import DataSeedOpt, ProfileOpt, SeedOpt, console, err_console
 
 app = typer.Typer(help="gbench: evaluate GAN-synthesized histopathology and cytology images.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -44,11 +44,12 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/demo"),
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = 0,
 ) -> None:
     """The main job on the built-in dataset (what `make demo` runs)."""
     from gbench import runner
 
-    runner.demo(out, profile=profile, seed=seed, console=console)
+    runner.demo(out, profile=profile, seed=seed, console=console, data_seed=data_seed)
 
 
 @app.command("profiles")

@@ -1,8 +1,15 @@
 """``gbench quality``: score synthetic images against real ones, paired by file name.
 
 Pairs are grouped by image size and scored in batches with the functions of
-:mod:`gbench.metrics.quality`; per-image values and a summary (mean, std, n) are written as CSV,
-Markdown and JSON (with the metric conventions and the provenance), atomically.
+:mod:`gbench.metrics.quality`; per-image values and a summary (mean, std, n, 95% CI) are written
+as CSV, Markdown and JSON (with the metric conventions and the provenance), and as records
+(``records.csv``) with the per-image observations behind their confidence intervals
+(``observations.csv``), atomically.
+
+Resampling units: the grid crops of one tile are not independent, so a crop named
+``<tile>@y<Y>x<X>`` (as :func:`generators.evaluate.evaluate_generator` names them) belongs to the
+unit ``<tile>``; any other image is its own unit. The test-set hash of a folder pair is taken
+over the real images' file bytes.
 """
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ import numpy as np
 from gbench.data.io import IMAGE_SUFFIXES, read_image
 from gbench.errors import DataError
 
-__all__ = ["find_pairs", "score_pairs", "summarize_scores", "run_quality", "QualityResult", "METRICS"]
+__all__ = ["find_pairs", "score_pairs", "summarize_scores", "run_quality", "QualityResult", "METRICS",
+           "quality_results", "unit_of"]
 
 METRICS: tuple[str, ...] = ("ssim", "fsim", "gmsd", "nrmse")
 
@@ -85,8 +93,10 @@ def score_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] 
         fake = torch.from_numpy(np.stack([f for _, _, f in items])).permute(0, 3, 1, 2)
         real = torch.from_numpy(np.stack([r for _, r, _ in items])).permute(0, 3, 1, 2)
         values = quality_metrics(fake, real, metrics)
-        for i, (name, _, _) in enumerate(items):
+        for i, (name, r, _) in enumerate(items):
             rows[name] = {m: float(values[m][i]) for m in metrics}
+            if "nrmse" in rows[name] and not r.any():
+                rows[name]["nrmse"] = float("nan")  # undefined: an all-black reference has norm 0
 
     from rich.progress import Progress
 
@@ -112,17 +122,113 @@ def score_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] 
 
 
 def summarize_scores(per_image: Any, metrics: Sequence[str] = METRICS) -> Any:
-    """mean, std (ddof=1; 0 for a single image), n and the better direction per metric."""
+    """mean, std (ddof=1; 0 for a single image), n and the better direction per metric.
+
+    A per-image value that is undefined (NaN: NRMSE against an all-black real image, whose norm
+    is 0) is left out: ``n`` counts the defined values, ``undefined`` the others (mean and std are
+    NaN when none is defined). :func:`undefined_notes` says so in words.
+    """
     import pandas as pd
 
     from gbench.metrics.quality import HIGHER_IS_BETTER
 
     out = []
     for m in metrics:
-        v = per_image[m].to_numpy(dtype=np.float64)
-        out.append({"metric": m, "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                    "n": int(len(v)), "better": "higher" if HIGHER_IS_BETTER[m] else "lower"})
+        allv = per_image[m].to_numpy(dtype=np.float64)
+        v = allv[np.isfinite(allv)]
+        out.append({"metric": m, "mean": float(v.mean()) if len(v) else float("nan"),
+                    "std": (float(v.std(ddof=1)) if len(v) > 1 else 0.0) if len(v) else float("nan"),
+                    "n": int(len(v)), "better": "higher" if HIGHER_IS_BETTER[m] else "lower",
+                    "undefined": int(len(allv) - len(v))})
     return pd.DataFrame(out)
+
+
+def undefined_notes(summary: Any) -> list[str]:
+    """One sentence per metric with undefined per-image values (see :func:`summarize_scores`)."""
+    notes = []
+    if "undefined" not in getattr(summary, "columns", ()):
+        return notes
+    for r in summary.to_dict("records"):
+        k = int(r.get("undefined", 0) or 0)
+        if k:
+            why = " (its real image is all black: norm 0)" if r["metric"] == "nrmse" else ""
+            notes.append(f"{str(r['metric']).upper()} is undefined for {k} image(s){why}; left out of the mean "
+                         f"(n = {int(r['n'])}), empty in per_image.csv")
+    return notes
+
+
+def unit_of(name: str) -> str:
+    """The resampling unit of an image name: ``tile@y0x64`` -> ``tile``; other names are their own unit."""
+    return str(name).split("@", 1)[0]
+
+
+def quality_results(per_image: Any, model: str, *, train_set: str, profile: str, seed: int, dataset: str,
+                    split: str, test_set: str, metrics: Sequence[str] = METRICS, provenance: Any = None,
+                    failure: str = "", unit_key: str | None = None, **extra_keys: Any) -> tuple[Any, Any]:
+    """Records (with 95% confidence intervals) and observations of one quality experiment.
+
+    Args:
+        per_image: one row per scored image / crop with ``name`` and the metric columns.
+        model, train_set, profile, seed, dataset, split: the experiment keys.
+        test_set: hash of the test set (:func:`gbench.runner.split_hash`).
+        metrics: the metrics to record (each value is the mean over the images).
+        provenance: :func:`gbench.provenance.provenance` output.
+        failure: the failed check of the generator (``""`` when ok): ``status`` becomes ``failed``.
+        unit_key: column naming the resampling unit (``tile`` for grid crops); default: the
+            unit is :func:`unit_of` the name.
+        **extra_keys: further experiment keys (``data_seed`` ...).
+
+    Returns:
+        ``(records, observations)``.
+    """
+    import pandas as pd
+
+    from gbench.core.observations import make_observations
+    from gbench.core.records import make_records
+    from gbench.metrics.quality import CONVENTIONS
+    from gbench.stats import attach_intervals
+
+    df = pd.DataFrame(per_image).reset_index(drop=True)
+    if unit_key is None:
+        df["_unit"] = df["name"].map(unit_of)
+        unit_key = "_unit"
+    status = "failed" if failure else "ok"
+    keys = dict(train_set=train_set, profile=profile, seed=seed, dataset=dataset, split=split)
+    obs = make_observations("quality", model, df[list(dict.fromkeys(["name", unit_key, *metrics]))], **keys,
+                            test_set=test_set,
+                            status=status, failure=failure, unit_key=unit_key, **extra_keys)
+    recs = make_records("quality", model, {m: float(df[m].astype(float).mean()) for m in metrics}, **keys,
+                        n=len(df), provenance=provenance if provenance is not None else {},
+                        conventions={m: CONVENTIONS[m] for m in metrics}, **extra_keys)
+    recs["test_set"] = test_set
+    recs["status"] = status
+    recs["failure"] = failure
+    return attach_intervals(recs, obs), obs
+
+
+def _with_intervals(summary: Any, records: Any, observations: Any) -> Any:
+    """The summary table with each metric's ``ci_low``, ``ci_high`` and ``units`` (resampling units)."""
+    by = records.set_index("metric")
+    out = summary.copy()
+    out["ci_low"] = [float(by.loc[m, "ci_low"]) for m in out["metric"]]
+    out["ci_high"] = [float(by.loc[m, "ci_high"]) for m in out["metric"]]
+    out["units"] = int(observations["unit"].nunique())
+    return out
+
+
+def _folder_failure(pairs: Sequence[tuple[str, Path, Path]], limit: int = 16) -> str:
+    """:func:`gbench.failures.output_failure` on the first synthetic images of the first size."""
+    from gbench.failures import output_failure
+
+    imgs: list[np.ndarray] = []
+    for _, _, fake in pairs:
+        img = read_image(fake)
+        if imgs and img.shape != imgs[0].shape:
+            continue
+        imgs.append(img)
+        if len(imgs) == limit:
+            break
+    return output_failure(np.stack(imgs))
 
 
 @dataclass
@@ -130,12 +236,21 @@ class QualityResult:
     per_image: Any
     summary: Any
     files: list[Path]
+    records: Any = None
+    observations: Any = None
 
 
 def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | None, metrics: Sequence[str] = METRICS,
                 profile: str = "demo", seed: int = 0, batch_size: int = 16, progress: bool = True,
                 label: str | None = None) -> QualityResult:
-    """Pair, score, summarize and (with ``out``) write per_image.csv, summary.csv, summary.md, summary.json."""
+    """Pair, score, summarize and (with ``out``) write per_image.csv, summary.csv, summary.md,
+    summary.json, records.csv and observations.csv.
+
+    The records' keys: ``model`` = ``label`` (default: the synthetic folder's name), ``dataset`` =
+    the real folder's name, ``split`` ``all``, ``train_set`` empty (unknown for a folder pair).
+    """
+    from gbench.core.observations import hash_test_set, save_observations
+    from gbench.core.records import save_records
     from gbench.fileio import write_json, write_text
     from gbench.metrics.quality import CONVENTIONS
     from gbench.provenance import provenance
@@ -145,26 +260,40 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
         raise ValueError(f"unknown quality metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
     pairs = find_pairs(real_dir, fake_dir)
     per_image = score_pairs(pairs, metrics, batch_size=batch_size, progress=progress)
-    summary = summarize_scores(per_image, metrics)
+    test_set = hash_test_set((n, r.read_bytes(), b"") for n, r, _ in pairs)
+    failure = _folder_failure(pairs)
+    prov = provenance(profile=profile, seed=seed)
+    records, observations = quality_results(per_image, label or Path(fake_dir).name, train_set="", profile=profile,
+                                            seed=seed, dataset=Path(real_dir).name, split="all", test_set=test_set,
+                                            metrics=metrics, provenance=prov, failure=failure)
+    summary = _with_intervals(summarize_scores(per_image, metrics), records, observations)
     files: list[Path] = []
     if out is not None:
         out = Path(out)
         meta = {
             "real": str(real_dir), "fake": str(fake_dir), "label": label, "pairs": len(pairs),
+            "test_set": test_set, "status": "failed" if failure else "ok", "failure": failure,
+            "ci_method": str(records["ci_method"].iloc[0]),
             "metrics": list(metrics), "conventions": {m: CONVENTIONS[m] for m in metrics},
             "summary": summary.to_dict(orient="records"),
-            "provenance": provenance(profile=profile, seed=seed),
+            "notes": undefined_notes(summary),
+            "provenance": prov,
         }
         md = (f"# Image quality: {label or Path(fake_dir).name} vs {Path(real_dir).name}\n\n"
-              f"{len(pairs)} pairs; mean and std (ddof=1) over images; conventions in summary.json\n\n"
+              f"{len(pairs)} pairs; mean and std (ddof=1) over images, 95% CI ({meta['ci_method']}); "
+              f"conventions in summary.json\n\n"
+              + (f"**Failed run: {failure}**\n\n" if failure else "")
+              + "".join(f"Note: {n}\n\n" for n in undefined_notes(summary))
               + summary.to_markdown(index=False, floatfmt=".4f") + "\n")
         files = [
             write_text(out / "per_image.csv", per_image.to_csv(index=False, float_format="%.10g")),
             write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.10g")),
             write_text(out / "summary.md", md),
             write_json(out / "summary.json", meta),
+            save_records(records, out / "records.csv"),
+            save_observations(observations, out / "records.csv"),
         ]
-    return QualityResult(per_image, summary, files)
+    return QualityResult(per_image, summary, files, records, observations)
 
 
 def summary_table(summary: Any, title: str) -> Any:
@@ -172,9 +301,17 @@ def summary_table(summary: Any, title: str) -> Any:
     from rich.table import Table
 
     t = Table(title=title)
-    for col in ("metric", "mean", "std", "n", "better"):
+    ci = "ci_low" in summary.columns
+    for col in ("metric", "mean", *(["95% CI"] if ci else []), "std", "n", "better"):
         t.add_column(col, justify="left" if col in ("metric", "better") else "right")
-    for r in summary.itertuples(index=False):
-        arrow = "↑" if r.better == "higher" else "↓"
-        t.add_row(f"{r.metric.upper()} {arrow}", f"{r.mean:.4f}", f"{r.std:.4f}", f"{r.n}", r.better)
+    for r in summary.to_dict("records"):
+        arrow = "↑" if r["better"] == "higher" else "↓"
+        interval = []
+        if ci:
+            interval = ["-" if r["ci_low"] != r["ci_low"] else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"]
+        t.add_row(f"{r['metric'].upper()} {arrow}", f"{r['mean']:.4f}", *interval, f"{r['std']:.4f}", f"{r['n']}",
+                  r["better"])
+    notes = undefined_notes(summary)
+    if notes:
+        t.caption = "; ".join(notes)
     return t

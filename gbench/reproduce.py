@@ -6,13 +6,22 @@ continues where it stopped — training stages resume from their own checkpoints
 
 1. ``train-<generator>``: GAN-binary, GAN-DIST and Sharp-GAN on the real training split.
 2. ``quality-<generator>``: Table 1 protocol (``generators.evaluate.evaluate_generator``): the
-   generator is run on the real test split's own maps and scored with SSIM, FSIM, GMSD, NRMSE.
+   generator is run on the real test split's own maps and scored with SSIM, FSIM, GMSD, NRMSE;
+   records with 95% confidence intervals and per-crop observations (the crops of one tile are
+   one resampling unit); a generator whose outputs are near-constant or whose losses went
+   NaN/inf is recorded as ``failed``.
 3. ``synthesize``: Sharp-GAN draws the synthetic set once, as many images as the profile's
    largest set (S10k); S3k reads the first images of the same set (sample k depends only on
    the seed and k, so S3k is a subset of S10k, as the paper's two sets could be).
 4. ``segment-<arch>-<train set>-seed<k>``: Table 2 protocol (``segmentation.bench.run_cell``).
 5. the report folder (``reports.report.write_report``): tables in every format, ours beside the
    paper's, the paper's claims checked, figures, ``report.html``, ``manifest.json``.
+
+Seeds: ``seed`` trains the generators and draws the synthetic set; ``data_seed`` draws a built-in
+dataset (train and test tiles); ``seeds`` are the segmentation *training* seeds only, so every
+cell of Table 2 (and Table 1) is tested on the same images, and every record carries the same
+``test_set`` hash. ``records.csv`` and ``observations.csv`` (per-image values behind every
+confidence interval and paired test) are written side by side.
 """
 from __future__ import annotations
 
@@ -47,7 +56,7 @@ def _stage_slug(train_set: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", train_set.replace("+", "-and-"))
 
 
-def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, seed: int, path: Path,
+def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, data_seed: int, path: Path,
                  count: int = 4) -> Path:
     """Figure: the first ``count`` test crops, one row each: input map, real, each generator."""
     import numpy as np
@@ -58,7 +67,7 @@ def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, seed: i
     from gbench.runner import resolve_dataset
     from reports.figures import sample_grid
 
-    test = resolve_dataset(data, "test", prof, seed)
+    test = resolve_dataset(data, "test", prof, data_seed)
     crops: list[tuple[np.ndarray, np.ndarray]] = []
     for sample in test:
         for image, inst, _ in grid_crops(sample.image, sample.instances, prof.image_size):
@@ -80,6 +89,21 @@ def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, seed: i
     return sample_grid(inputs, [img for img, _ in crops], generated, path, input_label="distance map")
 
 
+def _generator_failure(train_dir: Path, output_check: str) -> str:
+    """The failed check of a trained generator: NaN/inf in its loss history (``history.csv`` of its
+    training folder), else ``output_check`` (the near-constant-output check of the quality stage)."""
+    import pandas as pd
+
+    from gbench.failures import generator_failure
+
+    history = train_dir / "history.csv"
+    if history.is_file():
+        msg = generator_failure(history=pd.read_csv(history))
+        if msg:
+            return msg
+    return output_check
+
+
 def _dataset_inputs(data: str) -> tuple[Path, ...]:
     """A dataset folder enters the stage keys by content; a built-in by its name (in the config)."""
     p = Path(data).expanduser()
@@ -90,29 +114,34 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
                         out: str | Path = "runs/reproduce", seeds: Sequence[int] | None = None,
                         generators: Sequence[str] = GENERATORS, archs: Sequence[str] = ARCHS,
                         train_sets: Sequence[str] = TRAIN_SETS, gen_steps: int | None = None,
-                        progress: bool = True, console: Any = None) -> ReproduceResult:
+                        progress: bool = True, console: Any = None, data_seed: int = 0) -> ReproduceResult:
     """Run (or continue) the Sharp-GAN pipeline and write the report folder under ``out``.
 
     Args:
         data: real dataset (name or folder): its train split trains everything, its test split
             is scored.
         profile: ``smoke`` / ``demo`` / ``paper``.
-        seed: seed of the generators, the synthetic set and the built-in dataset.
-        out: run folder: ``stages/`` (one folder per stage and key), ``records.csv``, ``report/``.
-        seeds: segmentation seeds (default: the profile's ``seeds``); tables show mean ± std.
+        seed: seed of the generators and the synthetic set.
+        out: run folder: ``stages/`` (one folder per stage and key), ``records.csv``,
+            ``observations.csv``, ``report/``.
+        seeds: segmentation training seeds (default: the profile's ``seeds``); the test images
+            do not change with them.
         generators: generators of Table 1 (Sharp-GAN is needed for the synthetic sets).
         archs: segmentation architectures of Table 2.
         train_sets: training sets of Table 2.
         gen_steps: generator optimiser steps (default: the profile's schedule).
         progress: progress bars.
         console: a rich console for stage lines and the final tables.
+        data_seed: seed of a built-in dataset (which train and test tiles exist); part of every
+            stage key.
     """
     import pandas as pd
     from rich.console import Console
 
-    from gbench.core.records import load_records, make_records, save_records
-    from gbench.metrics.quality import CONVENTIONS as QUALITY_CONVENTIONS
+    from gbench.core.observations import load_observations, save_observations
+    from gbench.core.records import load_records, save_records
     from gbench.provenance import provenance
+    from gbench.quality_eval import quality_results
     from generators.evaluate import evaluate_generator
     from generators.synthesize import synthesize
     from generators.train import train_generator
@@ -132,10 +161,11 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
         raise ValueError(f"the synthetic training sets are drawn by {SYNTH_GENERATOR}: keep it in --generators")
     out = Path(out)
     cache = StageCache(out / "stages")
-    base = {"data": data, "profile": prof.to_dict(), "seed": seed}
+    base = {"data": data, "profile": prof.to_dict(), "seed": seed, "data_seed": data_seed}
     data_inputs = _dataset_inputs(data)
     stages: list[dict[str, Any]] = []
     frames: list[Any] = []
+    obs_frames: list[Any] = []
 
     def run(stage: Stage, fn: Any) -> Any:
         res = cache.run(stage, fn)
@@ -152,28 +182,32 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
 
         def train(folder: Path, name: str = name) -> dict[str, Any]:
             res = train_generator(name, data, folder, profile=prof, seed=seed, resume=True, steps=gen_steps,
-                                  progress=progress)
+                                  progress=progress, data_seed=data_seed)
             return {"outputs": [str(Path(res.checkpoint).relative_to(folder))]}
 
         tr = run(train_stage, train)
         trained[name] = tr.path / tr.result["outputs"][0]
 
         def quality(folder: Path, name: str = name, tr_path: Path = tr.path) -> dict[str, Any]:
-            rows = evaluate_generator(name, trained[name], data, prof, seed, progress=progress)
+            rows = evaluate_generator(name, trained[name], data, prof, seed, data_seed=data_seed, progress=progress)
             per_crop = pd.DataFrame(rows)
             from gbench.fileio import write_text
 
             write_text(folder / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g"))
             metrics = [m for m in ("ssim", "fsim", "gmsd", "nrmse") if m in per_crop]
-            recs = make_records("quality", name, {m: float(per_crop[m].mean()) for m in metrics}, train_set="R",
-                                profile=prof.name, seed=seed, dataset=str(per_crop["dataset"].iloc[0]), split="test",
-                                n=len(per_crop), provenance=provenance(profile=prof.name, seed=seed),
-                                conventions={m: QUALITY_CONVENTIONS[m] for m in metrics})
+            recs, obs = quality_results(per_crop, name, train_set="R", profile=prof.name, seed=seed,
+                                        dataset=str(per_crop["dataset"].iloc[0]), split="test",
+                                        test_set=str(per_crop["test_set"].iloc[0]), metrics=metrics,
+                                        provenance=provenance(profile=prof.name, seed=seed, data_seed=data_seed),
+                                        failure=_generator_failure(tr_path, str(per_crop["failure"].iloc[0])),
+                                        unit_key="tile", data_seed=data_seed)
             save_records(recs, folder / "records.csv")
-            return {"outputs": ["records.csv", "per_crop.csv"], "crops": len(per_crop)}
+            save_observations(obs, folder / "records.csv")
+            return {"outputs": ["records.csv", "observations.csv", "per_crop.csv"], "crops": len(per_crop)}
 
         q = run(Stage(f"quality-{name}", {**base, "generator": name, "split": "test"}, (tr.path,)), quality)
         frames.append(load_records(q.path / "records.csv"))
+        obs_frames.append(load_observations(q.path / "records.csv", required=True))
 
     # 3: the synthetic set ---------------------------------------------------------------------
     synth_dir: Path | None = None
@@ -182,7 +216,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
 
         def synth(folder: Path) -> dict[str, Any]:
             res = synthesize(SYNTH_GENERATOR, trained[SYNTH_GENERATOR], count, folder / "S", seed=seed, profile=prof,
-                             data=data, progress=progress)
+                             data=data, progress=progress, data_seed=data_seed)
             console.print(f"synthesized {count} images at {res.images_per_s:.2f} images/s")
             return {"outputs": ["S/manifest.csv"], "count": count}
 
@@ -201,15 +235,19 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
 
                 def segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k) -> dict[str, Any]:
                     row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
-                                   synthetic_dir=synth_dir, resume=True, progress=progress)
+                                   synthetic_dir=synth_dir, resume=True, progress=progress, data_seed=data_seed)
                     cell = Path(row["run_dir"]).relative_to(folder)
-                    return {"outputs": [str(cell / "records.csv")], "pq": row.get("pq_mean")}
+                    return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
+                            "pq": row.get("pq_mean"), "status": row.get("status", "ok")}
 
                 res = run(Stage(f"segment-{arch}-{_stage_slug(train_set)}-seed{k}", cfg, inputs), segment)
                 frames.append(load_records(res.path / res.result["outputs"][0]))
+                obs_frames.append(load_observations(res.path / res.result["outputs"][0], required=True))
 
     # 5: records and report ---------------------------------------------------------------------
     save_records(pd.concat(frames, ignore_index=True), out / "records.csv")
+    if obs_frames:
+        save_observations(pd.concat(obs_frames, ignore_index=True), out / "records.csv")
     # read back: the canonical form ("" rather than NaN for a key a record kind lacks, such as a
     # quality record's ``aggregation``), so every table and claim groups all kinds
     records = load_records(out / "records.csv")
@@ -217,7 +255,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
                             title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed})",
                             console=console, sources=[out / "records.csv"])
     if trained:
-        grid = _sample_grid(trained, data, prof, seed, out / "report" / "figures" / "samples.png")
+        grid = _sample_grid(trained, data, prof, data_seed, out / "report" / "figures" / "samples.png")
         console.print(f"sample grid: {grid}")
     comparison = out / "report" / "comparison.md"
     if comparison.is_file():

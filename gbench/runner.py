@@ -11,18 +11,49 @@ from gbench.data.loaders import BUILTINS, KNOWN_REAL, LOADERS, data_root, load_d
 from gbench.data.types import Dataset, Sample
 from gbench.profiles import PROFILES, Profile, get_profile
 
-__all__ = ["resolve_dataset", "inspect_dataset", "preview_dataset", "demo", "data_list_table", "profiles_table"]
+__all__ = ["resolve_dataset", "split_hash", "inspect_dataset", "preview_dataset", "demo", "data_list_table",
+           "profiles_table"]
 
 
-def resolve_dataset(name: str, split: str, profile: Profile | str, seed: int) -> Dataset:
-    """Load a dataset; built-in ones are sized by the profile and drawn from ``seed``."""
+def resolve_dataset(name: str, split: str, profile: Profile | str, data_seed: int = 0) -> Dataset:
+    """Load a dataset; built-in ones are sized by the profile and drawn from ``data_seed``.
+
+    ``data_seed`` picks *which* built-in tiles, crops and masks exist; it is never the training
+    seed (initialisation, order, augmentation), so runs with different training seeds are
+    tested on the same images. Real datasets ignore it.
+    """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     if name in BUILTINS:
         n = prof.builtin_test if split == "test" else prof.builtin_train
         if split == "all":
             n = None
-        return load_dataset(name, split=split, n=n, size=prof.builtin_size, seed=seed)  # type: ignore[arg-type]
+        return load_dataset(name, split=split, n=n, size=prof.builtin_size, seed=data_seed)  # type: ignore[arg-type]
     return load_dataset(name, split=split)  # type: ignore[arg-type]
+
+
+_TEST_SET_HASHES: dict[tuple[Any, ...], str] = {}
+
+
+def split_hash(name: str, split: str, profile: Profile | str, data_seed: int = 0,
+                  dataset: Dataset | None = None) -> str:
+    """:func:`gbench.core.observations.hash_test_set` of a dataset split, once per process.
+
+    The hash covers every sample's name, image and instance map, so two results carry the same
+    hash exactly when they were scored on the same images and labels. It is cached per
+    (dataset, split, data_seed and, for a built-in, the profile's sizes); ``dataset`` (the same
+    split, already loaded) saves loading it again.
+    """
+    from gbench.core.observations import hash_test_set
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    if name in BUILTINS:
+        key: tuple[Any, ...] = (name, split, int(data_seed), prof.builtin_train, prof.builtin_test, prof.builtin_size)
+    else:
+        key = (str(Path(name).expanduser().resolve()) if Path(name).expanduser().exists() else name, split)
+    if key not in _TEST_SET_HASHES:
+        ds = dataset if dataset is not None else resolve_dataset(name, split, prof, data_seed)
+        _TEST_SET_HASHES[key] = hash_test_set((s.name, s.image, s.instances) for s in ds)
+    return _TEST_SET_HASHES[key]
 
 
 @dataclass
@@ -60,15 +91,17 @@ def _summary_table(summary: dict[str, Any]) -> Any:
 
 
 def inspect_dataset(name: str, split: str = "train", profile: str = "demo", seed: int = 0,
-                    out: Path | None = None) -> InspectResult:
-    """Summarize a dataset; with ``out`` write summary.json, per_image.csv and summary.md (atomically)."""
+                    out: Path | None = None, data_seed: int = 0) -> InspectResult:
+    """Summarize a dataset; with ``out`` write summary.json, per_image.csv and summary.md (atomically).
+
+    ``data_seed`` draws a built-in dataset; ``seed`` is recorded."""
     import pandas as pd
 
     from gbench.data.summary import summarize
     from gbench.fileio import write_json, write_text
     from gbench.provenance import provenance
 
-    ds = resolve_dataset(name, split, profile, seed)
+    ds = resolve_dataset(name, split, profile, data_seed)
     summary = summarize(ds, progress=True)
     result = InspectResult(summary, _summary_table(summary))
     if out is not None:
@@ -76,21 +109,22 @@ def inspect_dataset(name: str, split: str = "train", profile: str = "demo", seed
         rows = summary.get("rows", [])
         per_image = pd.DataFrame(rows)
         flat = {k: v for k, v in summary.items() if k != "rows"}
-        record = {**flat, "info": ds.info, "provenance": provenance(profile=profile, seed=seed)}
+        record = {**flat, "info": ds.info, "data_seed": data_seed,
+                  "provenance": provenance(profile=profile, seed=seed, data_seed=data_seed)}
         result.files = [
             write_json(out / "summary.json", record),
             write_text(out / "per_image.csv", per_image.to_csv(index=False)),
-            write_text(out / "summary.md", _summary_markdown(flat, profile, seed)),
+            write_text(out / "summary.md", _summary_markdown(flat, profile, seed, data_seed)),
         ]
     return result
 
 
-def _summary_markdown(flat: dict[str, Any], profile: str, seed: int) -> str:
+def _summary_markdown(flat: dict[str, Any], profile: str, seed: int, data_seed: int = 0) -> str:
     import pandas as pd
 
     df = pd.DataFrame({"statistic": list(flat), "value": [str(v) for v in flat.values()]})
     return (f"# Dataset summary: {flat['dataset']} [{flat['split']}]\n\n"
-            f"profile `{profile}`, seed {seed}\n\n" + df.to_markdown(index=False) + "\n")
+            f"profile `{profile}`, seed {seed}, data seed {data_seed}\n\n" + df.to_markdown(index=False) + "\n")
 
 
 def _centre_crop(sample: Sample, size: int) -> Sample:
@@ -102,12 +136,13 @@ def _centre_crop(sample: Sample, size: int) -> Sample:
 
 
 def preview_dataset(name: str, output: Path, split: str = "train", count: int | None = None,
-                    crop: int | None = None, profile: str = "demo", seed: int = 0) -> Path:
-    """Write a preview sheet of the first ``count`` samples (centre-cropped for large tiles)."""
+                    crop: int | None = None, profile: str = "demo", seed: int = 0, data_seed: int = 0) -> Path:
+    """Write a preview sheet of the first ``count`` samples (centre-cropped for large tiles);
+    ``data_seed`` draws a built-in dataset."""
     from gbench.data.preview import preview_sheet
 
     prof = get_profile(profile)
-    ds = resolve_dataset(name, split, prof, seed)
+    ds = resolve_dataset(name, split, prof, data_seed)
     n = min(len(ds), count if count is not None else prof.preview_samples)
     if n <= 0:
         raise ValueError("preview needs --count >= 1")
@@ -116,7 +151,7 @@ def preview_dataset(name: str, output: Path, split: str = "train", count: int | 
         s = ds[i]
         size = crop if crop is not None else (prof.image_size * 2 if max(s.shape) > prof.image_size * 2 else None)
         samples.append(_centre_crop(s, size) if size else s)
-    return preview_sheet(samples, output, title=f"{ds.name} [{split}] (profile {profile}, seed {seed})")
+    return preview_sheet(samples, output, title=f"{ds.name} [{split}] (profile {profile}, data seed {data_seed})")
 
 
 def data_list_table() -> Any:
@@ -127,7 +162,7 @@ def data_list_table() -> Any:
     t.add_column("kind")
     t.add_column("where / what")
     for name in BUILTINS:
-        t.add_row(name, "built-in", "procedurally rendered H&E-like tiles, deterministic from --seed, sized by --profile")
+        t.add_row(name, "built-in", "procedurally rendered H&E-like tiles, deterministic from --data-seed, sized by --profile")
     root = data_root()
     for name, (loader, desc) in KNOWN_REAL.items():
         present = "present" if (root / name).exists() else "not present"
@@ -152,7 +187,7 @@ def profiles_table() -> Any:
     return t
 
 
-def demo(out: Path, profile: str = "demo", seed: int = 0, console: Any = None) -> dict[str, Path]:
+def demo(out: Path, profile: str = "demo", seed: int = 0, console: Any = None, data_seed: int = 0) -> dict[str, Path]:
     """What ``make demo`` runs on the built-in dataset: the dataset's preview sheet and summary
     tables, then the whole Sharp-GAN pipeline (``gbench reproduce sharp-gan --data synthetic-he``):
     three generators, Table 1, synthetic sets, the segmentation grid, Table 2 and the report."""
@@ -161,16 +196,19 @@ def demo(out: Path, profile: str = "demo", seed: int = 0, console: Any = None) -
     console = console or Console()
     out = Path(out)
     files: dict[str, Path] = {}
-    console.rule(f"gbench demo: built-in dataset synthetic-he (profile {profile}, seed {seed})")
+    console.rule(f"gbench demo: built-in dataset synthetic-he (profile {profile}, seed {seed}, data seed {data_seed})")
     for split in ("train", "test"):
-        res = inspect_dataset("synthetic-he", split=split, profile=profile, seed=seed, out=out / "data" / split)
+        res = inspect_dataset("synthetic-he", split=split, profile=profile, seed=seed, out=out / "data" / split,
+                              data_seed=data_seed)
         console.print(res.table)
         files[f"summary-{split}"] = res.files[0]
-    files["preview"] = preview_dataset("synthetic-he", out / "data" / "preview.png", split="train", profile=profile, seed=seed)
+    files["preview"] = preview_dataset("synthetic-he", out / "data" / "preview.png", split="train", profile=profile, seed=seed,
+                                       data_seed=data_seed)
     console.print(f"preview sheet: {files['preview']}")
     from gbench.reproduce import reproduce_sharp_gan
 
-    res = reproduce_sharp_gan(data="synthetic-he", profile=profile, seed=seed, out=out / "reproduce", console=console)
+    res = reproduce_sharp_gan(data="synthetic-he", profile=profile, seed=seed, data_seed=data_seed, out=out / "reproduce",
+                              console=console)
     files["records"] = out / "reproduce" / "records.csv"
     files["report"] = out / "reproduce" / "report" / "report.html"
     done = sum(not s["skipped"] for s in res.stages)

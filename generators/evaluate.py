@@ -7,6 +7,12 @@ conditioning map, and the synthetic crop is scored against the real crop with
 ``gbench.metrics.quality.quality_metrics`` (SSIM, FSIM, GMSD, NRMSE; their conventions are in
 ``gbench.metrics.quality.CONVENTIONS``). The synthetic image is quantized to 8 bits first, as a
 written PNG would be, so scoring saved images gives the same numbers.
+
+Every crop row names its source ``tile``: the grid crops of one tile are one resampling unit for
+confidence intervals and paired tests (``gbench.quality_eval.quality_results``). Each row also
+carries the test-set hash (``test_set``, :func:`gbench.runner.split_hash` of the tiles) and the
+generator's failure check on its outputs (``failure``: ``gbench.failures.output_failure`` on the
+first batch of generated crops; ``""`` when it looks sane).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ def evaluate_generator(
     profile: str | Profile = "demo",
     seed: int = 0,
     *,
+    data_seed: int = 0,
     split: str = "test",
     metrics: Sequence[str] = QUALITY_METRICS,
     batch_size: int | None = None,
@@ -44,8 +51,9 @@ def evaluate_generator(
         checkpoint: ``last.pt`` written by ``gbench train-gen``.
         dataset: dataset name/path (``gbench.runner.resolve_dataset``) or a loaded ``Dataset``.
         profile: crop size (``image_size``) and default batch size.
-        seed: seed of built-in datasets; recorded (the generator runs in eval mode, so its
+        seed: the generator's training seed, recorded (the generator runs in eval mode, so its
             output does not depend on it).
+        data_seed: seed of a built-in dataset (which test tiles exist).
         split: which split to score (the paper: ``test``).
         metrics: quality metric names.
         batch_size: crops per generator / metric batch.
@@ -57,7 +65,8 @@ def evaluate_generator(
 
             {"name": "<tile>@y<Y>x<X>", "tile": str, "y": int, "x": int, "size": int,
              "generator": str, "conditioning": str, "checkpoint_sha256": str,
-             "dataset": str, "split": str, "profile": str, "seed": int,
+             "dataset": str, "split": str, "profile": str, "seed": int, "data_seed": int,
+             "test_set": str, "failure": str,
              "ssim": float, "fsim": float, "gmsd": float, "nrmse": float}
 
         (one key per requested metric). ``pandas.DataFrame(records)`` has the columns of
@@ -67,25 +76,32 @@ def evaluate_generator(
     import generators
     from gbench.data.patches import grid_crops
     from gbench.engine import select_device
+    from gbench.failures import output_failure
     from gbench.metrics.quality import quality_metrics
     from generators.synthesize import file_sha256
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     if isinstance(dataset, (str, Path)):
-        from gbench.runner import resolve_dataset
+        from gbench.runner import resolve_dataset, split_hash
 
-        ds = resolve_dataset(str(dataset), split, prof, seed)
+        ds = resolve_dataset(str(dataset), split, prof, data_seed)
+        test_set = split_hash(str(dataset), split, prof, data_seed, dataset=ds)
     else:
+        from gbench.core.observations import hash_test_set
+
         ds = dataset
+        test_set = hash_test_set((s.name, s.image, s.instances) for s in ds)
     size = prof.image_size
     bs = int(batch_size or prof.batch_size)
     dev = select_device(device)
     module = generators.load(checkpoint, name, dev)
     sha = file_sha256(checkpoint)
     context = {"generator": name, "conditioning": module.conditioning, "checkpoint_sha256": sha,
-               "dataset": getattr(ds, "name", str(dataset)), "split": split, "profile": prof.name, "seed": seed}
+               "dataset": getattr(ds, "name", str(dataset)), "split": split, "profile": prof.name, "seed": seed,
+               "data_seed": data_seed, "test_set": test_set}
     records: list[dict[str, Any]] = []
     pending: list[tuple[dict[str, Any], np.ndarray, np.ndarray]] = []
+    checked: list[torch.Tensor] = []  # generated crops for the failure check (up to 16, different inputs)
 
     def flush() -> None:
         if not pending:
@@ -93,6 +109,8 @@ def evaluate_generator(
         cond = torch.from_numpy(np.stack([module.condition_map(inst) for _, _, inst in pending])).to(dev)
         fake = module.generate(cond).float().cpu()
         fake8 = (fake.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        if sum(len(c) for c in checked) < 16:
+            checked.append(fake[: 16 - sum(len(c) for c in checked)])
         real8 = torch.from_numpy(np.stack([img for _, img, _ in pending])).permute(0, 3, 1, 2).contiguous()
         values = quality_metrics(fake8, real8, tuple(metrics))
         for i, (rec, _, _) in enumerate(pending):
@@ -114,4 +132,7 @@ def evaluate_generator(
         flush()
     if not records:
         raise ValueError(f"no {split} crops to score in {context['dataset']}")
+    failure = output_failure(torch.cat(checked).numpy())
+    for rec in records:
+        rec["failure"] = failure
     return records

@@ -228,7 +228,6 @@ def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int,
     todo = [k for k in range(count) if not all(p.is_file() for p in paths(k))]
     done_before = count - len(todo)
     run_info = {"command": "synthesize", "settings": settings, "checkpoint": str(checkpoint), "count": count,
-                "data_seed": data_seed,
                 "data": data, "profile_settings": prof.to_dict(), "batch_size": bs}
     write_json(out / "run.json", {**run_info, "status": "running", "provenance": provenance(profile=prof.name, seed=seed)})
 

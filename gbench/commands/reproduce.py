@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gbench.commands.common import ProfileOpt, SeedOpt, console
+from gbench.commands.common import DataSeedOpt, ProfileOpt, SeedOpt, console
 
 
 def _ints(text: str | None) -> tuple[int, ...] | None:
@@ -26,13 +26,14 @@ def reproduce(
     paper: Annotated[str, typer.Argument(help="Which paper: sharp-gan.")] = "sharp-gan",
     data: Annotated[str, typer.Option("--data", help="Real dataset (name or folder).")] = "synthetic-he",
     out: Annotated[Path, typer.Option("--out", help="Run folder (stages/, records.csv, report/).")] = Path("runs/reproduce"),
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Segmentation seeds, e.g. 0,1,2 (default: the profile's).")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Segmentation training seeds, e.g. 0,1,2 (default: the profile's); the test images stay those of --data-seed.")] = None,
     generators: Annotated[Optional[str], typer.Option("--generators", help="Comma-separated generators (default: all three).")] = None,
     archs: Annotated[Optional[str], typer.Option("--archs", help="Comma-separated segmenters (default: segnet,unet).")] = None,
     train: Annotated[Optional[str], typer.Option("--train", help="Comma-separated training sets (default: R,S3k,R+S3k,S10k,R+S10k).")] = None,
     gen_steps: Annotated[Optional[int], typer.Option("--gen-steps", help="Generator steps (default: the profile's schedule).")] = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = 0,
 ) -> None:
     """Run a paper's whole pipeline (train generators, synthesize, Table 1, segmentation, Table 2,
     report); every stage is cached by a hash of its inputs and config."""
@@ -43,7 +44,8 @@ def reproduce(
                          "(MI-GAN has no tables to reproduce; see gbench train-migan)")
     res = rp.reproduce_sharp_gan(data=data, profile=profile, seed=seed, out=out, seeds=_ints(seeds),
                                  generators=_names(generators, rp.GENERATORS), archs=_names(archs, rp.ARCHS),
-                                 train_sets=_names(train, rp.TRAIN_SETS), gen_steps=gen_steps, console=console)
+                                 train_sets=_names(train, rp.TRAIN_SETS), gen_steps=gen_steps, console=console,
+                                 data_seed=data_seed)
     done = sum(not s["skipped"] for s in res.stages)
     console.print(f"{len(res.stages)} stages ({done} run, {len(res.stages) - done} cached) in {res.seconds:.1f} s")
 

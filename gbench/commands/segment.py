@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gbench.commands.common import ProfileOpt, SeedOpt, console
+from gbench.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
 
 
 def _split(values: Optional[list[str]], default: list[str]) -> list[str]:
@@ -38,10 +38,30 @@ def _reference() -> Any:
         return None
 
 
-def _fmt(mean: float, std: float) -> str:
+def _fmt(mean: float, std: float, lo: float = math.nan, hi: float = math.nan) -> str:
+    """``0.612 [0.580, 0.641]`` with a confidence interval, else ``0.612 ± 0.010`` (std over seeds)."""
     if math.isnan(mean):
         return "-"
+    if not math.isnan(lo):
+        return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def _cell(r: dict[str, Any], m: str) -> str:
+    if r.get("status", "ok") == "failed":
+        return "failed"
+    return _fmt(r[m], r[f"{m}_std"], r.get(f"{m}_ci_low", math.nan), r.get(f"{m}_ci_high", math.nan))
+
+
+def _seeds_cell(r: dict[str, Any]) -> str:
+    failed = int(r.get("failed_seeds", 0) or 0)
+    return f"{r['seeds']}" + (f" ({failed} failed)" if failed else "")
+
+
+def _failure_notes(frame: Any) -> list[str]:
+    names = {"unet": "U-Net", "segnet": "SegNet"}
+    return [f"{names.get(r['arch'], r['arch'])} {r['train_label']}: failed run ({r['failure']})"
+            for r in frame.to_dict("records") if r.get("failure")]
 
 
 def render_table(frame: Any, title: str) -> Any:
@@ -51,7 +71,10 @@ def render_table(frame: Any, title: str) -> Any:
     from segmentation.bench import METRICS
 
     names = {"unet": "U-Net", "segnet": "SegNet"}
-    t = Table(title=title, show_header=True, caption="each cell: ours (mean ± std over seeds) / paper")
+    caption = ("each cell: ours [95% CI over test images and seeds] / paper; failed: the run did not learn "
+               "(never a number)" if "ci_method" in frame.columns and frame["ci_method"].astype(bool).any()
+               else "each cell: ours (mean ± std over seeds) / paper")
+    t = Table(title=title, show_header=True, caption=caption)
     for col in ("Model", "Training", "seeds"):
         t.add_column(col)
     for m in METRICS:
@@ -60,8 +83,8 @@ def render_table(frame: Any, title: str) -> Any:
         cells = []
         for m in METRICS:
             paper = "-" if math.isnan(r[f"{m}_paper"]) else f"{r[f'{m}_paper']:.3f}"
-            cells.append(f"{_fmt(r[m], r[f'{m}_std'])} / {paper}")
-        t.add_row(names.get(r["arch"], r["arch"]), r["train_label"], str(r["seeds"]), *cells)
+            cells.append(f"{_cell(r, m)} / {paper}")
+        t.add_row(names.get(r["arch"], r["arch"]), r["train_label"], _seeds_cell(r), *cells)
     return t
 
 
@@ -72,11 +95,14 @@ def table_markdown(frame: Any, caption: str) -> str:
     head = ["Model", "Training", "seeds", *[m.upper() for m in METRICS], *[f"paper {m.upper()}" for m in METRICS]]
     lines = [caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in frame.to_dict("records"):
-        cells = [names.get(r["arch"], r["arch"]), r["train_label"], str(r["seeds"]),
-                 *[_fmt(r[m], r[f"{m}_std"]) for m in METRICS],
+        cells = [names.get(r["arch"], r["arch"]), r["train_label"], _seeds_cell(r),
+                 *[_cell(r, m) for m in METRICS],
                  *["-" if math.isnan(r[f"{m}_paper"]) else f"{r[f'{m}_paper']:.3f}" for m in METRICS]]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    notes = _failure_notes(frame)
+    if "ci_method" in frame.columns and frame["ci_method"].astype(bool).any():
+        lines += ["", "Confidence intervals: " + "; ".join(dict.fromkeys(m for m in frame["ci_method"] if m))]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
 def segment(
@@ -86,7 +112,7 @@ def segment(
     synthetic: Annotated[Optional[Path], typer.Option("--synthetic", help="Folder of synthetic sets: DIR/<set> (e.g. DIR/S3k), DIR/<name> or DIR itself in the folder layout [default: runs/synth].")] = None,
     target: Annotated[str, typer.Option("--target", help="binary (the paper's), contour or distance.")] = "binary",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: runs/segment/<profile>].")] = None,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds to repeat the grid with (overrides --seed).")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated training seeds to repeat the grid with (overrides --seed); the test images stay those of --data-seed.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Reuse finished cells and continue interrupted ones.")] = False,
     table: Annotated[bool, typer.Option("--table", help="Print the Table 2 layout beside the paper's values (also written to table.md).")] = False,
     aggregation: Annotated[str, typer.Option("--aggregation", help="Table aggregation: mean (of per-image scores) or pooled.")] = "mean",
@@ -104,11 +130,17 @@ def segment(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
-    """Train segmenters on real / synthetic / mixed sets and score DQ, SQ, PQ, AJI on the real test split."""
+    """Train segmenters on real / synthetic / mixed sets and score DQ, SQ, PQ, AJI on the real test split.
+
+    Every input (real train and test split, every synthetic set) is read and checked before the
+    first cell trains."""
     import dataclasses
 
     from gbench.fileio import write_text
+    from gbench.options import check_device, check_finite, check_positive
     from gbench.profiles import get_profile
     from segmentation.bench import run_grid, table_frame
     from segmentation.postprocess import PostprocessConfig
@@ -136,29 +168,85 @@ def segment(
         model_over["unet"]["encoder"] = encoder
     if width is not None:
         model_over["segnet"]["width"] = width
+    for opt, value in (("--max-steps", max_steps), ("--val-every", val_every), ("--width", width)):
+        check_positive(opt, value)
+    check_positive("--patience", patience, allow_zero=True)
+    check_positive("--min-area", min_area, allow_zero=True)
+    for opt, fvalue in (("--val-fraction", val_fraction), ("--threshold", threshold)):
+        check_finite(opt, fvalue)
+    check_device("--device", device)
+    check_out_folder(out_dir, resume=resume, overwrite=overwrite)
+    validate_inputs(archs, trains, data, prof, synthetic, data_seed)
 
     rows: list[dict[str, Any]] = []
     for a in archs:
         rows += run_grid(archs=[a], trains=trains, seeds=seed_list, data=data, profile=prof, out=out_dir,
                          target=target, synthetic_dir=synthetic, resume=resume, progress=progress, device=device,
                          overrides={**overrides, **({"model": model_over[a]} if model_over.get(a) else {})},
-                         on_cell=lambda r: console.print(
-                             f"{r['arch']} {r['train_label']} seed {r['seed']}: DQ {float(r['dq_mean']):.3f} "
-                             f"SQ {float(r['sq_mean']):.3f} PQ {float(r['pq_mean']):.3f} AJI {float(r['aji_mean']):.3f} "
-                             f"(per-image mean over {r['n_test']} test tiles; {float(r['train_time_s']):.0f} s training)"))
+                         on_cell=_print_cell, data_seed=data_seed)
     from gbench.engine import dist_info
 
     if not dist_info().is_main:
         return  # under torchrun, rank 0 reports
     console.print(f"results: {out_dir / 'results.csv'} ({len(rows)} cells)")
     if table:
-        frame = table_frame(rows, _reference(), aggregation=aggregation)
+        from gbench.core.observations import load_observations
+
+        frame = table_frame(rows, _reference(), aggregation=aggregation,
+                            observations=load_observations(out_dir / "records.csv"))
         agg = "mean of per-image scores" if aggregation == "mean" else "pooled over test tiles"
-        title = (f"Segmentation on {data} test ({target} target, profile {prof.name}, seeds {','.join(map(str, seed_list))}; "
-                 f"{agg}; mean ± std over seeds) vs Sharp-GAN Table 2 (CPM-15&17)")
+        title = (f"Segmentation on {data} test ({target} target, profile {prof.name}, seeds {','.join(map(str, seed_list))}, "
+                 f"data seed {data_seed}; {agg}; 95% CI) vs Sharp-GAN Table 2 (CPM-15&17)")
         console.print(render_table(frame, title))
+        for note in _failure_notes(frame):
+            console.print(f"[red]{note}[/]")
         path = write_text(out_dir / "table.md", table_markdown(frame, title))
         console.print(f"table: {path}")
+
+
+def _print_cell(r: dict[str, Any]) -> None:
+    head = f"{r['arch']} {r['train_label']} seed {r['seed']}"
+    if r.get("status") == "failed":
+        console.print(f"[red]{head}: FAILED: {r['failure']}[/] ({float(r['train_time_s']):.0f} s training)")
+        return
+    ci = ""
+    if str(r.get("pq_mean_ci_low", "")) not in ("", "nan"):
+        ci = f" [95% CI {float(r['pq_mean_ci_low']):.3f}, {float(r['pq_mean_ci_high']):.3f}]"
+    console.print(f"{head}: DQ {float(r['dq_mean']):.3f} SQ {float(r['sq_mean']):.3f} PQ {float(r['pq_mean']):.3f}{ci} "
+                  f"AJI {float(r['aji_mean']):.3f} (per-image mean over {r['n_test']} test tiles; "
+                  f"{float(r['train_time_s']):.0f} s training)")
+
+
+def validate_inputs(archs: list[str], trains: list[str], data: str, prof: Any, synthetic: Path | None,
+                    data_seed: int = 0) -> int:
+    """Read every image and label a segment run will use (the real train and test splits, the
+    synthetic images of every training set) before anything trains: a bad file fails at once, as
+    one line naming it. Returns the number of samples checked."""
+    import segmentation
+    from gbench.runner import resolve_dataset
+    from segmentation.bench import parse_train_spec, resolve_training_set
+
+    for a in archs:
+        segmentation.SEGMENTERS.get(a)
+    specs = [parse_train_spec(t) for t in trains]
+    seen: set[tuple[str, str, str]] = set()
+    checked = 0
+    test = resolve_dataset(data, "test", prof, data_seed)
+    sources = [(test, list(range(len(test))))]
+    for spec in specs:
+        parts, _ = resolve_training_set(spec, data, prof, data_seed, synthetic)
+        sources += parts
+    for ds, indices in sources:
+        if len(ds) == 0:
+            raise ValueError(f"{ds.name}: no images")
+        for i in indices:
+            key = (str(ds.name), str(ds.split), str(ds.names[i]))
+            if key in seen:
+                continue
+            seen.add(key)
+            ds[i]  # reads and checks the image and its label (DataError names the file)
+            checked += 1
+    return checked
 
 
 def register(app: typer.Typer) -> None:
