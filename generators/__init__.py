@@ -5,6 +5,8 @@ Registered names:
 * ``gan-binary``: pix2pix (U-Net G + 70x70 PatchGAN D) conditioned on the binary nucleus mask;
 * ``gan-dist``: the same network conditioned on the Sharp-GAN distance map;
 * ``sharp-gan``: ``gan-dist`` plus the sharpness loss (Butte et al., Eq. 4-5);
+* ``mask-paint``: the Table 1 floor: the binary mask painted with the training split's mean
+  nucleus and background colours, no learning;
 * ``dummy``: a one-convolution stand-in for fast tests.
 
 Entries are ``"module:factory"`` strings, imported on first use so ``gbench --help`` stays fast.
@@ -34,6 +36,7 @@ GENERATORS.register("gan-dist", "generators.pix2pix:gan_dist")
 GENERATORS.register("sharp-gan", "generators.sharp_gan:sharp_gan")
 GENERATORS.register("dummy", "generators.dummy:dummy")
 GENERATORS.register("mi-gan", "generators.mi_gan:create")
+GENERATORS.register("mask-paint", "generators.mask_paint:mask_paint")
 
 
 def factory(name: str) -> Any:

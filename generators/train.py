@@ -9,7 +9,16 @@ proportion to its area; with ``paper`` (500 epochs, batch 16) that fixes the num
 
 Files under ``out``: ``checkpoints/last.pt`` (engine), ``history.csv`` (losses per step),
 ``samples/step-XXXXXX.png`` (rows: input map, real crop, synthetic image for a fixed set of
-training crops), ``run.json`` (config, profile, seed, versions, device, git revision, wall time).
+training crops), ``run.json`` (config, profile, seed, versions, device, git revision, wall time,
+``deviations`` from the paper the generator lists, and ``status`` / ``failure``).
+
+A run that did not learn is recorded as failed, not as a result (:mod:`gbench.failures`): a
+NaN/inf loss stops ``engine.fit``; ``train_generator`` then returns (``TrainResult.failure``,
+``checkpoint``: the last finite one, or None) and ``run.json`` says ``"status": "failed"`` with
+the loss and step. After a finished run the generator is run on a fixed batch of
+:data:`CHECK_BATCH` training maps; near-constant outputs across the batch, flat images or NaN
+outputs fail it the same way. ``default_epochs`` on a module (``mask-paint``: 1) sets the run's
+length when ``steps`` is not given.
 """
 from __future__ import annotations
 
@@ -144,6 +153,12 @@ class TrainResult:
     run_json: Path | None
     samples: tuple[Path, ...]
     module: Any = None
+    failure: str = ""
+
+    @property
+    def status(self) -> str:
+        """``ok``, or ``failed`` when a failed-run check fired (``failure`` says which)."""
+        return "failed" if self.failure else "ok"
 
 
 def _data_identity(data: str, tiles: list[Sample]) -> dict[str, Any]:
@@ -286,7 +301,8 @@ def train_generator(
     size = int(module.config.image_size)
     crops = CropDataset(dataset, size, module.train_item)
     loader = StepLoader(crops, prof.batch_size, seed)
-    total = resolve_steps(prof, loader, steps)
+    one_pass = getattr(module, "default_epochs", None)  # non-learning generators (mask-paint): one pass
+    total = loader.steps_for_epochs(int(one_pass)) if steps is None and one_pass else resolve_steps(prof, loader, steps)
     ckpt_every = checkpoint_every or max(1, total // 10)
     sample_every = sample_every or max(1, total // 5)
     # a fixed preview set: the first crops of tiles 0..k-1, drawn from their own generator
@@ -306,11 +322,19 @@ def train_generator(
         if info.is_main:
             stack.enter_context(folder_lock(out))  # a second train-gen into the same folder is refused
             clean_orphan_temps(out)  # temp files of a killed run
-        result = fit(module, loader, max_steps=total, seed=seed, out_dir=out, checkpoint_every=ckpt_every,
-                     resume=resume, progress=progress, callbacks=[grid], device=device, meta=meta,
-                     description=f"train {name}")
+        watch = _Watch()
+        try:
+            result = fit(module, loader, max_steps=total, seed=seed, out_dir=out, checkpoint_every=ckpt_every,
+                         resume=resume, progress=progress, callbacks=[grid, watch], device=device, meta=meta,
+                         description=f"train {name}")
+            failure = ""
+        except FloatingPointError as exc:  # engine.fit stops at the first NaN/inf loss: a failed run
+            failure = str(exc)
+            result = watch.partial_result(out, t0)
         run_json = None
         if info.is_main:
+            if not failure:  # near-constant outputs on a fixed batch of training maps
+                failure = _output_check(module, crops, seed, result.device)
             hist = result.history
             n = max(1, min(10, len(hist) // 4))
             summary = {key: {"first": float(np.mean([h[key] for h in hist[:n]])), "last": float(np.mean([h[key] for h in hist[-n:]]))}
@@ -335,7 +359,50 @@ def train_generator(
                 "wall_time_s": time.perf_counter() - t0,
                 "fit_time_s": result.wall_time_s,
                 "loss_first_last": summary,
+                "status": "failed" if failure else "ok",
+                "failure": failure,
+                "deviations": module.deviations() if hasattr(module, "deviations") else [],
                 "provenance": provenance(profile=prof.name, seed=seed, data_seed=data_seed),
             })
-    return TrainResult(out, result.checkpoint, result, run_json, tuple(grid.written), module)
+    return TrainResult(out, result.checkpoint, result, run_json, tuple(grid.written), module, failure)
+
+
+class _Watch(Callback):
+    """Keeps a handle on the run's history so a run stopped by a NaN/inf loss still reports it."""
+
+    def __init__(self) -> None:
+        self.ctx: FitContext | None = None
+        self.start = 0
+
+    def on_fit_start(self, ctx: FitContext, start_step: int) -> None:
+        self.ctx, self.start = ctx, start_step
+
+    def partial_result(self, out: Path, t0: float) -> FitResult:
+        """A :class:`FitResult` of the finite steps; ``checkpoint``: the last one written, if any."""
+        from gbench.engine import CHECKPOINT_NAME
+
+        history = list(self.ctx.history) if self.ctx is not None else []
+        ckpt = out / "checkpoints" / CHECKPOINT_NAME
+        return FitResult(steps=int(history[-1]["step"]) if history else self.start, start_step=self.start,
+                         history=history, checkpoint=ckpt if ckpt.is_file() else None,
+                         wall_time_s=time.perf_counter() - t0,
+                         device=str(self.ctx.device) if self.ctx is not None else "cpu",
+                         world_size=self.ctx.world_size if self.ctx is not None else 1)
+
+
+#: Crops of the fixed batch the end-of-training output check runs on.
+CHECK_BATCH = 8
+
+
+def _output_check(module: Any, crops: CropDataset, seed: int, device: str) -> str:
+    """``gbench.failures.output_failure`` on the generator's outputs for :data:`CHECK_BATCH` training
+    crops spread over the crop stream (fixed by ``seed``): near-constant across the batch, flat
+    images or NaN/inf are a failed run."""
+    from gbench.failures import output_failure
+
+    n = min(CHECK_BATCH, len(crops))
+    idx = np.unique(np.linspace(0, len(crops) - 1, n).round().astype(int))
+    items = [crops.get(int(i), np.random.default_rng([seed, 2**31 - 2, int(i)])) for i in idx]
+    cond = torch.from_numpy(np.stack([it["cond"] for it in items])).to(device)
+    return output_failure(module.generate(cond).float().cpu().numpy())
 
