@@ -4,7 +4,9 @@ Stages (each a :class:`reports.pipeline.Stage` keyed by a hash of its config and
 rerun skips what is done, a changed config reruns only what depends on it, and a killed run
 continues where it stopped — training stages resume from their own checkpoints):
 
-1. ``train-<generator>``: GAN-binary, GAN-DIST and Sharp-GAN on the real training split.
+1. ``train-<generator>``: GAN-binary, GAN-DIST and Sharp-GAN on the real training split, and the
+   ``mask-paint`` floor (the training split's mean nucleus and background colours, one pass):
+   Table 1's "did training do anything" row; it draws no synthetic set.
 2. ``quality-<generator>``: Table 1 protocol (``generators.evaluate.evaluate_generator``): the
    generator is run on the real test split's own maps and scored with SSIM, FSIM, GMSD, NRMSE;
    records with 95% confidence intervals and per-crop observations (the crops of one tile are
@@ -36,7 +38,7 @@ from gbench.profiles import Profile, get_profile
 
 __all__ = ["reproduce_sharp_gan", "ReproduceResult", "GENERATORS", "ARCHS", "TRAIN_SETS"]
 
-GENERATORS: tuple[str, ...] = ("gan-binary", "gan-dist", "sharp-gan")
+GENERATORS: tuple[str, ...] = ("mask-paint", "gan-binary", "gan-dist", "sharp-gan")
 ARCHS: tuple[str, ...] = ("segnet", "unet")
 TRAIN_SETS: tuple[str, ...] = ("R", "S3k", "R+S3k", "S10k", "R+S10k")
 SYNTH_GENERATOR = "sharp-gan"
