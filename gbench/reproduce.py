@@ -92,12 +92,21 @@ def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, data_se
 
 
 def _generator_failure(train_dir: Path, output_check: str) -> str:
-    """The failed check of a trained generator: NaN/inf in its loss history (``history.csv`` of its
-    training folder), else ``output_check`` (the near-constant-output check of the quality stage)."""
+    """The failed check of a trained generator: the ``failure`` its ``run.json`` records (a NaN/inf
+    loss that stopped training, near-constant outputs on training maps), else NaN/inf in its loss
+    history (``history.csv`` of its training folder), else ``output_check`` (the
+    near-constant-output check of the quality stage)."""
+    import json
+
     import pandas as pd
 
     from gbench.failures import generator_failure
 
+    run_json = train_dir / "run.json"
+    if run_json.is_file():
+        recorded = json.loads(run_json.read_text(encoding="utf-8")).get("failure") or ""
+        if recorded:
+            return f"training: {recorded}"
     history = train_dir / "history.csv"
     if history.is_file():
         msg = generator_failure(history=pd.read_csv(history))
