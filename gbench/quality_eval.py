@@ -93,10 +93,8 @@ def score_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] 
         fake = torch.from_numpy(np.stack([f for _, _, f in items])).permute(0, 3, 1, 2)
         real = torch.from_numpy(np.stack([r for _, r, _ in items])).permute(0, 3, 1, 2)
         values = quality_metrics(fake, real, metrics)
-        for i, (name, r, _) in enumerate(items):
+        for i, (name, _, _) in enumerate(items):
             rows[name] = {m: float(values[m][i]) for m in metrics}
-            if "nrmse" in rows[name] and not r.any():
-                rows[name]["nrmse"] = float("nan")  # undefined: an all-black reference has norm 0
 
     from rich.progress import Progress
 
@@ -105,6 +103,10 @@ def score_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] 
         for name, real_path, fake_path in pairs:
             real = read_image(real_path)
             fake = read_image(fake_path)
+            if "nrmse" in metrics and not real.any():
+                raise DataError(real_path, "real image is all black: NRMSE (divided by the real image's norm) is "
+                                           "undefined; remove the pair or leave nrmse out (--metric ssim --metric fsim "
+                                           "--metric gmsd)")
             if real.shape != fake.shape:
                 raise DataError(fake_path, f"size {fake.shape[1]}x{fake.shape[0]} differs from its real partner "
                                 f"{real_path.name} ({real.shape[1]}x{real.shape[0]})")
@@ -122,39 +124,17 @@ def score_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] 
 
 
 def summarize_scores(per_image: Any, metrics: Sequence[str] = METRICS) -> Any:
-    """mean, std (ddof=1; 0 for a single image), n and the better direction per metric.
-
-    A per-image value that is undefined (NaN: NRMSE against an all-black real image, whose norm
-    is 0) is left out: ``n`` counts the defined values, ``undefined`` the others (mean and std are
-    NaN when none is defined). :func:`undefined_notes` says so in words.
-    """
+    """mean, std (ddof=1; 0 for a single image), n and the better direction per metric."""
     import pandas as pd
 
     from gbench.metrics.quality import HIGHER_IS_BETTER
 
     out = []
     for m in metrics:
-        allv = per_image[m].to_numpy(dtype=np.float64)
-        v = allv[np.isfinite(allv)]
-        out.append({"metric": m, "mean": float(v.mean()) if len(v) else float("nan"),
-                    "std": (float(v.std(ddof=1)) if len(v) > 1 else 0.0) if len(v) else float("nan"),
-                    "n": int(len(v)), "better": "higher" if HIGHER_IS_BETTER[m] else "lower",
-                    "undefined": int(len(allv) - len(v))})
+        v = per_image[m].to_numpy(dtype=np.float64)
+        out.append({"metric": m, "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                    "n": int(len(v)), "better": "higher" if HIGHER_IS_BETTER[m] else "lower"})
     return pd.DataFrame(out)
-
-
-def undefined_notes(summary: Any) -> list[str]:
-    """One sentence per metric with undefined per-image values (see :func:`summarize_scores`)."""
-    notes = []
-    if "undefined" not in getattr(summary, "columns", ()):
-        return notes
-    for r in summary.to_dict("records"):
-        k = int(r.get("undefined", 0) or 0)
-        if k:
-            why = " (its real image is all black: norm 0)" if r["metric"] == "nrmse" else ""
-            notes.append(f"{str(r['metric']).upper()} is undefined for {k} image(s){why}; left out of the mean "
-                         f"(n = {int(r['n'])}), empty in per_image.csv")
-    return notes
 
 
 def unit_of(name: str) -> str:
@@ -276,14 +256,12 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
             "ci_method": str(records["ci_method"].iloc[0]),
             "metrics": list(metrics), "conventions": {m: CONVENTIONS[m] for m in metrics},
             "summary": summary.to_dict(orient="records"),
-            "notes": undefined_notes(summary),
             "provenance": prov,
         }
         md = (f"# Image quality: {label or Path(fake_dir).name} vs {Path(real_dir).name}\n\n"
               f"{len(pairs)} pairs; mean and std (ddof=1) over images, 95% CI ({meta['ci_method']}); "
               f"conventions in summary.json\n\n"
               + (f"**Failed run: {failure}**\n\n" if failure else "")
-              + "".join(f"Note: {n}\n\n" for n in undefined_notes(summary))
               + summary.to_markdown(index=False, floatfmt=".4f") + "\n")
         files = [
             write_text(out / "per_image.csv", per_image.to_csv(index=False, float_format="%.10g")),
@@ -311,7 +289,4 @@ def summary_table(summary: Any, title: str) -> Any:
             interval = ["-" if r["ci_low"] != r["ci_low"] else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"]
         t.add_row(f"{r['metric'].upper()} {arrow}", f"{r['mean']:.4f}", *interval, f"{r['std']:.4f}", f"{r['n']}",
                   r["better"])
-    notes = undefined_notes(summary)
-    if notes:
-        t.caption = "; ".join(notes)
     return t

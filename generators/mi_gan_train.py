@@ -126,7 +126,7 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
                 init_from: str | Path | None = None, resume: bool = False, steps: int | None = None,
                 batch_size: int | None = None, n_train: int | None = None, progress: bool = True,
                 device: str | None = None, augment: bool = True, grid_samples: int | None = None,
-                **config: Any) -> MIGANRun:
+                data_seed: int = 0, **config: Any) -> MIGANRun:
     """Train MI-GAN (G1 then G2, independently) on a stack dataset; optionally transfer from a run.
 
     Args:
@@ -134,7 +134,8 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
         out: run folder (created).
         profile: ``smoke``, ``demo`` or ``paper``: image size, planes, lr, batch size, widths,
             steps and the number of built-in training stacks (``migan_train``).
-        seed: seeds data order, initialisation, noise and the built-in data set.
+        seed: seeds data order, initialisation and noise.
+        data_seed: draws the built-in data set (which stacks exist); never the training seed.
         split: split of ``data`` to train on.
         init_from: a trained MI-GAN run folder (or ``mi-gan.pt``) to start from (transfer
             learning); its architecture is kept and ``config`` may not change it.
@@ -189,11 +190,14 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
         n = n_train if n_train is not None else prof.migan_count(cell_type_of(str(data)))
         if split == "test":
             n = max(2, n // 4)
-        opts.update(n=n, seed=seed)
+        opts.update(n=n, seed=data_seed)
     elif n_train is not None:
         raise ValueError("--n-train applies only to the built-in synthetic-cells")
     dataset = load_stacks(data, split=split, **opts)  # type: ignore[arg-type]
     stacks = stack_array(dataset)
+    from gbench.fileio import clean_orphan_temps
+
+    clean_orphan_temps(out)  # temp files of a killed run
     bs = batch_size or prof.batch_size
     if steps is None:
         if prof.max_steps is not None:
@@ -201,7 +205,7 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
         else:
             items = len(stacks) * (6 if augment else 1)
             steps = max(1, int(np.ceil(prof.epochs * items / (bs * cfg.n_critic))))
-    meta = {"data": str(data), "split": split, "seed": seed, "profile": prof.name, "config": cfg.to_dict()}
+    meta = {"data": str(data), "split": split, "seed": seed, "data_seed": data_seed, "profile": prof.name, "config": cfg.to_dict()}
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for phase in ("g1", "g2"):

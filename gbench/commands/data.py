@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gbench.commands.common import ProfileOpt, SeedOpt, SplitOpt, console
+from gbench.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, SplitOpt, console
 
 data_app = typer.Typer(help="Datasets: list, inspect, preview.", no_args_is_help=True)
 
@@ -32,11 +32,19 @@ def data_inspect(
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="Also write summary.json, per_image.csv and summary.md here.")] = None,
+    data_seed: DataSeedOpt = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Counts, sizes, nuclei per image and nucleus-area statistics as a table."""
     from gbench import runner
+    from gbench.commands.common import check_out_folder
+    from gbench.profiles import get_profile
 
-    result = runner.inspect_dataset(dataset, split=split, profile=profile, seed=seed, out=out)
+    get_profile(profile)
+    if out is not None:
+        check_out_folder(out, overwrite=overwrite, resumable=False)
+
+    result = runner.inspect_dataset(dataset, split=split, profile=profile, seed=seed, out=out, data_seed=data_seed)
     console.print(result.table)
     if out is not None:
         console.print(f"wrote {', '.join(str(p) for p in result.files)}")
@@ -51,11 +59,21 @@ def data_preview(
     crop: Annotated[Optional[int], typer.Option("--crop", help="Centre-crop each sample to this size (default: the profile's image size for tiles larger than twice it).")] = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = 0,
 ) -> None:
     """A sheet of image, instances, binary mask, distance map and contour map for a few samples."""
     from gbench import runner
+    from gbench.commands.common import check_out_path
+    from gbench.options import check_positive
+    from gbench.profiles import get_profile
 
-    path = runner.preview_dataset(dataset, output, split=split, count=count, crop=crop, profile=profile, seed=seed)
+    get_profile(profile)
+    check_positive("--count", count)
+    check_positive("--crop", crop)
+    check_out_path(output, "-o/--output", folder=False)
+
+    path = runner.preview_dataset(dataset, output, split=split, count=count, crop=crop, profile=profile, seed=seed,
+                                  data_seed=data_seed)
     console.print(f"wrote {path}")
 
 

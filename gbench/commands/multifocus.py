@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gbench.commands.common import ProfileOpt, SeedOpt, console
+from gbench.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
 
 __all__ = ["register", "quality_multifocus"]
 
@@ -40,7 +40,7 @@ def quality_multifocus(real: str, fake: str, out: str | Path | None = None, *, p
                        real_split: str = "test", fake_split: str = "all", extractor: str = "random-conv",
                        inception_weights: str | Path | None = None, limit: int | None = None,
                        kid_subsets: int = 100, kid_subset_size: int = 1000, model: str = "mi-gan",
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True, data_seed: int = 0) -> dict[str, Any]:
     """Evaluate synthetic stacks against real ones and (with ``out``) write the results.
 
     Args:
@@ -48,7 +48,8 @@ def quality_multifocus(real: str, fake: str, out: str | Path | None = None, *, p
         fake: synthetic stacks (a folder written by ``gbench sample-migan``, or any stack source).
         out: folder for ``records.csv`` (+ manifest), ``summary.json``, ``summary.md``,
             ``focus_curve.png``, ``interplane_ssim.png``, ``real.png``, ``fake.png``; None writes nothing.
-        profile, seed: recorded; ``seed`` also seeds the extractor, KID subsets and built-in data.
+        profile, seed: recorded; ``seed`` also seeds the extractor and the KID subsets.
+        data_seed: draws built-in stacks (``synthetic-cells``) on either side.
         real_split, fake_split: splits to read (a flat folder is ``all``).
         extractor: ``random-conv`` (offline default; not comparable with published FID) or
             ``inception-v3`` (needs ``inception_weights``).
@@ -56,6 +57,12 @@ def quality_multifocus(real: str, fake: str, out: str | Path | None = None, *, p
         kid_subsets, kid_subset_size: KID subsets.
         model: name recorded in the ``model`` column.
         progress: progress messages.
+
+    Records: ``n_images`` is the number of real stacks (the test set), ``n_seeds`` 1, ``test_set``
+    the hash of the real stacks. FID, KID and the other distribution distances are set
+    statistics: they have no per-image value to resample, so their ``ci_low``/``ci_high`` stay
+    empty and ``ci_method`` says so; the per-stack means (focus curves, inter-plane SSIM of one
+    side) carry no interval either (``ci_method`` empty).
 
     Returns:
         ``{"records": DataFrame, "result": MultifocusResult, "files": [...]}``.
@@ -66,17 +73,26 @@ def quality_multifocus(real: str, fake: str, out: str | Path | None = None, *, p
     from gbench.metrics.multifocus import CONVENTIONS, evaluate_multifocus, get_extractor
     from gbench.provenance import provenance
 
-    real_ds = _load(real, real_split, profile, seed, limit)
-    fake_ds = _load(fake, fake_split, profile, seed, limit)
+    from gbench.core.observations import hash_test_set
+
+    real_ds = _load(real, real_split, profile, data_seed, limit)
+    fake_ds = _load(fake, fake_split, profile, data_seed, limit)
     real_arr = stack_array(real_ds, limit)
     fake_arr = stack_array(fake_ds, limit)
     ext = get_extractor(extractor, seed=seed, inception_weights=inception_weights)  # type: ignore[arg-type]
     res = evaluate_multifocus(real_arr, fake_arr, extractor=ext, kid_subsets=kid_subsets,
                               kid_subset_size=kid_subset_size, seed=seed, progress=progress)
-    prov = provenance(profile=profile, seed=seed)
+    prov = provenance(profile=profile, seed=seed, data_seed=data_seed)
+    names = list(getattr(real_ds, "names", []))[:len(real_arr)]
+    if len(names) != len(real_arr):
+        names = [f"stack{i:05d}" for i in range(len(real_arr))]
+    test_set = hash_test_set((n, a, b"") for n, a in zip(names, real_arr))
     rows = [{"kind": "multifocus", "model": model, "train_set": "R", "profile": profile, "seed": seed,
-             "dataset": str(real), "split": real_split, "synthetic": str(fake), "plane": r["plane"],
-             "metric": r["metric"], "value": r["value"], "n": r["n"], "extractor": r["extractor"], "note": r["note"]}
+             "dataset": str(real), "split": real_split, "data_seed": data_seed, "synthetic": str(fake),
+             "plane": r["plane"], "metric": r["metric"], "value": r["value"], "n": r["n"],
+             "n_images": len(real_arr), "n_seeds": 1, "test_set": test_set,
+             "ci_method": _SET_STATISTIC if _is_set_statistic(r["metric"]) else "",
+             "extractor": r["extractor"], "note": r["note"]}
             for r in res.rows]
     from gbench.core.records import provenance_columns
 
@@ -99,6 +115,15 @@ def quality_multifocus(real: str, fake: str, out: str | Path | None = None, *, p
         files.append(write_text(out / "summary.md", _markdown(res, real, fake, profile, seed, ext)))
         files += _figures(res, real_arr, fake_arr, out)
     return {"records": df, "result": res, "files": files}
+
+
+_SET_STATISTIC = "set statistic: no per-image CI"
+
+
+def _is_set_statistic(metric: str) -> bool:
+    """FID, KID and the distances between the two sides' distributions are computed from whole sets."""
+    return metric in ("fid", "kid", "kid_std", "focus_curve_l1", "focus_peak_real", "focus_peak_fake") \
+        or metric.endswith("_w1")
 
 
 def _markdown(res: Any, real: str, fake: str, profile: str, seed: int, ext: Any) -> str:
@@ -178,6 +203,7 @@ def train_migan_cmd(
     out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/mi-gan"),
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = 0,
     split: Annotated[str, typer.Option("--split", help="Split of --data (a flat folder is 'all').")] = "train",
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Fine-tune a trained MI-GAN run (transfer learning, MI-GAN1 -> MI-GAN2).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoints in --out.")] = False,
@@ -187,16 +213,27 @@ def train_migan_cmd(
     n_critic: Annotated[Optional[int], typer.Option("--n-critic", help="Critic updates per generator update (default 5).")] = None,
     critic_norm: Annotated[Optional[str], typer.Option("--critic-norm", help="batch (paper), layer, instance or none (default: the profile's).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when available).")] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Train MI-GAN (G1 then G2, independently, WGAN-GP) on multi-focus cell stacks."""
+    from gbench.options import check_device, check_positive
+    from gbench.profiles import get_profile
     from generators.mi_gan_train import train_migan
+
+    get_profile(profile)
+    for opt, value in (("--steps", steps), ("--batch-size", batch_size), ("--n-train", n_train),
+                       ("--n-critic", n_critic)):
+        check_positive(opt, value)
+    check_device("--device", device)
+    check_out_folder(out, resume=resume, overwrite=overwrite)
 
     overrides: dict[str, Any] = {}
     if n_critic is not None:
         overrides["n_critic"] = n_critic
     if critic_norm is not None:
         overrides["critic_norm"] = critic_norm
-    run = train_migan(data, out, profile=profile, seed=seed, split=split, init_from=init_from, resume=resume,
+    run = train_migan(data, out, profile=profile, seed=seed, data_seed=data_seed, split=split, init_from=init_from,
+                      resume=resume,
                       steps=steps, batch_size=batch_size, n_train=n_train, device=device, **overrides)
     ph = run.record["phases"]
     for p in ("g1", "g2"):
@@ -212,10 +249,22 @@ def sample_migan_cmd(
     fmt: Annotated[str, typer.Option("--format", help="npy, tif (multi-page) or png (a folder per stack).")] = "npy",
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Draw multi-focus stacks from a trained MI-GAN (z -> G1 -> I0 -> G2)."""
     from generators.mi_gan_train import sample_to_folder, write_stack_grid
     from gbench.data.multifocus import load_stacks, stack_array
+    from gbench.errors import DataError
+    from gbench.options import check_positive
+    from gbench.profiles import get_profile
+
+    get_profile(profile)
+    check_positive("--n", n)
+    if fmt not in ("npy", "tif", "png"):
+        raise ValueError(f"--format must be npy, tif or png, got {fmt!r}")
+    if not run.exists():
+        raise DataError(run, "no such MI-GAN run folder or mi-gan.pt")
+    check_out_folder(out, overwrite=overwrite, resumable=False)
 
     folder = sample_to_folder(run, out, n, seed=seed, fmt=fmt)  # type: ignore[arg-type]
     grid = write_stack_grid(folder / "grid.png", stack_array(load_stacks(folder, split="all"), 8))
@@ -233,11 +282,24 @@ def quality_multifocus_cmd(
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many stacks per side.")] = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Per-plane FID/KID, focus curve and inter-plane SSIM of synthetic vs real multi-focus stacks."""
     from rich.table import Table
 
-    res = quality_multifocus(real, fake, out, profile=profile, seed=seed, real_split=real_split, fake_split=fake_split,
+    from gbench.options import check_positive
+    from gbench.profiles import get_profile
+
+    get_profile(profile)
+    check_positive("--limit", limit)
+    if extractor not in ("random-conv", "inception-v3"):
+        raise ValueError(f"--extractor must be random-conv or inception-v3, got {extractor!r}")
+    if out is not None:
+        check_out_folder(out, overwrite=overwrite, resumable=False)
+
+    res = quality_multifocus(real, fake, out, profile=profile, seed=seed, data_seed=data_seed, real_split=real_split,
+                             fake_split=fake_split,
                              extractor=extractor, inception_weights=inception_weights, limit=limit)
     r = res["result"]
     t = Table(title=f"multi-focus: {fake} vs {real} ({r.extractor})")

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gbench.commands.common import ProfileOpt, SeedOpt, console
+from gbench.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
 
 
 def quality(
@@ -21,24 +21,34 @@ def quality(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs scored per batch.")] = 16,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+    data_seed: DataSeedOpt = 0,
 ) -> None:
     """Score synthetic images against real ones (SSIM, FSIM, GMSD, NRMSE), paired by file name."""
+    from gbench.options import check_positive
     from gbench.profiles import get_profile
     from gbench.quality_eval import METRICS, run_quality, summary_table
 
     get_profile(profile)
     metrics = tuple(metric) if metric else METRICS
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown and not multifocus:
+        raise ValueError(f"--metric {unknown[0]!r}: unknown metric (known: {', '.join(METRICS)})")
+    check_positive("--batch-size", batch_size)
+    if out is not None and not multifocus:
+        check_out_folder(out, overwrite=overwrite, resumable=False)
     if multifocus:
         if real is None or fake is None or generator:
             raise ValueError("--multifocus needs --real STACKS and --fake STACKS (e.g. synthetic-cells:siha and a sample-migan folder)")
         from gbench.commands.multifocus import quality_multifocus_cmd
 
-        quality_multifocus_cmd(real=str(real), fake=str(fake), out=out, profile=profile, seed=seed)
+        quality_multifocus_cmd(real=str(real), fake=str(fake), out=out, profile=profile, seed=seed, overwrite=overwrite,
+                               data_seed=data_seed)
         return
     if generator:
         if real is not None or fake is not None:
             raise ValueError("use either --real/--fake or --generator/--checkpoint/--data, not both")
-        _quality_generators(generator, checkpoint or [], data, out, metrics, profile, seed, batch_size)
+        _quality_generators(generator, checkpoint or [], data, out, metrics, profile, seed, batch_size, data_seed)
         return
     if real is None or fake is None:
         raise ValueError("gbench quality needs --real DIR and --fake DIR, or --generator NAME --checkpoint PATH --data D")
@@ -52,15 +62,17 @@ def quality(
 
 
 def _quality_generators(names: list[str], checkpoints: list[str], data: str | None, out: Path | None,
-                        metrics: tuple[str, ...], profile: str, seed: int, batch_size: int) -> None:
-    """Table 1 protocol for one or more generators, one table and one record file."""
+                        metrics: tuple[str, ...], profile: str, seed: int, batch_size: int,
+                        data_seed: int = 0) -> None:
+    """Table 1 protocol for one or more generators, one table, one record file and the per-crop
+    observations behind its confidence intervals (the crops of one tile are one resampling unit)."""
     import pandas as pd
 
-    from gbench.core.records import make_records, save_records
+    from gbench.core.observations import save_observations
+    from gbench.core.records import save_records
     from gbench.fileio import write_text
-    from gbench.metrics.quality import CONVENTIONS
     from gbench.provenance import provenance
-    from gbench.quality_eval import summarize_scores
+    from gbench.quality_eval import quality_results
     from generators.evaluate import evaluate_generator
     from reports.render import to_rich
     from reports.tables import pivot_by_kind
@@ -69,16 +81,21 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
         raise ValueError("--generator needs --data (the real dataset whose test split is scored)")
     if len(checkpoints) != len(names):
         raise ValueError(f"give one --checkpoint per --generator ({len(names)} generators, {len(checkpoints)} checkpoints)")
-    frames, records = [], []
+    frames, records, observations = [], [], []
     for name, ckpt in zip(names, checkpoints):
-        rows = evaluate_generator(name, ckpt, data, profile, seed, metrics=metrics, batch_size=batch_size)
+        rows = evaluate_generator(name, ckpt, data, profile, seed, data_seed=data_seed, metrics=metrics,
+                                  batch_size=batch_size)
         df = pd.DataFrame(rows)
         frames.append(df)
-        summary = summarize_scores(df, metrics)
-        records.append(make_records("quality", name, dict(zip(summary["metric"], summary["mean"])), train_set="R",
-                                    profile=profile, seed=seed, dataset=str(df["dataset"].iloc[0]), split="test",
-                                    n=len(df), provenance=provenance(profile=profile, seed=seed),
-                                    conventions={m: CONVENTIONS[m] for m in metrics}))
+        recs, obs = quality_results(df, name, train_set="R", profile=profile, seed=seed,
+                                    dataset=str(df["dataset"].iloc[0]), split="test",
+                                    test_set=str(df["test_set"].iloc[0]), metrics=metrics,
+                                    provenance=provenance(profile=profile, seed=seed, data_seed=data_seed),
+                                    failure=str(df["failure"].iloc[0]), unit_key="tile", data_seed=data_seed)
+        records.append(recs)
+        observations.append(obs)
+        if recs["status"].iloc[0] == "failed":
+            console.print(f"[red]{name}: failed run ({recs['failure'].iloc[0]})[/]")
     recs = pd.concat(records, ignore_index=True)
     for table in pivot_by_kind(recs):
         console.print(to_rich(table, precision=4))
@@ -86,7 +103,9 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
         per_crop = pd.concat(frames, ignore_index=True)
         write_text(Path(out) / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g"))
         save_records(recs, Path(out) / "records.csv")
-        console.print(f"wrote {Path(out) / 'per_crop.csv'} and {Path(out) / 'records.csv'}")
+        save_observations(pd.concat(observations, ignore_index=True), Path(out) / "records.csv")
+        console.print(f"wrote {Path(out) / 'per_crop.csv'}, {Path(out) / 'records.csv'} and "
+                      f"{Path(out) / 'observations.csv'}")
 
 
 def register(app: typer.Typer) -> None:

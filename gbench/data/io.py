@@ -16,8 +16,10 @@ LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".mat")
 def read_image(path: str | Path) -> np.ndarray:
     """Read an RGB image as (H, W, 3) uint8.
 
-    RGBA drops alpha; a grayscale image is replicated to three channels. 16-bit images are
-    rejected (their intensity scale is ambiguous).
+    RGBA drops alpha; a grayscale image is replicated to three channels. An image stored with
+    more than 8 bits (16-bit PNG, including 16-bit RGB/RGBA, which is read at full depth with
+    ``pypng``; 16-bit TIFF) is accepted only when every value fits 8 bits (0..255, taken as is);
+    otherwise it is refused, because its intensity scale is ambiguous: convert it to 8 bit.
     """
     path = Path(path)
     arr = _read_array(path)
@@ -31,6 +33,9 @@ def read_image(path: str | Path) -> np.ndarray:
     if arr.dtype != np.uint8:
         if arr.dtype == bool or (np.issubdtype(arr.dtype, np.integer) and arr.size and arr.max() <= 255 and arr.min() >= 0):
             arr = arr.astype(np.uint8)
+        elif np.issubdtype(arr.dtype, np.integer) and arr.size:
+            raise DataError(path, f"expected 8-bit RGB, got a {arr.dtype} image with values up to {int(arr.max())}; "
+                                  "convert it to 8 bit (gbench does not guess how to rescale it)")
         else:
             raise DataError(path, f"expected 8-bit RGB, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr)
@@ -87,6 +92,8 @@ def _read_array(path: Path) -> np.ndarray:
             import tifffile
 
             return np.asarray(tifffile.imread(path))
+        if suffix == ".png" and _png_depth_and_colour(path) in ((16, 2), (16, 4), (16, 6)):
+            return _read_png16(path)  # Pillow would keep only the high byte of each 16-bit colour sample
         from PIL import Image
 
         with Image.open(path) as im:
@@ -97,6 +104,25 @@ def _read_array(path: Path) -> np.ndarray:
         raise
     except Exception as exc:  # any decoder failure becomes one line naming the file
         raise DataError(path, f"cannot read file ({type(exc).__name__}: {exc})") from None
+
+
+def _png_depth_and_colour(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR chunk, or None when it is not a PNG."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """A 16-bit colour (or gray + alpha) PNG at full depth: (H, W, planes) uint16."""
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = int(info["planes"])
+    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
+    return arr.reshape(height, width, planes)
 
 
 def _read_mat(path: Path, key: str) -> np.ndarray:

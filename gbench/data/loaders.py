@@ -8,6 +8,7 @@ detecting a folder's layout.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -91,24 +92,52 @@ def load_cpm(root: str | Path, split: Split = "train", name: str | None = None) 
 # monuseg
 
 
-def read_monuseg_xml(path: str | Path) -> list[np.ndarray]:
-    """Polygons of an Aperio ImageScope XML file as a list of (K, 2) float arrays (x, y)."""
+#: How far (pixels) a MoNuSeg vertex may lie outside its image; real annotations overshoot the
+#: border by a fraction of a pixel. A vertex further out is an annotation error and is refused.
+OUT_OF_BOUNDS_MARGIN = 2.0
+
+
+def read_monuseg_xml(path: str | Path, shape: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Polygons of an Aperio ImageScope XML file as a list of (K, 2) float arrays (x, y).
+
+    Every ``<Region>`` is returned, in file order, so polygon k is region k (a region with fewer
+    than 3 vertices is returned too: :func:`rasterize_polygons` draws nothing for it and counts it
+    as dropped, and the ids of later polygons do not shift).
+
+    Args:
+        path: the XML file.
+        shape: the image's (H, W); with it, a vertex more than :data:`OUT_OF_BOUNDS_MARGIN`
+            pixels outside the image is refused.
+
+    Raises:
+        DataError: unparsable XML, no regions, a vertex without finite numeric X/Y, or one far
+            outside the image (one line naming the file and the region).
+    """
+    import math
+
     path = Path(path)
     try:
         tree = ET.parse(path)
     except (ET.ParseError, OSError) as exc:
         raise DataError(path, f"cannot parse XML annotation ({exc})") from None
     polys: list[np.ndarray] = []
-    for region in tree.getroot().iter("Region"):
+    for k, region in enumerate(tree.getroot().iter("Region")):
+        rid = region.attrib.get("Id", "?")
         pts = []
         for v in region.iter("Vertex"):
             try:
-                pts.append((float(v.attrib["X"]), float(v.attrib["Y"])))
+                x, y = float(v.attrib["X"]), float(v.attrib["Y"])
             except (KeyError, ValueError):
-                raise DataError(path, f"region {region.attrib.get('Id', '?')} has a vertex without numeric X/Y") from None
-        if len(pts) >= 3:
-            polys.append(np.asarray(pts, dtype=np.float64))
-    if not polys and tree.getroot().find(".//Region") is None:
+                raise DataError(path, f"region {rid} has a vertex without numeric X/Y") from None
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise DataError(path, f"region {rid} has a vertex with a non-finite coordinate ({x}, {y})")
+            if shape is not None and not (-OUT_OF_BOUNDS_MARGIN <= x <= shape[1] + OUT_OF_BOUNDS_MARGIN
+                                          and -OUT_OF_BOUNDS_MARGIN <= y <= shape[0] + OUT_OF_BOUNDS_MARGIN):
+                raise DataError(path, f"region {rid} (polygon {k + 1}) has a vertex at ({x:g}, {y:g}), outside the "
+                                      f"{shape[1]}x{shape[0]} image")
+            pts.append((x, y))
+        polys.append(np.asarray(pts, dtype=np.float64).reshape(-1, 2))
+    if not polys:
         raise DataError(path, "no <Region> elements: not an ImageScope annotation file")
     return polys
 
@@ -120,16 +149,20 @@ def rasterize_polygons(polygons: list[np.ndarray], shape: tuple[int, int]) -> tu
     area to the smallest, so where two overlap the smaller nucleus keeps the shared pixels and
     is never swallowed by a larger neighbour; between equal areas the earlier polygon in the
     file wins. A pixel belongs to a polygon when its centre lies inside or on the outline
-    (``skimage.draw.polygon``). A polygon that ends up with no pixel of its own is dropped; the
-    count of dropped polygons is returned.
+    (``skimage.draw.polygon``; pixels outside ``shape`` are cut off). A polygon with fewer than 3
+    vertices, or that ends up with no pixel of its own, is dropped (its id is not used: later
+    polygons keep theirs); the count of dropped polygons is returned.
     """
     from skimage.draw import polygon as draw_polygon
 
     inst = np.zeros(shape, dtype=np.int32)
-    areas = [0.5 * abs(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1))) for p in polygons]
+    areas = [0.5 * abs(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1)))
+             if len(p) >= 3 else 0.0 for p in polygons]
     order = sorted(range(len(polygons)), key=lambda k: (-areas[k], -k))
     for k in order:
         p = polygons[k]
+        if len(p) < 3:
+            continue
         rr, cc = draw_polygon(p[:, 1], p[:, 0], shape=shape)
         inst[rr, cc] = k + 1
     present = np.zeros(len(polygons) + 1, dtype=bool)
@@ -163,7 +196,7 @@ def load_monuseg(root: str | Path, split: Split = "all", name: str | None = None
     def load(stem: str) -> Sample:
         img_path, xml_path, s = entries[stem]
         image = read_image(img_path)
-        inst, dropped = rasterize_polygons(read_monuseg_xml(xml_path), image.shape[:2])
+        inst, dropped = rasterize_polygons(read_monuseg_xml(xml_path, image.shape[:2]), image.shape[:2])
         return Sample(stem, image, inst, {"image": str(img_path), "label": str(xml_path), "split": s,
                                           "dropped_polygons": dropped})
 
@@ -211,14 +244,22 @@ def load_folder(root: str | Path, split: Split = "all", name: str | None = None)
 
 def _read_split_csv(path: Path, names: set[str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text (byte {exc.start}: {exc.reason}); save split.csv as UTF-8") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         if reader.fieldnames is None or not {"name", "split"} <= set(reader.fieldnames):
             raise DataError(path, "split.csv needs the columns 'name' and 'split'")
         for line, row in enumerate(reader, start=2):
             if row["split"] not in ("train", "test"):
                 raise DataError(path, f"line {line}: split must be 'train' or 'test', got {row['split']!r}")
+            if row["name"] in out and out[row["name"]] != row["split"]:
+                raise DataError(path, f"line {line}: sample {row['name']!r} is given two splits")
             out[row["name"]] = row["split"]
+    except csv.Error as exc:
+        raise DataError(path, f"not a readable CSV file ({exc})") from None
     missing = sorted(names - set(out))
     if missing:
         raise DataError(path, f"no split given for {len(missing)} sample(s): {', '.join(missing[:5])}")
