@@ -14,15 +14,16 @@ training crops), ``run.json`` (config, profile, seed, versions, device, git revi
 
 A run that did not learn is recorded as failed, not as a result (:mod:`gbench.failures`): a
 NaN/inf loss stops ``engine.fit``; ``train_generator`` then returns (``TrainResult.failure``,
-``checkpoint``: the last finite one, or None) and ``run.json`` says ``"status": "failed"`` with
-the loss and step. After a finished run the generator is run on a fixed batch of
-:data:`CHECK_BATCH` training maps; near-constant outputs across the batch, flat images or NaN
-outputs fail it the same way. ``default_epochs`` on a module (``mask-paint``: 1) sets the run's
+``checkpoint``: the last finite one, else the state the failure left) and ``run.json`` says
+``"status": "failed"`` with the loss and step. After a finished run the generator is run on a
+fixed batch of :data:`CHECK_BATCH` training maps; near-constant outputs across the batch, flat
+images or NaN outputs fail it the same way. ``default_epochs`` on a module (``mask-paint``: 1) sets the run's
 length when ``steps`` is not given.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -331,6 +332,9 @@ def train_generator(
         except FloatingPointError as exc:  # engine.fit stops at the first NaN/inf loss: a failed run
             failure = str(exc)
             result = watch.partial_result(out, t0)
+            if result.checkpoint is None and info.is_main:  # downstream stages still get a checkpoint
+                result = dataclasses.replace(result, checkpoint=_failed_checkpoint(out, module, result, seed, meta,
+                                                                                    failure))
         run_json = None
         if info.is_main:
             if not failure:  # near-constant outputs on a fixed batch of training maps
@@ -388,6 +392,20 @@ class _Watch(Callback):
                          wall_time_s=time.perf_counter() - t0,
                          device=str(self.ctx.device) if self.ctx is not None else "cpu",
                          world_size=self.ctx.world_size if self.ctx is not None else 1)
+
+
+def _failed_checkpoint(out: Path, module: Any, result: FitResult, seed: int, meta: Mapping[str, Any],
+                       failure: str) -> Path:
+    """``checkpoints/last.pt`` of a run that failed before its first checkpoint: the module as the
+    failure left it (engine format, ``meta["failure"]`` set), so synthesis and quality stages can
+    load it and report the run as failed instead of stopping."""
+    from gbench.engine import CHECKPOINT_NAME, CHECKPOINT_VERSION, save_checkpoint
+
+    state = {"version": CHECKPOINT_VERSION, "step": result.steps, "seed": seed, "world_size": result.world_size,
+             "module": {k: v.detach().clone() for k, v in module.state_dict().items()},
+             "optimizers": {k: o.state_dict() for k, o in module.optimizers.items()}, "schedulers": {},
+             "rng": [], "history": list(result.history), "meta": {**dict(meta), "failure": failure}}
+    return save_checkpoint(out / "checkpoints" / CHECKPOINT_NAME, state)
 
 
 #: Crops of the fixed batch the end-of-training output check runs on.

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import generators
+from gbench.engine import load_checkpoint
 from generators.dummy import DummyConfig, DummyModule
 from generators.train import train_generator
 from tests.generators.test_train import tiles
@@ -62,8 +63,14 @@ def test_nan_loss_is_a_failed_run_not_a_crash(tmp_path: Path, registered: None) 
 def test_nan_before_any_checkpoint(tmp_path: Path, registered: None) -> None:
     res = train_generator("nan-after-test", "tiles", tmp_path, profile="smoke", seed=0, steps=10,
                           checkpoint_every=8, progress=False, dataset=tiles(2))
-    assert res.failure.startswith("loss l1 is nan") and res.checkpoint is None
-    assert json.loads((tmp_path / "run.json").read_text())["checkpoint"] is None
+    assert res.failure.startswith("loss l1 is nan")
+    # the state the failure left is checkpointed, so later stages load it and report the failure
+    assert res.checkpoint is not None and res.checkpoint.is_file()
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["checkpoint"] == str(res.checkpoint) and run["status"] == "failed"
+    ck = load_checkpoint(res.checkpoint)
+    assert ck["meta"]["failure"] == res.failure and ck["step"] == 4 and len(ck["history"]) == 4
+    assert generators.load(res.checkpoint, "nan-after-test").name == "nan-after-test"
 
 
 def test_constant_outputs_are_a_failed_run(tmp_path: Path, registered: None) -> None:
