@@ -1,9 +1,12 @@
 """Render :class:`reports.tables.ResultTable` as a rich table, Markdown, LaTeX, CSV or HTML.
 
-Every format shows ``mean ± std`` over seeds (the mean alone for one seed), the seed count of
-each row, an arrow for the better direction of every metric, and the best mean of each
-column in bold (at the displayed precision; ties are all bold; metrics of unknown direction
-are never bold). :func:`html_page` builds one self-contained page (CSS inline, figures as
+Every format shows each cell as ``estimate [low, high]`` (its 95% confidence interval; see
+:mod:`reports.tables`), falling back to ``mean ± std`` over seeds (or the bare value for one
+seed) with a note when there is no interval; a failed run reads ``failed``, never a number;
+``†`` marks a generator that does not significantly beat the floor. Every table has the seed
+and test-image counts of each row, an arrow for the better direction of every metric, the best
+mean of each column in bold (at the displayed precision; ties are all bold; metrics of unknown
+direction and failed cells are never bold) and its notes below. :func:`html_page` builds one self-contained page (CSS inline, figures as
 base64 PNG) from rendered parts.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pandas as pd
 from gbench.core.records import metric_label
 from reports.tables import ResultTable, arrow, display_name
 
-__all__ = ["to_markdown", "to_latex", "to_rich", "to_csv", "to_html", "html_page", "latex_escape", "fmt"]
+__all__ = ["to_markdown", "to_latex", "to_rich", "to_csv", "to_html", "html_page", "latex_escape", "fmt", "notes_text"]
 
 _DASH = "–"
 _LATEX_ARROWS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$"}
@@ -38,52 +41,77 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def _cells(table: ResultTable, precision: int) -> list[tuple[tuple[str, ...], list[tuple[str, str, bool]]]]:
-    """Per row: (key, [(mean text, std text or "", is best) per metric])."""
+def _cell_parts(table: ResultTable, row: tuple[str, ...], metric: str, precision: int,
+                best: set[tuple[str, ...]]) -> tuple[str, str, bool, str]:
+    """(value text, uncertainty text, bold, mark) of one cell.
+
+    The uncertainty is ``[low, high]`` (95% CI) when the cell has one, else ``± std`` over
+    several seeds, else ``""``; a failed run reads ``failed`` with no uncertainty; ``mark`` is
+    ``†`` when the cell does not significantly beat the floor generator.
+    """
+    c = table.estimate(row, metric)
+    if c.failed:
+        return "failed", "", False, ""
+    if c.has_ci:
+        unc = f"[{fmt(c.ci_low, precision)}, {fmt(c.ci_high, precision)}]"
+    elif c.seeds > 1 and not math.isnan(c.std):
+        unc = f"± {fmt(c.std, precision)}"
+    else:
+        unc = ""
+    return fmt(c.mean, precision), unc, row in best and not math.isnan(c.mean), "†" if c.below_floor else ""
+
+
+def _cells(table: ResultTable, precision: int) -> list[tuple[tuple[str, ...], list[tuple[str, str, bool, str]]]]:
+    """Per row: (key, [(value text, uncertainty text, is best, mark) per metric])."""
     best = {m: table.best(m, precision) for m in table.metrics}
-    out = []
-    for row in table.rows:
-        cells = []
-        for m in table.metrics:
-            mean, std, seeds = table.cell(row, m)
-            std_text = fmt(std, precision) if seeds > 1 and not math.isnan(std) else ""
-            cells.append((fmt(mean, precision), std_text, row in best[m] and not math.isnan(mean)))
-        out.append((row, cells))
-    return out
+    return [(row, [_cell_parts(table, row, m, precision, best[m]) for m in table.metrics]) for row in table.rows]
 
 
 def _row_labels(table: ResultTable, row: tuple[str, ...]) -> list[str]:
     return [display_name(v) for v in row]
 
 
+def _plain(value: str, unc: str, mark: str) -> str:
+    return value + mark + (f" {unc}" if unc else "")
+
+
+def notes_text(table: ResultTable) -> list[str]:
+    """The table's notes (how the intervals were made, fallbacks, failed runs, the floor)."""
+    return list(table.notes)
+
+
 def to_markdown(table: ResultTable, precision: int = 3) -> str:
-    """A GitHub-flavoured Markdown table (via pandas/tabulate) with its caption as a heading line."""
-    header = [table.row_label(k) for k in table.row_keys] + [table.header(m) for m in table.metrics] + ["Seeds"]
+    """A GitHub-flavoured Markdown table (via pandas/tabulate): caption, table, notes below."""
+    header = ([table.row_label(k) for k in table.row_keys] + [table.header(m) for m in table.metrics]
+              + ["Seeds", "Images"])
     body = []
     for row, cells in _cells(table, precision):
-        texts = [(f"**{mean}**" if best else mean) + (f" ± {std}" if std else "") for mean, std, best in cells]
-        body.append(_row_labels(table, row) + texts + [table.row_seeds(row)])
+        texts = [_plain(f"**{v}**" if best else (f"*{v}*" if v == "failed" else v), unc, mark)
+                 for v, unc, best, mark in cells]
+        body.append(_row_labels(table, row) + texts + [table.row_seeds(row), table.row_images(row)])
     frame = pd.DataFrame(body, columns=header)
-    align = ["left"] * len(table.row_keys) + ["right"] * (len(table.metrics) + 1)
+    align = ["left"] * len(table.row_keys) + ["right"] * (len(table.metrics) + 2)
     md = frame.to_markdown(index=False, colalign=align)
-    return f"**{table.title()}**\n\n{md}\n"
+    notes = "".join(f"\n_{n}_" if i == 0 else f"  \n_{n}_" for i, n in enumerate(notes_text(table)))
+    return f"**{table.title()}**\n\n{md}\n" + (f"{notes}\n" if notes else "")
 
 
 def to_latex(table: ResultTable, precision: int = 3, caption: str | None = None, label: str | None = None,
              float_env: bool = True) -> str:
     r"""A booktabs LaTeX table (needs ``\usepackage{booktabs}``).
 
-    The best mean of each column is ``\textbf``, headers carry ``$\uparrow$``/``$\downarrow$``,
-    repeated leading row keys are left blank and groups of the first key are separated by
-    ``\midrule``, as in the Sharp-GAN paper's Table 2.
+    Cells read ``estimate [low, high]`` (95% CI) or ``mean $\pm$ std``; the best mean of each
+    column is ``\textbf``, headers carry ``$\uparrow$``/``$\downarrow$``, repeated leading row
+    keys are left blank and groups of the first key are separated by ``\midrule``, as in the
+    Sharp-GAN paper's Table 2. The notes follow the table as a footnote-size paragraph.
     """
     nkeys = len(table.row_keys)
-    spec = "l" * nkeys + "c" * len(table.metrics) + "r"
+    spec = "l" * nkeys + "c" * len(table.metrics) + "rr"
     heads = [latex_escape(table.row_label(k)) for k in table.row_keys]
     for m in table.metrics:
         a = arrow(m)
         heads.append(latex_escape(metric_label(m)) + (" " + _LATEX_ARROWS[a] if a else ""))
-    heads.append("Seeds")
+    heads += ["Seeds", "Images"]
     lines = []
     if float_env:
         lines += [r"\begin{table}[t]", r"\centering"]
@@ -100,65 +128,99 @@ def to_latex(table: ResultTable, precision: int = 3, caption: str | None = None,
             for i in range(nkeys - 1):
                 if row[: i + 1] == previous[: i + 1]:
                     labels[i] = ""
-        texts = [(rf"\textbf{{{mean}}}" if best else mean) + (rf" $\pm$ {std}" if std else "")
-                 for mean, std, best in cells]
-        lines.append(" & ".join(labels + texts + [table.row_seeds(row)]) + r" \\")
+        texts = []
+        for v, unc, best, mark in cells:
+            text = rf"\textbf{{{v}}}" if best else (r"\textit{failed}" if v == "failed" else v)
+            text += r"$^\dagger$" if mark else ""
+            if unc.startswith("±"):
+                text += rf" $\pm$ {unc[2:]}"
+            elif unc:
+                text += " {\\scriptsize " + unc + "}"
+            texts.append(text)
+        lines.append(" & ".join(labels + texts + [table.row_seeds(row), table.row_images(row)]) + r" \\")
         previous = row
     lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = notes_text(table)
+    if notes:
+        lines.append(r"\par\footnotesize " + r" \\ ".join(latex_escape(n).replace("†", r"$^\dagger$")
+                                                           for n in notes))
     if float_env:
         lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 
 def to_rich(table: ResultTable, precision: int = 3) -> Any:
-    """A :class:`rich.table.Table` for the terminal (best in bold green)."""
+    """A :class:`rich.table.Table` for the terminal (best in bold green, failed in red, notes as caption)."""
     from rich.markup import escape
     from rich.table import Table
 
-    out = Table(title=escape(table.title()), show_lines=False)
+    notes = notes_text(table)
+    out = Table(title=escape(table.title()), show_lines=False,
+                caption=escape("\n".join(notes)) if notes else None, caption_justify="left")
     for k in table.row_keys:
         out.add_column(escape(table.row_label(k)), justify="left")
     for m in table.metrics:
         out.add_column(escape(table.header(m)), justify="right", no_wrap=True)
     out.add_column("Seeds", justify="right")
+    out.add_column("Images", justify="right")
     for row, cells in _cells(table, precision):
-        texts = [(f"[bold green]{mean}[/]" if best else mean) + (f" ± {std}" if std else "")
-                 for mean, std, best in cells]
-        out.add_row(*[escape(x) for x in _row_labels(table, row)], *texts, table.row_seeds(row))
+        texts = []
+        for v, unc, best, mark in cells:
+            if v == "failed":
+                texts.append("[bold red]failed[/]")
+                continue
+            head = f"[bold green]{v}[/]" if best else v
+            texts.append(head + (f"[yellow]{mark}[/]" if mark else "") + (f" [dim]{escape(unc)}[/]" if unc else ""))
+        out.add_row(*[escape(x) for x in _row_labels(table, row)], *texts, table.row_seeds(row),
+                    table.row_images(row))
     return out
 
 
 def to_csv(table: ResultTable) -> str:
-    """Wide CSV: the row keys, then ``<metric>_mean``, ``<metric>_std``, ``<metric>_seeds``.
+    """Wide CSV: the row keys, then per metric ``<m>_mean``, ``<m>_std``, ``<m>_seeds``,
+    ``<m>_ci_low``, ``<m>_ci_high``, ``<m>_n_images``, ``<m>_status`` (``_below_floor`` in a
+    table with a floor).
 
-    Full precision (no rounding); the key values are the record keys, not display names.
+    Full precision (no rounding; a failed cell keeps its number, with status ``failed``); the
+    key values are the record keys, not display names.
     """
     data: dict[str, list[Any]] = {k: [r[i] for r in table.rows] for i, k in enumerate(table.row_keys)}
+    floor = bool(table.below_floor) or any("floor" in n for n in table.notes)
     for m in table.metrics:
-        means, stds, seeds = [], [], []
-        for row in table.rows:
-            mean, std, n = table.cell(row, m)
-            means.append(mean)
-            stds.append(std)
-            seeds.append(n)
-        data[f"{m}_mean"], data[f"{m}_std"], data[f"{m}_seeds"] = means, stds, seeds
+        cells = [table.estimate(row, m) for row in table.rows]
+        data[f"{m}_mean"] = [c.mean for c in cells]
+        data[f"{m}_std"] = [c.std for c in cells]
+        data[f"{m}_seeds"] = [c.seeds for c in cells]
+        data[f"{m}_ci_low"] = [c.ci_low for c in cells]
+        data[f"{m}_ci_high"] = [c.ci_high for c in cells]
+        data[f"{m}_n_images"] = [c.n_images for c in cells]
+        data[f"{m}_status"] = [c.status for c in cells]
+        if floor:
+            data[f"{m}_below_floor"] = [c.below_floor for c in cells]
     return pd.DataFrame(data).to_csv(index=False, lineterminator="\n")
 
 
 def to_html(table: ResultTable, precision: int = 3) -> str:
-    """An HTML ``<table>`` fragment (caption, arrows, best in bold)."""
+    """An HTML ``<table>`` fragment (caption, arrows, best in bold, CI small, failed in red, notes)."""
     esc = html.escape
     parts = [f"<table>\n<caption>{esc(table.title())}</caption>\n<thead><tr>"]
     parts += [f"<th>{esc(table.row_label(k))}</th>" for k in table.row_keys]
     parts += [f"<th>{esc(table.header(m))}</th>" for m in table.metrics]
-    parts.append("<th>Seeds</th></tr></thead>\n<tbody>\n")
+    parts.append("<th>Seeds</th><th>Images</th></tr></thead>\n<tbody>\n")
     for row, cells in _cells(table, precision):
         parts.append("<tr>" + "".join(f"<td class='key'>{esc(x)}</td>" for x in _row_labels(table, row)))
-        for mean, std, best in cells:
-            text = (f"<b>{esc(mean)}</b>" if best else esc(mean)) + (f" ± {esc(std)}" if std else "")
+        for v, unc, best, mark in cells:
+            if v == "failed":
+                parts.append("<td class='failed'>failed</td>")
+                continue
+            text = (f"<b>{esc(v)}</b>" if best else esc(v)) + (f"<sup>{mark}</sup>" if mark else "")
+            text += f" <span class='ci'>{esc(unc)}</span>" if unc else ""
             parts.append(f"<td>{text}</td>")
-        parts.append(f"<td>{esc(table.row_seeds(row))}</td></tr>\n")
+        parts.append(f"<td>{esc(table.row_seeds(row))}</td><td>{esc(table.row_images(row))}</td></tr>\n")
     parts.append("</tbody>\n</table>\n")
+    notes = notes_text(table)
+    if notes:
+        parts.append("<p class='notes'>" + "<br>".join(esc(n) for n in notes) + "</p>\n")
     return "".join(parts)
 
 
@@ -167,8 +229,9 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0}caption{font-weight:600;text-align:left;padding:.3em 0}
 th,td{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}th{border-bottom:2px solid #444}
-td.key,th:first-child{text-align:left}.holds{color:#1a7f37;font-weight:600}.fails{color:#cf222e;font-weight:600}
-.untested{color:#9a6700}figure{margin:1em 0}figure img{max-width:100%}pre{background:#f6f8fa;padding:.8em;
+td.key,th:first-child{text-align:left}.holds,.supported{color:#1a7f37;font-weight:600}
+.fails,.contradicted,.failed{color:#cf222e;font-weight:600}.untested{color:#9a6700}.not-significant{color:#57606a}
+.ci{color:#57606a;font-size:.85em}.notes{font-size:.85em;color:#57606a;margin-top:-.5em}figure{margin:1em 0}figure img{max-width:100%}pre{background:#f6f8fa;padding:.8em;
 overflow-x:auto;font-size:.85em}
 """
 

@@ -1,9 +1,14 @@
-"""Pivot tidy records into result tables: mean ± std over seeds, the seed count, ↑/↓ per metric.
+"""Pivot tidy records into result tables: every cell an estimate with its 95% CI, ↑/↓ per metric.
 
 A :class:`ResultTable` holds, for one ``kind`` of result, one row per experiment (the keys that
 vary: the generator for image quality, arch x training set for segmentation) and one column
-per metric, with the mean, the sample standard deviation (ddof=1) and the number of seeds of
-every cell. The renderers in :mod:`reports.render` only format it.
+per metric. Every cell has the mean over seeds (the record value), its 95% confidence interval
+(recomputed from the per-image observations when given, across seeds; else the record's own
+interval for one seed; else none, and the renderers show ± std over seeds with a note), the
+seed and test-image counts, and its status: a failed run is shown as ``failed``, never as a
+number. In an image-quality table, a generator that does not significantly beat the
+``mask-paint`` floor on a metric is marked (paired tests when observations exist). The
+renderers in :mod:`reports.render` only format it.
 """
 from __future__ import annotations
 
@@ -12,16 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gbench.core.records import KEY_COLUMNS, METRIC_DIRECTIONS, key_columns, metric_label, sort_metrics
 
-__all__ = ["ResultTable", "pivot", "pivot_by_kind", "summarize", "arrow", "display_name", "DISPLAY_NAMES",
+__all__ = ["ResultTable", "Cell", "FLOOR_MODEL", "SUMMARY_COLUMNS", "pivot", "pivot_by_kind", "summarize", "arrow", "display_name", "DISPLAY_NAMES",
            "DEFAULT_ROWS"]
 
 #: Display names of model and training-set keys (as printed in the Sharp-GAN paper).
 DISPLAY_NAMES: dict[str, str] = {
     "gan-binary": "GAN-Binary", "gan-dist": "GAN-DIST", "sharp-gan": "Sharp-GAN", "mi-gan": "MI-GAN",
+    "mask-paint": "Mask-paint (floor)",
     "unet": "U-Net", "segnet": "SegNet",
     "R": "R", "S3k": "S (3k)", "R+S3k": "R+S (3k)", "S10k": "S (10k)", "R+S10k": "R+S (10k)",
 }
@@ -46,15 +53,99 @@ def arrow(metric: str) -> str:
     return "↑" if d == "higher" else "↓" if d == "lower" else ""
 
 
-def summarize(records: pd.DataFrame, rows: Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean, std (ddof=1; NaN for one seed), seed count and min ``n`` per row key and metric.
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _match_obs(observations: pd.DataFrame | None, group: pd.DataFrame) -> pd.DataFrame | None:
+    """The observations of one table cell: every observation key the records share takes the
+    cell's (constant) value; the seeds are the cell's seeds. None when a key varies in the cell."""
+    if observations is None or len(observations) == 0:
+        return None
+    from gbench.core.observations import obs_key_columns
+
+    sub = observations
+    for c in obs_key_columns(observations):
+        if c == "seed" or c not in group.columns:
+            continue
+        vals = set(group[c].astype(str))
+        if len(vals) != 1:
+            return None
+        sub = sub[sub[c].astype(str) == vals.pop()]
+    sub = sub[sub["seed"].isin(set(int(s) for s in group["seed"]))]
+    return sub if len(sub) else None
+
+
+def _cell_summary(g: pd.DataFrame, metric: str, observations: pd.DataFrame | None,
+                  stat_options: dict[str, Any]) -> dict[str, Any]:
+    """mean, std, seeds, n and the interval of one cell (observations, else the record's CI)."""
+    from gbench import stats
+
+    v = g["value"].astype("float64")
+    out: dict[str, Any] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+                           "seeds": int(g["seed"].nunique()), "n": int(g["n"].min()), "ci_low": math.nan,
+                           "ci_high": math.nan, "ci_method": "", "ci_source": "", "status": "ok", "failure": ""}
+    out["n_images"] = int(g["n_images"].min()) if "n_images" in g.columns else out["n"]
+    if "status" in g.columns and (g["status"] == "failed").any():
+        bad = g[g["status"] == "failed"]
+        out["status"] = "failed"
+        out["failure"] = _failure_text(bad)
+        return out
+    agg = str(g["aggregation"].iloc[0]) if "aggregation" in g.columns else ""
+    agg = agg or "mean"
+    obs = _match_obs(observations, g)
+    if obs is not None and agg in stats.AGGREGATIONS and (agg == "mean" or metric in stats.POOLED_METRICS):
+        if (obs["status"] == "failed").any():
+            out["status"] = "failed"
+            out["failure"] = _failure_text(obs[obs["status"] == "failed"])
+            return out
+        cols = [metric] if agg == "mean" else list(stats.POOLED_STATS)
+        if set(obs["seed"]) == set(g["seed"]) and all(c in obs.columns and obs[c].notna().all() for c in cols):
+            try:
+                est = stats.estimate(obs, metric, agg, **stat_options)
+            except ValueError:
+                est = None  # not one experiment, seeds on different images: no interval from these
+            if est is not None and abs(est.value - out["mean"]) <= 1e-9 * max(1.0, abs(out["mean"])):
+                out.update(ci_low=est.ci_low, ci_high=est.ci_high, ci_method=est.method, n_images=est.n_images,
+                           ci_source="observations")
+                return out
+    if out["seeds"] == 1 and "ci_low" in g.columns and not math.isnan(float(g["ci_low"].iloc[0])):
+        r = g.iloc[0]
+        out.update(ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]), ci_method=str(r.get("ci_method", "")),
+                   ci_source="records")
+    return out
+
+
+def _failure_text(bad: pd.DataFrame) -> str:
+    seeds = sorted({int(s) for s in bad["seed"]}) if "seed" in bad.columns else []
+    why = str(bad["failure"].iloc[0]) if "failure" in bad.columns else ""
+    where = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds)) if seeds else ""
+    return ": ".join(x for x in (where, why) if x)
+
+
+SUMMARY_COLUMNS = ("mean", "std", "seeds", "n", "ci_low", "ci_high", "ci_method", "ci_source", "n_images",
+                   "status", "failure")
+
+
+def summarize(records: pd.DataFrame, rows: Sequence[str] | None = None, observations: pd.DataFrame | None = None,
+              **stat_options: Any) -> pd.DataFrame:
+    """Per row key and metric: mean, std (ddof=1; NaN for one seed), seed count, min ``n``, and
+    the 95% interval of the estimate.
+
+    The interval comes from the per-image ``observations`` when they cover the cell (every seed:
+    :func:`gbench.stats.estimate`, two-level over seeds and images for several seeds), else from
+    the records' own ``ci_low`` / ``ci_high`` (one seed), else it is NaN (``ci_source`` ``""``:
+    the renderers fall back to ± std over seeds). A cell with a failed run has ``status``
+    ``failed`` and the failed check in ``failure``.
 
     Args:
         records: Record DataFrame.
         rows: Key columns to group by (default: every key column but ``seed``).
+        observations: Per-image observations of the records, or None.
+        **stat_options: ``n_resamples``, ``seed``, ``confidence`` of the bootstrap.
 
     Returns:
-        Long DataFrame with columns ``*rows, metric, mean, std, seeds, n``; groups keep the
+        Long DataFrame with columns ``*rows, metric`` and :data:`SUMMARY_COLUMNS`; groups keep the
         order of first appearance in ``records``.
     """
     if rows is None:
@@ -63,10 +154,35 @@ def summarize(records: pd.DataFrame, rows: Sequence[str] | None = None) -> pd.Da
     missing = [c for c in rows if c not in records.columns]
     if missing:
         raise ValueError(f"records have no column(s) {', '.join(missing)}")
-    grouped = records.groupby(rows + ["metric"], sort=False, dropna=False)
-    out = grouped.agg(mean=("value", "mean"), std=("value", lambda v: v.std(ddof=1) if len(v) > 1 else math.nan),
-                      seeds=("seed", "nunique"), n=("n", "min")).reset_index()
-    return out
+    out = []
+    for key, g in records.groupby(rows + ["metric"], sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append({**dict(zip(rows + ["metric"], key)), **_cell_summary(g, str(key[-1]), observations,
+                                                                          stat_options)})
+    return pd.DataFrame(out, columns=rows + ["metric", *SUMMARY_COLUMNS])
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: the estimate, its interval, counts, and whether the run failed."""
+
+    mean: float
+    std: float
+    seeds: int
+    ci_low: float
+    ci_high: float
+    n_images: int
+    status: str = "ok"
+    failure: str = ""
+    below_floor: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def has_ci(self) -> bool:
+        return not (math.isnan(self.ci_low) or math.isnan(self.ci_high))
 
 
 @dataclass(frozen=True)
@@ -81,6 +197,11 @@ class ResultTable:
         mean, std, seeds: DataFrames indexed by ``rows`` (MultiIndex) with one column per
             metric; ``std`` is NaN for a single seed, ``seeds`` the number of seeds (0 = no value).
         context: Key columns that are constant over the table (shown in captions).
+        ci_low, ci_high: The 95% interval of each cell (NaN: none; see :func:`summarize`).
+        n_images: Test images behind each cell.
+        status, failure: ``ok`` / ``failed`` per cell and the failed check.
+        below_floor: ``(row, metric)`` pairs that do not significantly beat the floor generator.
+        notes: Lines printed under the table (how the intervals were made, fallbacks, failures).
     """
 
     kind: str
@@ -91,6 +212,13 @@ class ResultTable:
     std: pd.DataFrame
     seeds: pd.DataFrame
     context: tuple[tuple[str, str], ...] = ()
+    ci_low: pd.DataFrame | None = None
+    ci_high: pd.DataFrame | None = None
+    n_images: pd.DataFrame | None = None
+    status: pd.DataFrame | None = None
+    failure: pd.DataFrame | None = None
+    below_floor: frozenset[tuple[tuple[str, ...], str]] = frozenset()
+    notes: tuple[str, ...] = ()
 
     def row_label(self, key: str) -> str:
         """Header of a row-key column (``train_set`` -> ``Training``)."""
@@ -104,10 +232,13 @@ class ResultTable:
     def best(self, metric: str, precision: int = 3) -> set[tuple[str, ...]]:
         """Rows holding the best mean of ``metric`` at the displayed precision (ties all win).
 
-        Empty when the direction is unknown or the column has no value.
+        Failed cells never win. Empty when the direction is unknown or the column has no value.
         """
         d = METRIC_DIRECTIONS.get(metric)
-        col = self.mean[metric].dropna()
+        col = self.mean[metric]
+        if self.status is not None:
+            col = col[self.status[metric] != "failed"]
+        col = col.dropna()
         if d is None or col.empty:
             return set()
         shown = col.round(precision)
@@ -116,15 +247,33 @@ class ResultTable:
 
     def row_seeds(self, row: tuple[str, ...]) -> str:
         """Seed count of a row: ``"3"``, or ``"2-3"`` when metrics differ."""
-        s = [int(v) for v in self.seeds.loc[_ix(row)] if v > 0]
-        if not s:
-            return "0"
-        return str(min(s)) if min(s) == max(s) else f"{min(s)}-{max(s)}"
+        return _span(self.seeds.loc[_ix(row)])
+
+    def row_images(self, row: tuple[str, ...]) -> str:
+        """Test-image count of a row: ``"32"``, or ``"30-32"`` when metrics differ."""
+        if self.n_images is None:
+            return ""
+        return _span(self.n_images.loc[_ix(row)][self.seeds.loc[_ix(row)] > 0])
 
     def cell(self, row: tuple[str, ...], metric: str) -> tuple[float, float, int]:
         """(mean, std, seeds) of one cell; mean NaN when absent."""
         ix = _ix(row)
         return (float(self.mean.loc[ix, metric]), float(self.std.loc[ix, metric]), int(self.seeds.loc[ix, metric]))
+
+    def estimate(self, row: tuple[str, ...], metric: str) -> Cell:
+        """Everything shown in one cell."""
+        ix = _ix(row)
+        mean, std, seeds = self.cell(row, metric)
+
+        def get(frame: pd.DataFrame | None, default: Any) -> Any:
+            if frame is None:
+                return default
+            v = frame.loc[ix, metric]
+            return default if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+        return Cell(mean, std, seeds, float(get(self.ci_low, math.nan)), float(get(self.ci_high, math.nan)),
+                    int(get(self.n_images, 0)), str(get(self.status, "ok")), str(get(self.failure, "")),
+                    (tuple(row), metric) in self.below_floor)
 
     def title(self) -> str:
         """Caption text: kind and the constant keys."""
@@ -134,19 +283,110 @@ class ResultTable:
         return f"{kind} ({ctx})" if ctx else kind
 
 
+def _span(values: Any) -> str:
+    s = [int(v) for v in values if v == v and v > 0]
+    if not s:
+        return "0"
+    return str(min(s)) if min(s) == max(s) else f"{min(s)}-{max(s)}"
+
+
 def _ix(row: tuple[str, ...]) -> Any:
     return row if len(row) > 1 else row[0]
 
 
-def pivot(records: pd.DataFrame, rows: Sequence[str] | None = None,
-          metrics: Sequence[str] | None = None) -> ResultTable:
-    """Pivot records into a :class:`ResultTable` (mean ± std over seeds).
+#: The floor generator of Table 1 (nuclei and background painted with mean colours, no learning).
+FLOOR_MODEL = "mask-paint"
+
+
+def _floor_marks(sub: pd.DataFrame, rows: list[str], order: list[tuple[str, ...]], metrics: Sequence[str],
+                 observations: pd.DataFrame | None, floor: str, alpha: float,
+                 stat_options: dict[str, Any]) -> tuple[frozenset[tuple[tuple[str, ...], str]], list[str]]:
+    """Cells of a quality table that do not significantly beat the floor generator's row."""
+    from gbench import stats
+
+    if "model" not in rows or floor not in set(sub["model"]):
+        return frozenset(), []
+    mi = rows.index("model")
+    marks: set[tuple[tuple[str, ...], str]] = set()
+    notes: list[str] = []
+    by_means = False
+    for row in order:
+        if row[mi] == floor:
+            continue
+        floor_row = row[:mi] + (floor,) + row[mi + 1:]
+        if floor_row not in order:
+            continue
+        sel = lambda r: np.logical_and.reduce([sub[c] == v for c, v in zip(rows, r)])  # noqa: E731
+        g_row, g_floor = sub[sel(row)], sub[sel(floor_row)]
+        if (g_row["status"] == "failed").any() or (g_floor["status"] == "failed").any():
+            continue
+        ms = [m for m in metrics if m in set(g_row["metric"]) and m in set(g_floor["metric"])]
+        oa, ob = _match_obs(observations, g_row), _match_obs(observations, g_floor)
+        diffs = None
+        if oa is not None and ob is not None:
+            try:
+                diffs = stats.compare_experiments(oa, ob, ms, "mean", alpha=alpha, **stat_options)
+            except ValueError as exc:
+                notes.append(f"{display_name(row[mi])} vs the {floor} floor not tested: {_one_line(exc)}")
+                continue
+        if diffs is not None:
+            marks |= {(row, d.metric) for d in diffs if stats.metric_verdict(d, alpha) != "better"}
+        else:
+            by_means = True
+            for m in ms:
+                a, b = g_row.loc[g_row["metric"] == m, "value"].mean(), g_floor.loc[g_floor["metric"] == m,
+                                                                                       "value"].mean()
+                better = a > b if METRIC_DIRECTIONS.get(m) == "higher" else a < b
+                if not better:
+                    marks.add((row, m))
+    how = "by means: no per-image data" if by_means else f"paired test, Holm over the row's metrics, alpha {alpha:g}"
+    notes.insert(0, f"† does not significantly beat the {floor} floor generator ({how})")
+    return frozenset(marks), notes
+
+
+def _ci_note(summ: pd.DataFrame) -> list[str]:
+    notes = []
+    ok = summ[summ["status"] != "failed"]
+    methods = [m for m in ok.loc[ok["ci_source"] != "", "ci_method"] if m]
+    if methods:
+        parts = []
+        if any("two-level" in m for m in methods):
+            parts.append("several seeds: two-level bootstrap over seeds, then test images")
+        if any("two-level" not in m for m in methods):
+            parts.append("one seed: bootstrap over test images (scipy BCa)")
+        tail = [m for m in methods if "resamples" in m][:1]
+        extra = ""
+        if tail:
+            import re
+
+            found = re.search(r"(\d+) resamples, seed (\d+)", tail[0])
+            if found:
+                extra = f"; {found.group(1)} resamples, seed {found.group(2)}"
+        notes.append("cell: estimate [95% CI] (" + "; ".join(parts) + extra + ")")
+    std = ok[(ok["ci_source"] == "") & (ok["seeds"] > 1)]
+    if len(std):
+        notes.append("± std over seeds where there is no per-image data (no confidence interval)")
+    bare = ok[(ok["ci_source"] == "") & (ok["seeds"] == 1)]
+    if len(bare):
+        notes.append("a bare value: one seed and no per-image data (uncertainty unknown)")
+    return notes
+
+
+def pivot(records: pd.DataFrame, rows: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
+          observations: pd.DataFrame | None = None, *, floor: str | None = FLOOR_MODEL, alpha: float = 0.05,
+          **stat_options: Any) -> ResultTable:
+    """Pivot records into a :class:`ResultTable`: per cell the estimate with its 95% CI.
 
     Args:
         records: Record DataFrame (usually of one ``kind``).
         rows: Row-key columns. Default: the kind's :data:`DEFAULT_ROWS` plus every other key
             column (but ``seed``) that takes more than one value.
         metrics: Metrics to show, in order (default: all, in :func:`sort_metrics` order).
+        observations: Per-image observations (intervals recomputed from them across seeds).
+        floor: Model name of the floor generator of a quality table (rows that do not beat it
+            significantly are marked), or None.
+        alpha: Level of the floor tests.
+        **stat_options: ``n_resamples``, ``seed``, ``confidence``.
 
     Raises:
         ValueError: no records, or unknown row/metric names.
@@ -171,29 +411,46 @@ def pivot(records: pd.DataFrame, rows: Sequence[str] | None = None,
     if absent:
         raise ValueError(f"no records of metric(s) {', '.join(absent)} (present: {', '.join(present)})")
     sub = records[records["metric"].isin(list(metrics))]
+    if "status" not in sub.columns:
+        sub = sub.assign(status="ok", failure="")
     # a key that varies but is not a row would be averaged together: refuse
     hidden = [c for c in keys if c not in rows and sub[c].nunique() > 1]
     if hidden:
         raise ValueError(f"records vary in {', '.join(hidden)}, which is not a row key; "
                          "filter the records or add it to rows")
-    summ = summarize(sub, rows)
+    summ = summarize(sub, rows, observations, **stat_options)
     order = list(dict.fromkeys(tuple(str(v) for v in r) for r in sub[rows].itertuples(index=False, name=None)))
     index = pd.MultiIndex.from_tuples(order, names=rows) if len(rows) > 1 else pd.Index([r[0] for r in order],
                                                                                         name=rows[0])
 
-    def wide(col: str) -> pd.DataFrame:
+    def wide(col: str, numeric: bool = True) -> pd.DataFrame:
         w = summ.pivot_table(index=rows, columns="metric", values=col, aggfunc="first", sort=False, dropna=False)
-        return w.reindex(index=index, columns=list(metrics)).astype("float64")
+        w = w.reindex(index=index, columns=list(metrics))
+        return w.astype("float64") if numeric else w
 
     context = tuple((c, str(sub[c].iloc[0])) for c in KEY_COLUMNS if c in keys and c not in rows
                     and sub[c].nunique() == 1 and c != "seed")
+    notes = _ci_note(summ)
+    failed = summ[summ["status"] == "failed"]
+    for key, g in failed.groupby(rows, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        notes.append(f"failed: {' '.join(display_name(str(k)) for k in key)} ({g['failure'].iloc[0]}): "
+                     "a run that did not learn, not a number")
+    marks: frozenset[tuple[tuple[str, ...], str]] = frozenset()
+    if kind == "quality" and floor:
+        marks, floor_notes = _floor_marks(sub, rows, order, list(metrics), observations, floor, alpha, stat_options)
+        notes += floor_notes
     return ResultTable(kind=kind, row_keys=tuple(rows), rows=tuple(order), metrics=tuple(metrics),
                        mean=wide("mean"), std=wide("std"), seeds=wide("seeds").fillna(0.0),
-                       context=context)
+                       context=context, ci_low=wide("ci_low"), ci_high=wide("ci_high"),
+                       n_images=wide("n_images").fillna(0.0), status=wide("status", False).fillna("ok"),
+                       failure=wide("failure", False).fillna(""), below_floor=marks, notes=tuple(notes))
 
 
-def pivot_by_kind(records: pd.DataFrame) -> list[ResultTable]:
-    """One table per ``kind`` (quality first, then segmentation, then the rest)."""
+def pivot_by_kind(records: pd.DataFrame, observations: pd.DataFrame | None = None,
+                  **options: Any) -> list[ResultTable]:
+    """One table per ``kind`` (quality first, then segmentation, then the rest); ``observations``
+    and ``options`` as in :func:`pivot`."""
     order = {"quality": 0, "segmentation": 1, "multifocus": 2}
     kinds = sorted(pd.unique(records["kind"]), key=lambda k: (order.get(k, 9), k))
-    return [pivot(records[records["kind"] == k]) for k in kinds]
+    return [pivot(records[records["kind"] == k], observations=observations, **options) for k in kinds]

@@ -13,7 +13,7 @@ import pytest
 from gbench.core.records import records_from_dicts
 from reports.render import html_page, latex_escape, to_csv, to_html, to_latex, to_markdown, to_rich
 from reports.tables import pivot, pivot_by_kind, summarize
-from tests.reports.fixtures import PROV, QUALITY, QUALITY_D, SEG_D, SEGMENTATION, fixed_records
+from tests.reports.fixtures import PROV, QUALITY, QUALITY_D, SEG_D, SEGMENTATION, fixed_records, observations_for
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("GBENCH_UPDATE_GOLDEN") == "1"
@@ -75,7 +75,8 @@ def test_bold_markup_and_arrows(tables: dict) -> None:
     assert md.count("**0.") == 4  # one bold per column
     assert "**0.147** ± 0.002" in md
     rows = [ln for ln in md.splitlines() if ln.startswith("| GAN") or ln.startswith("| Sharp")]
-    assert len(rows) == 3 and all(re.search(r"\|\s+3 \|$", ln) for ln in rows)  # seed count
+    assert len(rows) == 3 and all(re.search(r"\|\s+3 \|\s+8 \|$", ln) for ln in rows)  # seed and image counts
+    assert md.rstrip().endswith("_± std over seeds where there is no per-image data (no confidence interval)_")
     tex = to_latex(tables["quality"])
     assert r"GMSD $\downarrow$" in tex and r"SSIM $\uparrow$" in tex
     assert r"\textbf{0.147} $\pm$ 0.002" in tex
@@ -145,6 +146,83 @@ def test_rich_and_escape(tables: dict) -> None:
 
 def test_summarize_columns() -> None:
     s = summarize(fixed_records(), ["kind", "model", "train_set"])
-    assert list(s.columns) == ["kind", "model", "train_set", "metric", "mean", "std", "seeds", "n"]
+    assert list(s.columns) == ["kind", "model", "train_set", "metric", "mean", "std", "seeds", "n", "ci_low", "ci_high",
+                               "ci_method", "ci_source", "n_images", "status", "failure"]
     assert len(s) == 3 * 4 + 10 * 4
     assert PROV["device"] not in s.to_string()
+
+
+def test_cells_show_the_ci_from_observations_across_seeds() -> None:
+    from gbench import stats
+
+    recs = fixed_records()
+    obs = observations_for(recs)
+    (q, s) = pivot_by_kind(recs, obs, n_resamples=500)
+    cell = s.estimate(("unet", "R"), "pq")
+    sel = obs[(obs.model == "unet") & (obs.train_set == "R")]
+    est = stats.estimate(sel, "pq", n_resamples=500)
+    assert est.n_seeds == 2 and (cell.ci_low, cell.ci_high) == (est.ci_low, est.ci_high)
+    assert cell.mean == pytest.approx(0.658, abs=1e-12) and cell.n_images == 16
+    md = to_markdown(s)
+    assert f"0.658 [{est.ci_low:.3f}, {est.ci_high:.3f}]" in md and "±" not in md.split("\n\n")[1]
+    assert "two-level bootstrap" in md and re.search(r"\|\s+16 \|$", md.splitlines()[4])
+    tex = to_latex(q)
+    assert r"\textbf{0.756} {\scriptsize [" in tex
+    frame = pd.read_csv(pd.io.common.StringIO(to_csv(q)))
+    assert frame["ssim_ci_low"].notna().all() and set(frame["ssim_status"]) == {"ok"}
+
+
+def test_cells_use_the_records_ci_for_one_seed() -> None:
+    recs = fixed_records()
+    one = recs[(recs.kind == "quality") & (recs.seed == 0)].copy()
+    one["ci_low"], one["ci_high"], one["ci_method"] = one["value"] - 0.01, one["value"] + 0.02, "given"
+    t = pivot(one)
+    assert "0.573 [0.563, 0.593]" in to_markdown(t)  # gan-binary seed 0: 0.577 - 0.004
+
+
+def test_failed_runs_are_shown_as_failed() -> None:
+    recs = fixed_records()
+    seg = recs[recs.kind == "segmentation"].copy()
+    bad = (seg.model == "segnet") & (seg.train_set == "R") & (seg.seed == 1)
+    seg.loc[bad, "status"], seg.loc[bad, "failure"] = "failed", "no foreground predicted on the test split"
+    seg.loc[bad, "value"] = 0.0
+    t = pivot(seg)
+    md = to_markdown(t)
+    line = next(ln for ln in md.splitlines() if ln.startswith("| SegNet  | R   "))
+    assert line.count("*failed*") == 4 and "0.000" not in line and "0.38" not in line
+    assert "failed: SegNet R (seed 1: no foreground predicted on the test split)" in md
+    assert t.best("dq") == {("unet", "R+S10k")}
+    assert r"\textit{failed}" in to_latex(t) and "<td class='failed'>failed</td>" in to_html(t)
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(to_rich(t))
+    assert "failed" in console.export_text()
+    # failed in the observations only: the cell is failed too
+    obs = observations_for(recs[recs.kind == "segmentation"])
+    sel = (obs.model == "unet") & (obs.train_set == "S3k")
+    obs.loc[sel, "status"], obs.loc[sel, "failure"] = "failed", "one component or fewer per image"
+    t2 = pivot(recs[recs.kind == "segmentation"], observations=obs, n_resamples=200)
+    assert t2.estimate(("unet", "S3k"), "pq").failed
+
+
+def test_floor_generator_marks() -> None:
+    """Table 1: a GAN that does not significantly beat the mask-paint floor is marked (paired tests)."""
+    values = {m: dict(v) for m, v in QUALITY.items()}
+    values["mask-paint"] = dict(values["gan-binary"])
+    values["mask-paint"]["ssim"] = values["gan-binary"]["ssim"] - 0.05  # the floor loses on SSIM only...
+    values["mask-paint"]["fsim"] = values["gan-binary"]["fsim"] - 0.0002  # ...and by a hair on FSIM
+    from tests.reports.fixtures import quality_rows
+
+    recs = records_from_dicts(quality_rows(values))
+    obs = observations_for(recs, noise_sd=0.01)
+    t = pivot(recs, observations=obs, n_resamples=500)
+    marks = {(r[0], m) for r, m in t.below_floor}
+    assert ("gan-binary", "fsim") in marks and ("gan-binary", "gmsd") in marks and ("gan-binary", "nrmse") in marks
+    assert ("gan-binary", "ssim") not in marks
+    assert not any(r == "sharp-gan" for r, _ in marks)
+    md = to_markdown(t)
+    assert "Mask-paint (floor)" in md and "†" in md and "paired test, Holm" in md
+    by_means = pivot(recs)
+    assert {(r[0], m) for r, m in by_means.below_floor} == {("gan-binary", "gmsd"), ("gan-binary", "nrmse")}
+    assert "by means" in to_markdown(by_means)
