@@ -188,6 +188,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
 
     # 1-2: generators and Table 1 ------------------------------------------------------------
     trained: dict[str, Path] = {}
+    train_runs: list[Path] = []  # their run.json: status, deviations from the paper
     for name in generators:
         train_stage = Stage(f"train-{name}", {**base, "generator": name, "steps": gen_steps}, data_inputs)
 
@@ -198,6 +199,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
 
         tr = run(train_stage, train)
         trained[name] = tr.path / tr.result["outputs"][0]
+        train_runs.append(tr.path / "run.json")
 
         def quality(folder: Path, name: str = name, tr_path: Path = tr.path) -> dict[str, Any]:
             rows = evaluate_generator(name, trained[name], data, prof, seed, data_seed=data_seed, progress=progress)
@@ -264,7 +266,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
     records = load_records(out / "records.csv")
     manifest = write_report(records, out / "report", reference="sharp-gan",
                             title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed})",
-                            console=console, sources=[out / "records.csv"])
+                            console=console, sources=[out / "records.csv"], runs=train_runs)
     if trained:
         grid = _sample_grid(trained, data, prof, data_seed, out / "report" / "figures" / "samples.png")
         console.print(f"sample grid: {grid}")

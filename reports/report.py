@@ -6,6 +6,7 @@ Layout of ``OUT``::
     tables/<kind>.{md,tex,csv}           one table per kind (mean ± std over seeds, best in bold)
     comparison.{md,csv}                  ours beside the paper (when any row matches a reference)
     claims.{md,csv}                      the paper's claims, holds / fails / untested
+    deviations.md                        settings that depart from the papers (training run.json's)
     figures/<kind>_bars.png              metric bars with ±1 std over seeds
     figures/pq_vs_synthetic.png          PQ against the number of synthetic images (segmentation)
     report.md, report.html               everything together (HTML self-contained)
@@ -35,7 +36,7 @@ __all__ = ["write_report"]
 
 def write_report(records: pd.DataFrame, out: str | Path, reference: str | None = "sharp-gan", precision: int = 3,
                  title: str = "gbench report", console: Any = None,
-                 sources: Sequence[str | Path] = ()) -> dict[str, Any]:
+                 sources: Sequence[str | Path] = (), runs: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Render ``records`` into the folder ``out`` (see the module docstring).
 
     Args:
@@ -46,6 +47,8 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         title: Page title.
         console: A rich console to print the tables on (None: print nothing).
         sources: Record files the records came from (their sha256 go in the manifest).
+        runs: Training ``run.json`` files (or their folders): their ``deviations`` from the
+            papers become the "Deviations from the papers" section and ``deviations.md``.
 
     Returns:
         The manifest (also written to ``out/manifest.json``).
@@ -112,6 +115,15 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
                 for r in results:
                     colour = {"holds": "green", "fails": "red", "untested": "yellow"}[r.status]
                     console.print(f"[{colour}]{r.status:>8}[/]  {escape(r.claim.text)}")
+
+    if runs:
+        from reports import deviations as _deviations
+
+        dev = _deviations.load_deviations(runs)
+        if not dev.empty:
+            put("deviations.md", _deviations.deviations_markdown(dev))
+            md_parts.append("## Deviations from the papers\n\n" + _deviations.deviations_markdown(dev))
+            html_sections.append(("Deviations from the papers", _deviations.deviations_html(dev)))
 
     for t in tables:
         name = t.kind or "results"
