@@ -216,3 +216,19 @@ def test_quality_of_a_flat_grey_generator_is_a_failed_run(tmp_path: Path, checkp
     assert set(obs.loc[obs["model"] == "sharp-gan", "status"]) == {"failed"}
     assert set(obs["data_seed"]) == {"0"} and set(obs["test_set"]) == {split_hash("synthetic-he", "test", SMOKE, 0)}
     assert obs["unit"].nunique() == SMOKE.builtin_test  # one unit per test tile
+
+
+def test_multifocus_records_say_what_they_rest_on() -> None:
+    from gbench.commands.multifocus import quality_multifocus
+
+    kw = dict(profile="smoke", progress=False, limit=3)
+    a = quality_multifocus("synthetic-cells:siha", "synthetic-cells:cancer", **kw)["records"]
+    b = quality_multifocus("synthetic-cells:siha", "synthetic-cells:cancer", data_seed=1, **kw)["records"]
+    n_real = a["n_images"].iloc[0]
+    assert n_real >= 2 and (a["n_images"] == n_real).all() and (a["n_seeds"] == 1).all()
+    fid = a[a["metric"] == "fid"]
+    assert (fid["ci_method"] == "set statistic: no per-image CI").all() and fid["ci_low"].isna().all()
+    assert a[a["metric"] == "focus_real"]["ci_method"].eq("").all()
+    assert a["test_set"].nunique() == 1 and b["test_set"].nunique() == 1
+    assert a["test_set"].iloc[0] != b["test_set"].iloc[0]  # data_seed draws other built-in stacks
+    assert set(a["data_seed"]) == {"0"} and set(b["data_seed"]) == {"1"}

@@ -62,7 +62,7 @@ def train_gen(
             raise ValueError(f"mi-gan takes --set n_critic=... and --set critic_norm=... here, not {', '.join(unknown)} "
                              "(gbench train-migan has every option)")
         opts = parse_set_options(set_, MIGANConfig, allowed=("n_critic", "critic_norm"))
-        train_migan_cmd(data=data, out=out, profile=profile, seed=seed, init_from=init_from, resume=resume,
+        train_migan_cmd(data=data, out=out, profile=profile, seed=seed, data_seed=data_seed, init_from=init_from, resume=resume,
                         steps=steps, n_critic=opts.get("n_critic"), critic_norm=opts.get("critic_norm"), device=device,
                         overwrite=overwrite)
         return
