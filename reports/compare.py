@@ -3,9 +3,14 @@
 Reference tables are CSV files with the columns ``kind, model, train_set, dataset, split,
 metric, value, direction, source`` holding a paper's exact published values
 (``sharp_gan_table1.csv``: Sharp-GAN Table 1, image quality; ``sharp_gan_table2.csv``:
-Sharp-GAN Table 2, segmentation). :func:`compare` matches our mean over seeds to the paper's
-value on ``kind, model, train_set, metric`` (our dataset and profile may differ from the
-paper's: the comparison says what it is, not that the settings match).
+Sharp-GAN Table 2, segmentation). :func:`compare` matches our estimate (mean over seeds, with
+its 95% CI when per-image observations or record intervals exist) to the paper's value on
+``kind, model, train_set, metric``.
+
+A difference ``ours - paper`` is only computed where the data and protocol match the paper's
+(:func:`comparable`: dataset ``cpm15+cpm17``, the test split, the ``paper`` profile); anywhere
+else ours and the paper's values are shown side by side, without a difference, with a one-line
+reason. A failed run is shown as ``failed``.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from gbench.errors import DataError
 from reports.tables import ResultTable, arrow, display_name, pivot
 
 __all__ = ["REFERENCE_DIR", "REFERENCES", "load_reference", "reference_records", "reference_table", "compare",
-           "comparison_markdown", "comparison_html", "MATCH_KEYS"]
+           "comparison_markdown", "comparison_html", "MATCH_KEYS", "PAPER_DATASETS", "comparable"]
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 #: Reference names and their files; ``sharp-gan`` is both tables.
@@ -29,6 +34,27 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "sharp-gan": ("sharp_gan_table1.csv", "sharp_gan_table2.csv"),
 }
 MATCH_KEYS = ("kind", "model", "train_set", "metric")
+#: Names of the paper's data set (CPM-15 and CPM-17 together, the union of both loaders' splits).
+PAPER_DATASETS = ("cpm15+cpm17", "cpm15+17")
+
+
+def comparable(dataset: str, split: str, profile: str) -> tuple[bool, str]:
+    """Whether our results can be differenced with the Sharp-GAN paper's, and why not.
+
+    Only results on the paper's data (``cpm15+cpm17``), test split, under the ``paper`` profile
+    (the paper's image size, schedule and training sets) are: anything else measures something
+    else, and a difference would read as a reproduction error.
+    """
+    why = []
+    if dataset not in PAPER_DATASETS:
+        why.append(f"dataset {dataset or '?'} (the paper: cpm15+cpm17)")
+    if split != "test":
+        why.append(f"split {split or '?'} (the paper: test)")
+    if profile != "paper":
+        why.append(f"{profile or '?'} profile (the paper's protocol: paper profile)")
+    if not why:
+        return True, ""
+    return False, "not comparable with the paper: " + "; ".join(why) + " — side by side, no difference"
 _REF_COLUMNS = ("kind", "model", "train_set", "dataset", "split", "metric", "value", "direction", "source")
 
 
@@ -79,20 +105,25 @@ def reference_records(name: str = "sharp-gan") -> pd.DataFrame:
     return records_from_dicts(rows)
 
 
-def compare(ours: pd.DataFrame, reference: pd.DataFrame | str = "sharp-gan") -> pd.DataFrame:
-    """Our mean over seeds beside the paper's value, with the difference.
+def compare(ours: pd.DataFrame, reference: pd.DataFrame | str = "sharp-gan", observations: pd.DataFrame | None = None,
+            **stat_options: object) -> pd.DataFrame:
+    """Our estimate beside the paper's value, with the difference where the two are comparable.
 
     Args:
         ours: Our records.
         reference: A reference table (from :func:`load_reference`) or its name.
+        observations: Per-image observations of ``ours`` (for the CIs), or None.
+        **stat_options: ``n_resamples``, ``seed`` of the bootstrap.
 
     Returns:
         One row per (kind, model, train_set, metric) present in both and per *scope* of ours
         (dataset, profile, split and extra keys such as ``aggregation``: see
         :func:`gbench.core.records.scope_columns`), scope by scope, in the reference's order
-        inside, with ``ours, ours_std, seeds, paper, diff (= ours - paper), better_direction,
-        ours_better`` (True when ours is at least as good as the paper's in the metric's
-        direction), the scope columns, ``paper_dataset``, ``source``.
+        inside, with ``ours, ours_std, seeds, ours_ci_low, ours_ci_high, status, paper,
+        diff (= ours - paper; NaN when not comparable or failed), better_direction, ours_better``
+        (True when ours is at least as good as the paper's in the metric's direction; None
+        without a difference), ``comparable``, ``reason`` (why not), the scope columns,
+        ``paper_dataset``, ``source``.
 
     Raises:
         ValueError: no records.
@@ -100,21 +131,30 @@ def compare(ours: pd.DataFrame, reference: pd.DataFrame | str = "sharp-gan") -> 
     ref = load_reference(reference) if isinstance(reference, str) else reference
     if ours.empty:
         raise ValueError("no records to compare")
+    from reports.tables import summarize
+
     group = ["kind", "model", "train_set", "metric"]
     scope = scope_columns(ours)
-    agg = ours.groupby(group + scope, sort=False).agg(
-        ours=("value", "mean"), ours_std=("value", lambda v: v.std(ddof=1) if len(v) > 1 else math.nan),
-        seeds=("seed", "nunique")).reset_index()
+    cols = ["kind", "model", "train_set", "metric", "ours", "ours_std", "seeds", "ours_ci_low", "ours_ci_high",
+            "status", "paper", "diff", "better_direction", "ours_better", "comparable", "reason", *scope,
+            "paper_dataset", "source"]
     paper = ref.rename(columns={"value": "paper", "dataset": "paper_dataset", "split": "paper_split",
                                 "direction": "better_direction"})
-    merged = paper.merge(agg, on=group, how="inner")
-    cols = ["kind", "model", "train_set", "metric", "ours", "ours_std", "seeds", "paper", "diff",
-            "better_direction", "ours_better", *scope, "paper_dataset", "source"]
-    if merged.empty:
+    wanted = ours.merge(paper[group].drop_duplicates(), on=group, how="inner")
+    if wanted.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    merged["diff"] = merged["ours"] - merged["paper"]
+    agg = summarize(wanted, group[:3] + scope, observations, **stat_options).rename(
+        columns={"mean": "ours", "std": "ours_std", "ci_low": "ours_ci_low", "ci_high": "ours_ci_high"})
+    merged = paper.merge(agg, on=group, how="inner")
+    checks = [comparable(str(r.get("dataset", "")), str(r.get("split", "")), str(r.get("profile", "")))
+              for _, r in merged.iterrows()]
+    merged["comparable"] = [c for c, _ in checks]
+    merged["reason"] = [why for _, why in checks]
+    ok = merged["comparable"] & (merged["status"] != "failed")
+    merged["diff"] = (merged["ours"] - merged["paper"]).where(ok)
     higher = merged["better_direction"] == "higher"
-    merged["ours_better"] = (higher & (merged["diff"] >= 0)) | (~higher & (merged["diff"] <= 0))
+    better = (higher & (merged["diff"] >= 0)) | (~higher & (merged["diff"] <= 0))
+    merged["ours_better"] = better.astype(object).where(ok, None)
     merged = merged[cols]
     # one block per scope (dataset, profile, split, extra keys), the reference's row order inside
     order = {k: i for i, k in enumerate(dict.fromkeys(tuple(r) for r in merged[scope].itertuples(index=False)))}
@@ -123,8 +163,9 @@ def compare(ours: pd.DataFrame, reference: pd.DataFrame | str = "sharp-gan") -> 
 
 
 def _scope_of(cmp: pd.DataFrame) -> list[str]:
-    known = {"kind", "model", "train_set", "metric", "ours", "ours_std", "seeds", "paper", "diff",
-             "better_direction", "ours_better", "paper_dataset", "source"}
+    known = {"kind", "model", "train_set", "metric", "ours", "ours_std", "seeds", "ours_ci_low", "ours_ci_high",
+             "status", "paper", "diff", "better_direction", "ours_better", "comparable", "reason", "paper_dataset",
+             "source"}
     return [c for c in cmp.columns if c not in known]
 
 
@@ -138,10 +179,30 @@ def _blocks(cmp: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
+def _ours_text(r: object, precision: int) -> str:
+    if getattr(r, "status", "ok") == "failed":
+        return "failed"
+    text = f"{r.ours:.{precision}f}"  # type: ignore[attr-defined]
+    low, high = getattr(r, "ours_ci_low", math.nan), getattr(r, "ours_ci_high", math.nan)
+    if not (math.isnan(low) or math.isnan(high)):
+        return text + f" [{low:.{precision}f}, {high:.{precision}f}]"
+    if r.seeds > 1 and not math.isnan(r.ours_std):  # type: ignore[attr-defined]
+        return text + f" ± {r.ours_std:.{precision}f}"  # type: ignore[attr-defined]
+    return text
+
+
+def _is_comparable(sub: pd.DataFrame) -> bool:
+    return bool(sub["comparable"].all()) if "comparable" in sub.columns else True
+
+
 def _wide(sub: pd.DataFrame, kind: str, precision: int) -> tuple[list[str], list[list[str]], str]:
     keys = ["model", "train_set"] if kind == "segmentation" else ["model"]
     metrics = sort_metrics(sub["metric"])
-    header = ["Model", "Training"][: len(keys)] + [f"{display_name_metric(m)}" for m in metrics]
+    together = _is_comparable(sub)
+    header = ["Model", "Training"][: len(keys)]
+    for m in metrics:
+        header += [display_name_metric(m)] if together else [f"{display_name_metric(m)} ours",
+                                                              f"{display_name_metric(m)} paper"]
     rows: list[list[str]] = []
     for key, g in sub.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -150,10 +211,16 @@ def _wide(sub: pd.DataFrame, kind: str, precision: int) -> tuple[list[str], list
         for m in metrics:
             r = by_metric.get(m)
             if r is None:
-                cells.append("–")
+                cells += ["–"] if together else ["–", "–"]
                 continue
-            ours = f"{r.ours:.{precision}f}" + (f" ± {r.ours_std:.{precision}f}" if r.seeds > 1 else "")
-            cells.append(f"{ours} / {r.paper:.{precision}f} ({r.diff:+.{precision}f})")
+            ours = _ours_text(r, precision)
+            if not together:
+                cells += [ours, f"{r.paper:.{precision}f}"]
+            elif math.isnan(r.diff):
+                cells.append(f"{ours} / {r.paper:.{precision}f}")
+            else:
+                d = round(float(r.diff), precision) or 0.0  # never "-0.000"
+                cells.append(f"{ours} / {r.paper:.{precision}f} ({d:+.{precision}f})")
         rows.append([display_name(str(k)) for k in key] + cells)
     first = sub.iloc[0]
     scope = _scope_of(sub)
@@ -164,6 +231,14 @@ def _wide(sub: pd.DataFrame, kind: str, precision: int) -> tuple[list[str], list
     return header, rows, ctx
 
 
+def _legend(sub: pd.DataFrame) -> str:
+    """What a cell holds (and why there is no difference)."""
+    if _is_comparable(sub):
+        return "cell: ours / paper (ours − paper)"
+    reasons = [r for r in dict.fromkeys(sub["reason"]) if r]
+    return reasons[0] if reasons else "side by side, no difference"
+
+
 def display_name_metric(metric: str) -> str:
     """``SSIM ↑``-style header."""
     from gbench.core.records import metric_label
@@ -172,7 +247,8 @@ def display_name_metric(metric: str) -> str:
 
 
 def comparison_markdown(cmp: pd.DataFrame, precision: int = 3) -> str:
-    """Markdown tables (one per kind): each cell ``ours ± std / paper (ours − paper)``."""
+    """Markdown tables (one per kind and scope): each cell ``ours [95% CI] / paper (ours − paper)`` where
+    comparable, else ours and the paper's in two columns with the reason."""
     if cmp.empty:
         return "_No result matches a row of the reference tables._\n"
     parts = []
@@ -180,8 +256,8 @@ def comparison_markdown(cmp: pd.DataFrame, precision: int = 3) -> str:
         header, rows, ctx = _wide(block, kind, precision)
         align = ["left"] * (2 if kind == "segmentation" else 1)
         align += ["right"] * (len(header) - len(align))
-        md = pd.DataFrame(rows, columns=header).to_markdown(index=False, colalign=align)
-        parts.append(f"**{ctx}** — cell: ours / paper (difference)\n\n{md}\n")
+        md = pd.DataFrame(rows, columns=header).to_markdown(index=False, colalign=align, disable_numparse=True)
+        parts.append(f"**{ctx}** — {_legend(block)}\n\n{md}\n")
     return "\n".join(parts)
 
 
@@ -194,7 +270,7 @@ def comparison_html(cmp: pd.DataFrame, precision: int = 3) -> str:
     parts = []
     for kind, block in _blocks(cmp):
         header, rows, ctx = _wide(block, kind, precision)
-        parts.append(f"<table>\n<caption>{html.escape(ctx)} — cell: ours / paper (difference)</caption>\n<tr>")
+        parts.append(f"<table>\n<caption>{html.escape(ctx)} — {html.escape(_legend(block))}</caption>\n<tr>")
         parts += [f"<th>{html.escape(h)}</th>" for h in header]
         parts.append("</tr>\n")
         nkeys = 2 if kind == "segmentation" else 1

@@ -91,7 +91,7 @@ def to_markdown(table: ResultTable, precision: int = 3) -> str:
         body.append(_row_labels(table, row) + texts + [table.row_seeds(row), table.row_images(row)])
     frame = pd.DataFrame(body, columns=header)
     align = ["left"] * len(table.row_keys) + ["right"] * (len(table.metrics) + 2)
-    md = frame.to_markdown(index=False, colalign=align)
+    md = frame.to_markdown(index=False, colalign=align, disable_numparse=True)
     notes = "".join(f"\n_{n}_" if i == 0 else f"  \n_{n}_" for i, n in enumerate(notes_text(table)))
     return f"**{table.title()}**\n\n{md}\n" + (f"{notes}\n" if notes else "")
 

@@ -1,6 +1,7 @@
 """Paper reference tables (exact values), ours-vs-paper comparison, and the claims checker."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -62,11 +63,16 @@ def test_reference_errors(tmp_path: Path) -> None:
         load_reference(str(bad))
 
 
+def _paper_protocol(recs: pd.DataFrame) -> pd.DataFrame:
+    """The fixture as if run on the paper's data and protocol (comparable with the paper)."""
+    return recs.assign(dataset="cpm15+cpm17", profile="paper")
+
+
 def test_compare_differences_and_direction() -> None:
-    recs = fixed_records()
+    recs = _paper_protocol(fixed_records())
     recs.loc[(recs.model == "sharp-gan") & (recs.metric == "gmsd"), "value"] += 0.010  # worse than the paper
     cmp = compare(recs)
-    assert len(cmp) == 12 + 40
+    assert len(cmp) == 12 + 40 and cmp["comparable"].all()
     row = cmp[(cmp.model == "sharp-gan") & (cmp.metric == "gmsd")].iloc[0]
     assert row.paper == 0.147 and row.ours == pytest.approx(0.157) and row["diff"] == pytest.approx(0.010)
     assert not row.ours_better  # lower is better
@@ -76,6 +82,33 @@ def test_compare_differences_and_direction() -> None:
     assert same["diff"] == pytest.approx(0.0, abs=1e-12) and same.seeds == 2
     md = comparison_markdown(cmp)
     assert "0.157 ± 0.002 / 0.147 (+0.010)" in md and "Sharp-GAN, Table 2" in md
+    assert "0.230 ± 0.002 / 0.230 (+0.000)" in md and "-0.000" not in md
+
+
+def test_compare_only_side_by_side_when_not_the_papers_protocol() -> None:
+    recs = fixed_records()  # synthetic-he, smoke profile
+    cmp = compare(recs)
+    assert not cmp["comparable"].any() and cmp["diff"].isna().all() and cmp["ours_better"].isna().all()
+    assert cmp["reason"].iloc[0] == ("not comparable with the paper: dataset synthetic-he (the paper: cpm15+cpm17); "
+                                     "smoke profile (the paper's protocol: paper profile) — side by side, "
+                                     "no difference")
+    md = comparison_markdown(cmp)
+    assert "(+0" not in md and "(-0" not in md and "SSIM ↑ ours" in md and "SSIM ↑ paper" in md
+    assert " 0.230 |" in md  # the paper's NRMSE keeps its trailing zero
+    # the test split on cpm15+cpm17 under the demo profile is still not the paper's protocol
+    assert not compare(recs.assign(dataset="cpm15+cpm17", profile="demo"))["comparable"].any()
+    # CIs from observations; a failed run is "failed", never differenced
+    paper = _paper_protocol(recs)
+    obs = observations_for(paper)
+    bad = (paper.model == "unet") & (paper.train_set == "R")
+    paper.loc[bad, ["status", "failure"]] = ["failed", "no foreground"]
+    cmp = compare(paper, observations=obs, n_resamples=200)
+    row = cmp[(cmp.model == "unet") & (cmp.train_set == "R") & (cmp.metric == "pq")].iloc[0]
+    assert row.status == "failed" and math.isnan(row["diff"])
+    ok = cmp[(cmp.model == "unet") & (cmp.train_set == "S3k") & (cmp.metric == "pq")].iloc[0]
+    assert ok.ours_ci_low < ok.ours < ok.ours_ci_high
+    md = comparison_markdown(cmp)
+    assert "failed / 0.658" in md and f"0.562 [{ok.ours_ci_low:.3f}, {ok.ours_ci_high:.3f}] / 0.562 (+0.000)" in md
 
 
 def test_compare_and_claims_per_scope_with_extra_keys() -> None:
@@ -86,12 +119,13 @@ def test_compare_and_claims_per_scope_with_extra_keys() -> None:
     pooled = seg.assign(aggregation="pooled", value=seg["value"] - 0.1)
     both = pd.concat([seg.assign(aggregation="mean"), pooled, seg.assign(dataset="cpm17", aggregation="mean")],
                      ignore_index=True)
-    cmp = compare(both)
+    cmp = compare(_paper_protocol(both).assign(dataset=both["dataset"].replace("synthetic-he", "cpm15+cpm17")))
     assert len(cmp) == 3 * 40 and "aggregation" in cmp.columns
     row = cmp[(cmp.model == "unet") & (cmp.train_set == "R") & (cmp.metric == "pq") & (cmp.aggregation == "pooled")]
     assert row["ours"].item() == pytest.approx(0.658 - 0.1) and row["diff"].item() == pytest.approx(-0.1)
     md = comparison_markdown(cmp)
     assert md.count("Sharp-GAN, Table 2") == 3 and "aggregation pooled" in md and "ours on cpm17" in md
+    assert md.count("not comparable") == 1  # cpm17 alone is not the paper's data
     results = check_claims(both)
     assert len(results) == 3 * 11  # segmentation claims only: no quality records in these scopes
     scopes = {r.scope for r in results}
