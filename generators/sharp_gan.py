@@ -5,6 +5,12 @@ nucleus distance map with ``beta = 1`` and ``lam = 0.1``; the contour map fed to
 ``gbench.data.conditioning.contour_map`` of the instance map (nucleus pixels with a 4-neighbour
 of another label, so the shared boundary of touching nuclei is included; the paper derives it
 "from the binary nuclei masks", which cannot show shared boundaries, the case the loss is for).
+
+The paper's Eq. 1 is the *total* loss and has no L1 term; ``sharp-gan`` keeps pix2pix's
+``lambda_l1 = 100`` and non-saturating G loss by default. ``--set lambda_l1=0 --set
+gan_loss=minimax`` trains Eq. 1 literally; :meth:`generators.pix2pix.Pix2PixModule.deviations`
+lists every departure (also ``beta`` and ``lam``, for which the paper gives no value), and
+``train-gen`` writes that list to ``run.json``.
 """
 from __future__ import annotations
 
