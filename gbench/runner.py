@@ -167,6 +167,11 @@ def data_list_table() -> Any:
     for name, (loader, desc) in KNOWN_REAL.items():
         present = "present" if (root / name).exists() else "not present"
         t.add_row(name, f"real ({loader})", f"{root / name} [{present}]: {desc}")
+    from gbench.data.loaders import COMBINED
+
+    for name, parts in COMBINED.items():
+        present = "present" if all((root / part).exists() for part in parts) else "not present"
+        t.add_row(name, "combined", f"union of {' and '.join(parts)} (names prefixed by source) [{present}]")
     for name in LOADERS:
         t.add_row(f"{name}:PATH", "loader", f"force the {name!r} loader on a folder (a bare folder path is detected)")
     return t
