@@ -194,7 +194,7 @@ def synthesize(
         _check_existing(out, settings)  # again, under the lock
         clean_orphan_temps(out)  # temp files of a killed run
         return _synthesize_locked(name, module, count, out, seed, prof, data, stats, size, bs, dev, settings,
-                                  checkpoint, progress, t0)
+                                  checkpoint, progress, t0, data_seed)
 
 
 def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, dev: Any) -> None:
@@ -215,7 +215,7 @@ def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, d
 
 def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int, prof: Profile, data: str | None,
                        stats: Any, size: int, bs: int, dev: Any, settings: dict[str, Any], checkpoint: str | Path,
-                       progress: bool, t0: float) -> SynthResult:
+                       progress: bool, t0: float, data_seed: int = 0) -> SynthResult:
     from gbench.data.io import write_png
     from gbench.data.masks import synthesize_instance_map
     from gbench.fileio import write_json
@@ -228,6 +228,7 @@ def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int,
     todo = [k for k in range(count) if not all(p.is_file() for p in paths(k))]
     done_before = count - len(todo)
     run_info = {"command": "synthesize", "settings": settings, "checkpoint": str(checkpoint), "count": count,
+                "data_seed": data_seed,
                 "data": data, "profile_settings": prof.to_dict(), "batch_size": bs}
     write_json(out / "run.json", {**run_info, "status": "running", "provenance": provenance(profile=prof.name, seed=seed)})
 
