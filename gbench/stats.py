@@ -394,7 +394,7 @@ def _resamples(n: int) -> None:
 
 def attach_intervals(records: pd.DataFrame, observations: pd.DataFrame | None, *,
                      confidence: float = DEFAULT_CONFIDENCE, n_resamples: int = DEFAULT_RESAMPLES,
-                     seed: int = 0) -> pd.DataFrame:
+                     seed: int = 0, only_missing: bool = False) -> pd.DataFrame:
     """Fill the estimate columns of every record that has observations.
 
     Each record row (one experiment, one seed, one metric) is matched to the observations on
@@ -404,6 +404,7 @@ def attach_intervals(records: pd.DataFrame, observations: pd.DataFrame | None, *
     ``test_set``, and ``status`` / ``failure`` when the observations mark the run failed.
     Rows without matching observations, or without the metric's columns, are left as they are;
     a row whose value disagrees with its observations is left without an interval (warning).
+    ``only_missing`` keeps the rows that already have an interval (``ci_method`` set) as they are.
 
     Returns:
         A copy of ``records``.
@@ -427,6 +428,8 @@ def attach_intervals(records: pd.DataFrame, observations: pd.DataFrame | None, *
     for c in ("ci_method", "status", "failure", "test_set"):
         out[c] = out[c].astype(object)
     for i, row in out.iterrows():
+        if only_missing and str(row["ci_method"]):
+            continue
         key = tuple(int(row[c]) if c == "seed" else str(row[c]) for c in rec_keys)
         g = groups.get(key)
         if g is None:

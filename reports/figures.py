@@ -105,9 +105,20 @@ def sample_grid(inputs: Sequence[Any], real: Sequence[Any], generated: Mapping[s
     return _save(fig, path, dpi)
 
 
+def _error_bars(means: np.ndarray, low: np.ndarray, high: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(2, n) asymmetric error bars: the 95% CI where known, else ±1 std (0 when neither)."""
+    has_ci = ~(np.isnan(low) | np.isnan(high))
+    s = np.nan_to_num(std, nan=0.0)
+    below = np.where(has_ci, means - low, s)
+    above = np.where(has_ci, high - means, s)
+    return np.nan_to_num(np.maximum(np.stack([below, above]), 0.0), nan=0.0)
+
+
 def metric_bars(records: pd.DataFrame, path: str | Path, metrics: Sequence[str] | None = None,
-                panel: tuple[float, float] = (3.0, 3.0), dpi: int = 100) -> Path:
-    """Bar charts of the metrics (one panel each): mean over seeds with ±1 std error bars.
+                panel: tuple[float, float] = (3.0, 3.0), dpi: int = 100, observations: pd.DataFrame | None = None,
+                table: Any = None, **stat_options: Any) -> Path:
+    """Bar charts of the metrics (one panel each): the estimate with its 95% CI as error bars
+    (±1 std over seeds where a cell has no interval); a failed run has no bar, only "failed".
 
     Args:
         records: Records of one kind (rows as in :func:`reports.tables.pivot`).
@@ -115,8 +126,13 @@ def metric_bars(records: pd.DataFrame, path: str | Path, metrics: Sequence[str] 
         metrics: Metrics to show (default: all in the records).
         panel: (width, height) inches per metric panel.
         dpi: Dots per inch.
+        observations: Per-image observations (for the intervals), or None.
+        table: An already pivoted :class:`reports.tables.ResultTable` of ``records`` (saves
+            recomputing the intervals).
+        **stat_options: ``n_resamples``, ``seed`` of the bootstrap.
     """
-    table = pivot(records, metrics=metrics)
+    if table is None:
+        table = pivot(records, metrics=metrics, observations=observations, **stat_options)
     labels = [" / ".join(display_name(v) for v in row) for row in table.rows]
     k = len(table.metrics)
     fig = _new_figure(panel[0] * k, panel[1], dpi)
@@ -124,9 +140,14 @@ def metric_bars(records: pd.DataFrame, path: str | Path, metrics: Sequence[str] 
     x = np.arange(len(labels))
     colors = [f"C{i % 10}" for i in range(len(labels))]
     for ax, m in zip(axes, table.metrics):
-        means = table.mean[m].to_numpy(dtype=np.float64)
-        stds = np.nan_to_num(table.std[m].to_numpy(dtype=np.float64), nan=0.0)
-        ax.bar(x, np.nan_to_num(means, nan=0.0), yerr=stds, color=colors, capsize=3)
+        cells = [table.estimate(row, m) for row in table.rows]
+        failed = np.array([c.failed for c in cells])
+        means = np.array([math.nan if c.failed else c.mean for c in cells], dtype=np.float64)
+        err = _error_bars(means, np.array([c.ci_low for c in cells]), np.array([c.ci_high for c in cells]),
+                          np.array([c.std for c in cells]))
+        ax.bar(x, np.nan_to_num(means, nan=0.0), yerr=err, color=colors, capsize=3)
+        for i in np.flatnonzero(failed):
+            ax.text(x[i], 0.0, "failed", rotation=90, ha="center", va="bottom", fontsize=7, color="#cf222e")
         ax.set_title(f"{metric_label(m)} {arrow(m)}".rstrip(), fontsize=9)
         ax.set_xticks(x)
         ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
@@ -159,11 +180,12 @@ def synthetic_count(train_set: str, profile: str | None = None) -> int:
 
 def pq_vs_synthetic(records: pd.DataFrame, path: str | Path, metric: str = "pq",
                     counts: Mapping[str, int] | None = None, size: tuple[float, float] = (5.0, 3.5),
-                    dpi: int = 100) -> Path:
+                    dpi: int = 100, observations: pd.DataFrame | None = None, **stat_options: Any) -> Path:
     """``metric`` (PQ by default) against the number of synthetic training images, per arch.
 
     Two lines per arch: real + synthetic (R at 0, R+S3k, R+S10k) solid, synthetic only
-    (S3k, S10k) dashed; error bars are ±1 std over seeds.
+    (S3k, S10k) dashed; error bars are the 95% CIs (from ``observations`` or the records;
+    ±1 std over seeds where there is none); failed runs are left out of the lines.
 
     Args:
         records: Segmentation records (one dataset and profile).
@@ -188,10 +210,11 @@ def pq_vs_synthetic(records: pd.DataFrame, path: str | Path, metric: str = "pq",
     fig = _new_figure(size[0], size[1], dpi)
     ax = fig.add_subplot(1, 1, 1)
     for i, arch in enumerate(dict.fromkeys(seg["model"])):
+        from reports.tables import summarize
+
         sub = seg[seg["model"] == arch]
-        stats = sub.groupby("train_set", sort=False)["value"].agg(["mean", lambda v: v.std(ddof=1) if len(v) > 1
-                                                                   else math.nan])
-        stats.columns = ["mean", "std"]
+        summ = summarize(sub, ["train_set"], observations, **stat_options)
+        stats = summ[summ["status"] != "failed"].set_index("train_set")
         for real_too, style in ((True, "-"), (False, "--")):
             sets = [t for t in stats.index if (t == "R" or t.startswith("R+")) == real_too]
             if not sets:
@@ -200,7 +223,10 @@ def pq_vs_synthetic(records: pd.DataFrame, path: str | Path, metric: str = "pq",
             order = np.argsort(xs, kind="stable")
             xs_sorted = [xs[j] for j in order]
             ys = [stats.loc[sets[j], "mean"] for j in order]
-            es = [0.0 if math.isnan(stats.loc[sets[j], "std"]) else stats.loc[sets[j], "std"] for j in order]
+            rows = [stats.loc[sets[j]] for j in order]
+            es = _error_bars(np.array(ys, dtype=np.float64), np.array([r["ci_low"] for r in rows], dtype=np.float64),
+                             np.array([r["ci_high"] for r in rows], dtype=np.float64),
+                             np.array([r["std"] for r in rows], dtype=np.float64))
             label = f"{display_name(arch)}, {'R + S' if real_too else 'S only'}"
             ax.errorbar(xs_sorted, ys, yerr=es, fmt=style + "o", color=f"C{i % 10}", capsize=3, label=label,
                         markersize=4)

@@ -3,11 +3,15 @@
 Layout of ``OUT``::
 
     records.csv, records.manifest.json   the records the report was made from
-    tables/<kind>.{md,tex,csv}           one table per kind (mean ± std over seeds, best in bold)
-    comparison.{md,csv}                  ours beside the paper (when any row matches a reference)
-    claims.{md,csv}                      the paper's claims, holds / fails / untested
+    observations.csv                     the per-image observations behind the intervals (when given)
+    tables/<kind>.{md,tex,csv}           one table per kind (estimate [95% CI], seeds, images, best in bold)
+    comparison.{md,csv}                  ours beside the paper (when any row matches a reference; a
+                                         difference only on the paper's data and protocol)
+    claims.{md,csv}, claims_detail.csv   the paper's claims: supported / not significant / contradicted /
+                                         untested, with a - b, 95% CI and Holm p per metric
+    failed_runs.md                       runs flagged failed (when any)
     deviations.md                        settings that depart from the papers (training run.json's)
-    figures/<kind>_bars.png              metric bars with ±1 std over seeds
+    figures/<kind>_bars.png              metric bars with 95% CI error bars (± std where no CI)
     figures/pq_vs_synthetic.png          PQ against the number of synthetic images (segmentation)
     report.md, report.html               everything together (HTML self-contained)
     manifest.json                        files written, input sha256, versions, date
@@ -36,7 +40,9 @@ __all__ = ["write_report"]
 
 def write_report(records: pd.DataFrame, out: str | Path, reference: str | None = "sharp-gan", precision: int = 3,
                  title: str = "gbench report", console: Any = None,
-                 sources: Sequence[str | Path] = (), runs: Sequence[str | Path] = ()) -> dict[str, Any]:
+                 sources: Sequence[str | Path] = (), runs: Sequence[str | Path] = (),
+                 observations: pd.DataFrame | None = None, margin: float = 0.05, alpha: float = 0.05,
+                 test: str = "permutation", n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Render ``records`` into the folder ``out`` (see the module docstring).
 
     Args:
@@ -49,6 +55,11 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         sources: Record files the records came from (their sha256 go in the manifest).
         runs: Training ``run.json`` files (or their folders): their ``deviations`` from the
             papers become the "Deviations from the papers" section and ``deviations.md``.
+        observations: Per-image observations of the records; None loads the ones beside
+            ``sources`` (:func:`gbench.core.observations.load_observations`), if any.
+        margin: Non-inferiority margin of the claims ("slightly worse", "comparable").
+        alpha, test: Level and p-value test of the claims' paired comparisons.
+        n_resamples, seed: Bootstrap / permutation resamples and their seed (CIs and tests).
 
     Returns:
         The manifest (also written to ``out/manifest.json``).
@@ -68,13 +79,26 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         write_text(out / rel, text)
         files.append(rel)
 
+    if observations is None and sources:
+        from gbench.core.observations import load_observations
+
+        observations = load_observations([s for s in sources if Path(s).is_file()])
+    stat = {"n_resamples": n_resamples, "seed": seed}
+    if observations is not None:
+        from gbench.core.observations import save_observations
+        from gbench.stats import attach_intervals
+
+        records = attach_intervals(records, observations, only_missing=True, **stat)
     save_records(records, out / "records.csv")
     files += ["records.csv", "records.manifest.json"]
+    if observations is not None:
+        save_observations(observations, out / "records.csv")
+        files.append("observations.csv")
     md_parts = [f"# {title}\n"]
     html_sections: list[tuple[str, str]] = []
     figures: list[tuple[str, Path]] = []
 
-    tables = pivot_by_kind(records)
+    tables = pivot_by_kind(records, observations, alpha=alpha, **stat)
     table_html = []
     for t in tables:
         name = t.kind or "results"
@@ -89,7 +113,7 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
 
     if reference:
         try:
-            cmp = _compare.compare(records, reference)
+            cmp = _compare.compare(records, reference, observations, **stat)
         except ValueError as exc:
             cmp = None
             note = f"Comparison with {reference} skipped: {exc}"
@@ -102,19 +126,29 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
             html_sections.append(("Ours vs the paper", _compare.comparison_html(cmp, precision)))
 
     if set(records["kind"]) & {"quality", "segmentation"}:
-        results = _claims.check_claims(records)
-        tested = [r for r in results if r.status != "untested"]
-        if tested:
+        results = _claims.check_claims(records, observations=observations, margin=margin, alpha=alpha, test=test,
+                                       reference="sharp-gan", **stat)
+        # a scope that holds only one side of every claim says nothing: list claims where records exist
+        present = [r for r in results if not r.reason.startswith("no records")]
+        if present:
             put("claims.md", _claims.claims_markdown(results, precision))
             put("claims.csv", _claims.claims_frame(results, precision).to_csv(index=False, lineterminator="\n"))
+            put("claims_detail.csv", _claims.claims_detail_frame(results).to_csv(index=False, lineterminator="\n"))
             md_parts.append("## Paper claims\n\n" + _claims.claims_markdown(results, precision))
             html_sections.append(("Paper claims", _claims.claims_html(results, precision)))
             if console is not None:
-                from rich.markup import escape
+                console.print(_claims.claims_rich(results, precision))
 
-                for r in results:
-                    colour = {"holds": "green", "fails": "red", "untested": "yellow"}[r.status]
-                    console.print(f"[{colour}]{r.status:>8}[/]  {escape(r.claim.text)}")
+    failed = _failed_runs(records)
+    if failed:
+        text = "".join(f"- {line}\n" for line in failed)
+        put("failed_runs.md", "# Failed runs\n\n" + text)
+        md_parts.append("## Failed runs\n\nShown as `failed` in the tables, never as numbers; claims on them are "
+                        "untested.\n\n" + text)
+        import html as _html
+
+        html_sections.append(("Failed runs", "<ul>" + "".join(f"<li class='failed'>{_html.escape(x)}</li>"
+                                                               for x in failed) + "</ul>\n"))
 
     if runs:
         from reports import deviations as _deviations
@@ -128,9 +162,10 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
     for t in tables:
         name = t.kind or "results"
         sub = records if not t.kind else records[records["kind"] == t.kind]
-        p = _figures.metric_bars(sub, out / "figures" / f"{name}_bars.png")
+        p = _figures.metric_bars(sub, out / "figures" / f"{name}_bars.png", table=t)
         files.append(f"figures/{name}_bars.png")
-        figures.append((f"{t.title()}: mean ± std over seeds", p))
+        bars = "95% CI" if any(t.estimate(r, m).has_ci for r in t.rows for m in t.metrics) else "± std over seeds"
+        figures.append((f"{t.title()}: estimate with {bars}", p))
     seg = records[(records["kind"] == "segmentation") & (records["metric"] == "pq")]
     scope = [c for c in scope_columns(seg) if seg[c].nunique() > 1]
     for key, sub in (seg.groupby(scope, sort=False) if scope else [((), seg)]):
@@ -140,7 +175,7 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         slug = "".join("_" + "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in str(v)) for v in key)
         rel = f"figures/pq_vs_synthetic{slug}.png"
         try:
-            p = _figures.pq_vs_synthetic(sub, out / rel)
+            p = _figures.pq_vs_synthetic(sub, out / rel, observations=observations, **stat)
         except ValueError:
             continue  # training sets without a synthetic count: no such figure
         files.append(rel)
@@ -157,9 +192,26 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
     manifest = {"format": "gbench-report", "files": files, "reference": reference,
                 "inputs": [{"path": str(s), "sha256": hashlib.sha256(Path(s).read_bytes()).hexdigest()}
                            for s in sources if Path(s).is_file()],
-                "records": int(len(records)), **prov}
+                "records": int(len(records)), "failed_runs": failed,
+                "statistics": {"confidence": 0.95, "n_resamples": n_resamples, "seed": seed, "test": test,
+                               "alpha": alpha, "margin": margin, "observations": observations is not None},
+                **prov}
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def _failed_runs(records: pd.DataFrame) -> list[str]:
+    """One line per failed experiment (model, training set, seed: the check that caught it)."""
+    if "status" not in records.columns:
+        return []
+    bad = records[records["status"] == "failed"]
+    keys = [c for c in ("kind", "model", "train_set", "seed") if c in bad.columns]
+    out = []
+    for r in bad.drop_duplicates(keys).itertuples(index=False):
+        what = (f"{r.model} {r.train_set} seed {r.seed}" if r.kind == "segmentation"
+                else f"{r.model} seed {r.seed} ({r.kind})")
+        out.append(f"{what}: {r.failure}")
+    return out
 
 
 def _record_provenance(records: pd.DataFrame) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""``gbench regress`` (CI check of a result table against its baseline) and ``gbench report``."""
+"""``gbench regress`` (CI check of a result table against its baseline), ``gbench report`` and ``gbench compare``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,8 +71,21 @@ def report(
     profile: FilterProfileOpt = None,
     seed: FilterSeedOpt = None,
     overwrite: OverwriteOpt = False,
+    margin: Annotated[float, typer.Option("--margin", help="Non-inferiority margin (absolute) of the claims "
+                                          "'S (3k) only slightly worse than R' and 'S (10k) comparable to "
+                                          "R+S (10k)'.")] = 0.05,
+    test: Annotated[str, typer.Option("--test", help="p-value of the claims' paired comparisons: permutation, "
+                                      "bootstrap or wilcoxon.")] = "permutation",
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap / permutation resamples (CIs and "
+                                           "tests; seeded).")] = 2000,
 ) -> None:
-    """Render records as tables (terminal, Markdown, LaTeX, CSV), comparison, claims, figures and HTML."""
+    """Render records as tables (terminal, Markdown, LaTeX, CSV), comparison, claims, figures and HTML.
+
+    The per-image observations beside the record files (``observations.csv``) give every cell its
+    95% CI and every claim its paired test; without them cells show ± std over seeds and claims
+    are untested.
+    """
+    from gbench.core.observations import load_observations
     from gbench.core.records import load_records
     from reports.compare import load_reference
     from reports.report import write_report
@@ -90,11 +103,75 @@ def report(
         raise ValueError("no records left after --profile/--seed filtering")
     check_out_folder(out, overwrite=overwrite, resumable=False)
     ref = None if reference.lower() == "none" else reference
+    from gbench import stats
+
+    if test not in stats.TESTS:
+        raise ValueError(f"--test must be one of {', '.join(stats.TESTS)}, got {test!r}")
+    if resamples < 100:
+        raise ValueError(f"--resamples must be at least 100, got {resamples}")
+    if not margin >= 0:
+        raise ValueError(f"--margin must be a non-negative number, got {margin}")
+    obs = load_observations(records if len(records) > 1 else records[0])
     manifest = write_report(df.reset_index(drop=True), out, reference=ref, precision=precision, console=console,
-                            sources=[r for r in records if r.is_file()])
+                            sources=[r for r in records if r.is_file()], observations=obs, margin=margin, test=test,
+                            n_resamples=resamples)
     console.print(f"wrote {len(manifest['files'])} files to {out} (open {out / 'report.html'})")
+
+
+def compare(
+    records: Annotated[list[Path], typer.Argument(help="Record files (.csv) or run folders; the per-image "
+                                                  "observations beside them are compared.")],
+    a: Annotated[list[str], typer.Option("--a", help="Side a: KEY=VALUE on the experiment keys (model=unet, "
+                                         "train_set=R+S3k, dataset=..., seed=...); repeatable or comma-separated.")],
+    b: Annotated[list[str], typer.Option("--b", help="Side b, as --a.")],
+    metric: Annotated[Optional[list[str]], typer.Option(
+        "--metric", "-m", help="Metric to compare; repeatable (default: every per-image metric both sides have).")] = None,
+    aggregation: Annotated[str, typer.Option("--aggregation", help="mean (per-image mean) or pooled (DQ/SQ/PQ/AJI "
+                                             "recomputed from summed statistics).")] = "mean",
+    test: Annotated[str, typer.Option("--test", help="p-value: permutation (sign-flip), bootstrap (paired) or "
+                                      "wilcoxon (signed-rank, mean aggregation).")] = "permutation",
+    margin: Annotated[Optional[float], typer.Option(
+        "--margin", help="Non-inferiority margin (absolute): test 'a is not worse than b by more than M'.")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Level of the Holm-corrected verdicts.")] = 0.05,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap / permutation resampling.")] = 0,
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap / permutation resamples.")] = 2000,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the table as CSV (full precision).")] = None,
+) -> None:
+    """Compare two experiments paired on the same test images: per metric a, b, a − b, 95% CI, p, Holm p, verdict.
+
+    Exit codes: 0 done (whatever the verdict), 2 bad input (no match, an ambiguous selection, a failed run,
+    different test sets or images).
+    """
+    from gbench import stats
+    from gbench.core.observations import load_observations
+    from reports.paired import compare_frame, comparison_rich, default_metrics, parse_selection, select_experiment
+
+    if aggregation not in stats.AGGREGATIONS:
+        raise ValueError(f"--aggregation must be mean or pooled, got {aggregation!r}")
+    if test not in stats.TESTS:
+        raise ValueError(f"--test must be one of {', '.join(stats.TESTS)}, got {test!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"--alpha must lie in (0, 1), got {alpha}")
+    if resamples < 100:
+        raise ValueError(f"--resamples must be at least 100, got {resamples}")
+    sel_a, sel_b = parse_selection(a, "--a"), parse_selection(b, "--b")
+    obs = load_observations(records if len(records) > 1 else records[0], required=True)
+    obs_a, obs_b = select_experiment(obs, sel_a, "--a"), select_experiment(obs, sel_b, "--b")
+    if obs_a.index.equals(obs_b.index):
+        raise ValueError("--a and --b select the same experiment")
+    metrics = list(metric) if metric else default_metrics(obs_a, obs_b, aggregation)
+    diffs = stats.compare_experiments(obs_a, obs_b, metrics, aggregation, test=test, margin=margin, alpha=alpha,
+                                      n_resamples=resamples, seed=seed)
+    label = lambda sel: " ".join(f"{k}={v}" for k, v in sel.items())  # noqa: E731
+    console.print(comparison_rich(diffs, label(sel_a), label(sel_b), alpha))
+    if csv is not None:
+        from gbench.fileio import write_text
+
+        frame = compare_frame(diffs, alpha).assign(a_selection=label(sel_a), b_selection=label(sel_b))
+        console.print(f"wrote {write_text(csv, frame.to_csv(index=False, lineterminator=chr(10)))}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("regress")(regress)
     app.command("report")(report)
+    app.command("compare")(compare)
