@@ -90,8 +90,16 @@ def report(
     from reports.compare import load_reference
     from reports.report import write_report
 
+    from gbench import stats
+
     if precision < 0 or precision > 12:
         raise ValueError(f"--precision must be between 0 and 12, got {precision}")
+    if test not in stats.TESTS:
+        raise ValueError(f"--test must be one of {', '.join(stats.TESTS)}, got {test!r}")
+    if resamples < 100:
+        raise ValueError(f"--resamples must be at least 100, got {resamples}")
+    if not margin >= 0:
+        raise ValueError(f"--margin must be a non-negative number, got {margin}")
     if reference.lower() != "none":
         load_reference(reference)  # unknown name or unreadable file: one line, before anything is written
     df = load_records(records if len(records) > 1 else records[0])
@@ -101,17 +109,9 @@ def report(
         df = df[df["seed"] == seed]
     if df.empty:
         raise ValueError("no records left after --profile/--seed filtering")
+    obs = load_observations(records if len(records) > 1 else records[0])
     check_out_folder(out, overwrite=overwrite, resumable=False)
     ref = None if reference.lower() == "none" else reference
-    from gbench import stats
-
-    if test not in stats.TESTS:
-        raise ValueError(f"--test must be one of {', '.join(stats.TESTS)}, got {test!r}")
-    if resamples < 100:
-        raise ValueError(f"--resamples must be at least 100, got {resamples}")
-    if not margin >= 0:
-        raise ValueError(f"--margin must be a non-negative number, got {margin}")
-    obs = load_observations(records if len(records) > 1 else records[0])
     manifest = write_report(df.reset_index(drop=True), out, reference=ref, precision=precision, console=console,
                             sources=[r for r in records if r.is_file()], observations=obs, margin=margin, test=test,
                             n_resamples=resamples)
