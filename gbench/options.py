@@ -214,14 +214,17 @@ def parse_set_options(items: Iterable[str] | None, cls: type | None = None, *, o
         key = key.strip()
         if not sep or not key:
             raise OptionError(f"{option} expects KEY=VALUE, got {item!r}")
+        if not key.isprintable():
+            raise OptionError(f"{option}: option name {key!r} holds unprintable characters")
         if key in raw:
-            raise OptionError(f"{option} {key} given twice ({key}={raw[key]} and {key}={value})")
+            raise OptionError(f"{option} {key} given twice ({key}={raw[key]!r} and {key}={value!r})")
         raw[key] = value
     if known is not None:
         bad = sorted(set(raw) - known)
         if bad:
             raise OptionError(f"{option}: unknown {what}(s) {', '.join(bad)} (known: {', '.join(sorted(known))})")
-    return {k: parse_value(v, hints.get(k, Any), f"{option} {k}={v}") for k, v in raw.items()}
+    return {k: parse_value(v, hints.get(k, Any), f"{option} {k}={v if v.isprintable() else repr(v)}")
+            for k, v in raw.items()}
 
 
 def check_finite(option: str, value: float | None) -> None:

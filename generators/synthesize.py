@@ -16,8 +16,8 @@ Layout of ``out`` (the ``folder`` dataset layout, one flat split: load it with `
     run.json                 settings, mask statistics, provenance, images/s
 
 ``sample_id = <generator>-s<seed>-<k:06d>``. A sample is complete when both PNGs exist (each is
-written atomically). Running the same command again skips complete samples and fills in the
-rest; a larger ``--count`` extends the set. ``out`` made with another generator, checkpoint,
+written atomically). Calling :func:`synthesize` again (``gbench synthesize --resume``) skips
+complete samples and fills in the rest; a larger ``--count`` extends the set. ``out`` made with another generator, checkpoint,
 seed, size or mask statistics is refused. Labels depend only on ``(seed, k, stats, size)``;
 images on those and the checkpoint (up to float rounding in batched convolutions: at most one
 gray level between different batch sizes, identical for the same batch size).

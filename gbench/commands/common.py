@@ -83,6 +83,10 @@ def check_out_folder(out: Path, *, resume: bool = False, overwrite: bool = False
         raise DataError(out, f"--overwrite: this folder does not look like gbench output (none of run.json, "
                              "summary.json, manifest.csv, records.csv ...); delete it yourself or choose another "
                              f"{option}")
+    import os
+
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 empties the folder
     for p in sorted(out.iterdir()):
         if p.name == ".gbench.lock":
             continue

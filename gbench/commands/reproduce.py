@@ -42,6 +42,14 @@ def reproduce(
     if paper != "sharp-gan":
         raise ValueError(f"unknown paper {paper!r}: gbench reproduce knows sharp-gan "
                          "(MI-GAN has no tables to reproduce; see gbench train-migan)")
+    from gbench.commands.common import check_out_path
+    from gbench.options import check_positive
+    from gbench.profiles import get_profile
+
+    get_profile(profile)
+    check_positive("--gen-steps", gen_steps)
+    # no overwrite rule here: the run folder is a stage cache, and running again continues it
+    check_out_path(out, "--out", folder=True)
     res = rp.reproduce_sharp_gan(data=data, profile=profile, seed=seed, out=out, seeds=_ints(seeds),
                                  generators=_names(generators, rp.GENERATORS), archs=_names(archs, rp.ARCHS),
                                  train_sets=_names(train, rp.TRAIN_SETS), gen_steps=gen_steps, console=console,

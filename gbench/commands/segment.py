@@ -154,6 +154,13 @@ def segment(
     archs = _split(arch, ["unet"])
     seed_list = _seeds(seeds, seed)
     out_dir = out if out is not None else Path("runs/segment") / prof.name
+    for opt, value in (("--max-steps", max_steps), ("--val-every", val_every), ("--width", width)):
+        check_positive(opt, value)
+    check_positive("--patience", patience, allow_zero=True)
+    check_positive("--min-area", min_area, allow_zero=True)
+    for opt, fvalue in (("--val-fraction", val_fraction), ("--threshold", threshold)):
+        check_finite(opt, fvalue)
+    check_device("--device", device)
 
     overrides: dict[str, Any] = {}
     for name, value in (("max_steps", max_steps), ("patience", patience), ("val_fraction", val_fraction),
@@ -168,13 +175,6 @@ def segment(
         model_over["unet"]["encoder"] = encoder
     if width is not None:
         model_over["segnet"]["width"] = width
-    for opt, value in (("--max-steps", max_steps), ("--val-every", val_every), ("--width", width)):
-        check_positive(opt, value)
-    check_positive("--patience", patience, allow_zero=True)
-    check_positive("--min-area", min_area, allow_zero=True)
-    for opt, fvalue in (("--val-fraction", val_fraction), ("--threshold", threshold)):
-        check_finite(opt, fvalue)
-    check_device("--device", device)
     check_out_folder(out_dir, resume=resume, overwrite=overwrite)
     validate_inputs(archs, trains, data, prof, synthetic, data_seed)
 
