@@ -265,7 +265,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
     # quality record's ``aggregation``), so every table and claim groups all kinds
     records = load_records(out / "records.csv")
     manifest = write_report(records, out / "report", reference="sharp-gan",
-                            title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed})",
+                            title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed}, data seed {data_seed})",
                             console=console, sources=[out / "records.csv"], runs=train_runs)
     if trained:
         grid = _sample_grid(trained, data, prof, data_seed, out / "report" / "figures" / "samples.png")
@@ -276,4 +276,18 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
 
         console.print(Markdown(comparison.read_text(encoding="utf-8")))
     console.print(f"report: {out / 'report' / 'report.html'}")
+    for line in failed_runs(records):
+        console.print(f"[bold red]failed run:[/] [red]{line}[/]")
     return ReproduceResult(out, records, manifest, stages, time.perf_counter() - t0)
+
+
+def failed_runs(records: Any) -> list[str]:
+    """One line per failed experiment of a record table (``kind model train_set seed: failure``)."""
+    if "status" not in records.columns:
+        return []
+    bad = records[records["status"] == "failed"]
+    lines = []
+    for r in bad.drop_duplicates(["kind", "model", "train_set", "seed"]).itertuples():
+        what = f"{r.model} {r.train_set} seed {r.seed}" if r.kind == "segmentation" else f"{r.model} (Table 1)"
+        lines.append(f"{what}: {r.failure}")
+    return lines

@@ -56,6 +56,15 @@ def test_pipeline_writes_records_and_report(first_run: Any) -> None:
     assert not any(st["skipped"] for st in first_run.stages)
     manifest = pd.read_csv(next((out / "stages" / "synthesize").glob("*/S/manifest.csv")))
     assert len(manifest) == 12  # the smoke profile's S10k: S3k reads the first 6 of the same set
+    # observations beside the records: every stage on the one test set, crops grouped by tile
+    from gbench.core.observations import load_observations
+
+    obs = load_observations(out / "records.csv", required=True)
+    assert obs["test_set"].nunique() == 1 and (recs["test_set"] == obs["test_set"].iloc[0]).all()
+    q_obs = obs[obs["kind"] == "quality"]
+    assert (q_obs["unit"] == q_obs["image"].str.split("@").str[0]).all()
+    assert set(obs["data_seed"]) == {"0"} and set(recs["data_seed"]) == {"0"}
+    assert recs["ci_method"].str.contains("bootstrap").all()
 
 
 def test_rerun_skips_done_stages_and_reruns_changed_ones(first_run: Any) -> None:
@@ -85,7 +94,8 @@ def test_killed_stage_is_not_marked_done(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_matches_committed_smoke_baseline(first_run: Any, tmp_path: Path) -> None:
     """CI regression check: same seed, same numbers (tolerance for BLAS differences between machines)."""
-    new = first_run.out / "records.csv"
+    # the first run's own records: later tests rerun the pipeline into the same folder (seed 1)
+    new = save_records(first_run.records, tmp_path / "first_run.csv")
     if os.environ.get("GBENCH_UPDATE_BASELINE"):
         save_records(load_records(new), BASELINE)
     if not BASELINE.is_file():
