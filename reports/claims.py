@@ -309,8 +309,8 @@ def _failure(rows: pd.DataFrame) -> str:
         return ""
     seeds = sorted({int(s) for s in bad["seed"]}) if "seed" in bad.columns else []
     why = str(bad["failure"].iloc[0]) if "failure" in bad.columns else ""
-    where = f"seed {', '.join(map(str, seeds))}" if seeds else ""
-    return ", ".join(x for x in (where, why) if x)
+    where = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds)) if seeds else ""
+    return ": ".join(x for x in (where, why) if x)
 
 
 def _select(df: pd.DataFrame | None, kind: str, side: tuple[str, str]) -> pd.DataFrame | None:
@@ -351,7 +351,9 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observatio
     for side, r, o in ((claim.a, ra, oa), (claim.b, rb, ob)):
         why = _failure(r) or _failure(o)
         if why:
-            return ClaimResult(claim, "untested", f"failed run ({_side_label(side, claim.kind)}: {why})", **base)
+            # no reading by means either: the surviving seeds alone would flatter the failed side
+            return ClaimResult(claim, "untested", f"failed run ({_side_label(side, claim.kind)} {why})",
+                               **{**base, "ours_by_means": None})
     if oa is None or ob is None or oa.empty or ob.empty:
         return ClaimResult(claim, "untested", "no per-image data", **base)
     try:
@@ -497,7 +499,7 @@ def claims_markdown(results: Sequence[ClaimResult], precision: int = 3) -> str:
             claim += f" — “{r.claim.quote}” ({r.claim.section})"
         else:
             claim += f" ({r.claim.section})"
-        row = ([r.scope] if multi else []) + [claim, f"{_ICON[r.verdict]} {r.status}", r.evidence(precision),
+        row = ([r.scope] if multi else []) + [claim, f"{_ICON[r.verdict]} {r.verdict}", r.evidence(precision),
                                               r.paper_text()]
         rows.append(row)
     header = (["Scope"] if multi else []) + ["Claim", "Ours", "Evidence: a − b [95% CI] Holm p", "Paper"]
@@ -520,7 +522,7 @@ def claims_html(results: Sequence[ClaimResult], precision: int = 3) -> str:
                  else f"<br><small>({esc(r.claim.section)})</small>")
         css = r.verdict.replace(" ", "-")
         parts.append(f"<tr><td class='key'>{esc(r.scope)}</td><td class='key'>{esc(_claim_cell(r))}{quote}</td>"
-                     f"<td class='{css}'>{esc(r.status)}</td><td class='key'>{esc(r.evidence(precision))}</td>"
+                     f"<td class='{css}'>{esc(r.verdict)}</td><td class='key'>{esc(r.evidence(precision))}</td>"
                      f"<td class='key'>{esc(r.paper_text())}</td></tr>\n")
     parts.append("</table>\n")
     return "".join(parts)
@@ -530,21 +532,24 @@ _COLOUR = {"supported": "green", "not significant": "yellow", "contradicted": "r
 
 
 def claims_rich(results: Sequence[ClaimResult], precision: int = 3, title: str = "Paper claims") -> Any:
-    """A rich table of the claims for the terminal: claim, verdict, difference [CI] p per metric, paper."""
+    """Rich tables of the claims for the terminal, one per scope: claim, verdict, per metric
+    ``a − b [95% CI] p`` (or why untested), the paper's outcome by means."""
+    from rich.console import Group
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    multi = len({r.scope for r in results}) > 1
-    table = Table(title=f"{title}: {_tally(results)}", show_lines=True)
-    if multi:
-        table.add_column("Scope")
-    table.add_column("Claim", ratio=3)
-    table.add_column("Ours", no_wrap=True)
-    table.add_column("a − b [95% CI] Holm p", ratio=4)
-    table.add_column("Paper (by means)", ratio=1)
-    for r in results:
-        row = ([escape(r.scope)] if multi else []) + [
-            escape(_claim_cell(r)), f"[{_COLOUR[r.verdict]}]{escape(r.status)}[/]",
-            escape(r.evidence(precision).replace("; ", "\n")), escape(r.paper_text())]
-        table.add_row(*row)
-    return table
+    parts: list[Any] = [Text(f"{title}: {_tally(results)}", style="bold")]
+    for scope in dict.fromkeys(r.scope for r in results):
+        table = Table(title=escape(scope) if scope else None, show_lines=True, title_justify="left")
+        table.add_column("Claim", ratio=3)
+        table.add_column("Ours", no_wrap=True)
+        table.add_column("a − b [95% CI] Holm p", ratio=4)
+        table.add_column("Paper", ratio=1)
+        for r in results:
+            if r.scope != scope:
+                continue
+            table.add_row(escape(_claim_cell(r)), f"[{_COLOUR[r.verdict]}]{escape(r.verdict)}[/]",
+                          escape(r.evidence(precision).replace("; ", "\n")), escape(r.paper_text()))
+        parts.append(table)
+    return Group(*parts)

@@ -340,8 +340,28 @@ def _floor_marks(sub: pd.DataFrame, rows: list[str], order: list[tuple[str, ...]
                 if not better:
                     marks.add((row, m))
     how = "by means: no per-image data" if by_means else f"paired test, Holm over the row's metrics, alpha {alpha:g}"
-    notes.insert(0, f"† does not significantly beat the {floor} floor generator ({how})")
+    if marks:
+        notes.insert(0, f"† does not significantly beat the {floor} floor generator ({how})")
     return frozenset(marks), notes
+
+
+def _failure_notes(summ: pd.DataFrame, rows: list[str]) -> list[str]:
+    """One line per failed check: the rows it caught (rows differing only in aggregation merged)."""
+    failed = summ[summ["status"] == "failed"]
+    if failed.empty:
+        return []
+    label_keys = [c for c in rows if c != "aggregation"]
+    by_check: dict[str, list[str]] = {}
+    for r in failed.itertuples(index=False):
+        d = r._asdict()
+        where, _, check = str(d["failure"]).partition(": ") if str(d["failure"]).startswith("seed") \
+            else ("", "", str(d["failure"]))
+        label = " ".join(display_name(str(d[c])) for c in label_keys) + (f" ({where})" if where else "")
+        names = by_check.setdefault(check or "failed", [])
+        if label not in names:
+            names.append(label)
+    return [f"failed ({check}): {', '.join(names)} — a run that did not learn, never a number"
+            for check, names in by_check.items()]
 
 
 def _ci_note(summ: pd.DataFrame) -> list[str]:
@@ -431,11 +451,7 @@ def pivot(records: pd.DataFrame, rows: Sequence[str] | None = None, metrics: Seq
     context = tuple((c, str(sub[c].iloc[0])) for c in KEY_COLUMNS if c in keys and c not in rows
                     and sub[c].nunique() == 1 and c != "seed")
     notes = _ci_note(summ)
-    failed = summ[summ["status"] == "failed"]
-    for key, g in failed.groupby(rows, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        notes.append(f"failed: {' '.join(display_name(str(k)) for k in key)} ({g['failure'].iloc[0]}): "
-                     "a run that did not learn, not a number")
+    notes += _failure_notes(summ, rows)
     marks: frozenset[tuple[tuple[str, ...], str]] = frozenset()
     if kind == "quality" and floor:
         marks, floor_notes = _floor_marks(sub, rows, order, list(metrics), observations, floor, alpha, stat_options)

@@ -212,7 +212,7 @@ def test_claims_untested_reasons() -> None:
     sel = failed["model"] == "gan-binary"
     failed.loc[sel, "status"], failed.loc[sel, "failure"] = "failed", "near-constant outputs"
     r = _result(check_claims(recs, observations=failed, n_resamples=500), "dist>binary")
-    assert r.status == "untested: failed run (GAN-Binary: seed 0, 1, 2, near-constant outputs)"
+    assert r.status == "untested: failed run (GAN-Binary seeds 0, 1, 2: near-constant outputs)"
     rec_failed = recs.copy()
     rec_failed.loc[rec_failed["model"] == "gan-dist", ["status", "failure"]] = ["failed", "NaN loss"]
     r = _result(check_claims(rec_failed, observations=obs, n_resamples=500), "dist>binary")

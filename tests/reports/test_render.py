@@ -190,7 +190,7 @@ def test_failed_runs_are_shown_as_failed() -> None:
     md = to_markdown(t)
     line = next(ln for ln in md.splitlines() if ln.startswith("| SegNet  | R   "))
     assert line.count("*failed*") == 4 and "0.000" not in line and "0.38" not in line
-    assert "failed: SegNet R (seed 1: no foreground predicted on the test split)" in md
+    assert "failed (no foreground predicted on the test split): SegNet R (seed 1) — a run that did not learn" in md
     assert t.best("dq") == {("unet", "R+S10k")}
     assert r"\textit{failed}" in to_latex(t) and "<td class='failed'>failed</td>" in to_html(t)
     from rich.console import Console

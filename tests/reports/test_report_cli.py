@@ -99,7 +99,7 @@ def test_report_with_observations(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     ok = saved[saved.status == "ok"]
     assert ok["ci_low"].notna().all() and (ok["ci_low"] <= ok["value"]).all() and (ok["n_images"] == 16).all()
     claims = (out / "claims.md").read_text()
-    assert "untested: failed run (SegNet R: seed 0, 1, no foreground predicted on the test split)" in claims
+    assert "failed run (SegNet R seeds 0, 1: no foreground predicted on the test split)" in claims
     assert "✅ supported" in claims
     detail = (out / "claims_detail.csv").read_text()
     assert "p_holm" in detail.splitlines()[0]
