@@ -20,8 +20,15 @@ union of the ranks' shards is the single-process batch.
 
 ``fit`` writes ``out_dir/checkpoints/last.pt`` atomically every ``checkpoint_every`` steps and at
 the end (step, module state, optimiser and scheduler states, torch RNG states of every rank,
-loss history); ``resume=True`` continues from it and ends with the same weights as an
-uninterrupted run on the CPU (bit for bit; tested).
+loss history, callback states); ``resume=True`` continues from it and ends with the same weights
+as an uninterrupted run on the CPU (bit for bit; tested). ``keep_optimizer_state=False`` leaves
+the optimiser state out of the final checkpoint (a finished run's folder holds small files).
+
+Callbacks (:class:`Callback`) run on rank 0 after every step; one can end training early
+(``ctx.request_stop``; every rank follows). :class:`EarlyStopping` validates every ``k`` steps,
+keeps the best weights (in memory, in ``last.pt`` while training, in its own file at the end)
+and stops when the monitored value stops improving, so one ``fit`` call runs a whole
+train-with-early-stopping job.
 """
 from __future__ import annotations
 
@@ -43,6 +50,7 @@ __all__ = [
     "FitResult",
     "FitContext",
     "Callback",
+    "EarlyStopping",
     "StepLoader",
     "StepDataset",
     "seed_everything",
@@ -279,26 +287,187 @@ class FitContext:
     max_steps: int
     data: Any
     history: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: str | None = None
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def request_stop(self, reason: str) -> None:
+        """Ask :func:`fit` to stop after the current step (under DDP rank 0's request reaches
+        every rank). The first reason given is kept."""
+        if self.stop_reason is None:
+            self.stop_reason = str(reason)
+
 
 class Callback:
-    """Hooks called by :func:`fit` on rank 0 only (no-ops by default; override what you need)."""
+    """Hooks called by :func:`fit` on rank 0 only (no-ops by default; override what you need).
+
+    Order: ``load_state_dict`` (on resume, when the checkpoint holds this callback's state),
+    ``on_fit_start``, then per step ``on_step_end`` (and ``on_checkpoint`` after each
+    checkpoint), then ``on_train_end`` once training is over (the last step reached or a stop
+    requested with ``ctx.request_stop``), the final checkpoint, ``on_fit_end``.
+
+    A callback whose state a resumed run needs (counters, the best value so far, the best
+    weights) sets ``state_key`` and implements ``state_dict`` / ``load_state_dict``: :func:`fit`
+    stores the state in ``last.pt`` under ``callbacks[state_key]``, so it is written atomically
+    with the weights it belongs to and a resumed run continues exactly.
+    """
+
+    #: Name of this callback's entry in a checkpoint's ``callbacks`` (None: nothing to keep).
+    state_key: str | None = None
+
+    def state_dict(self, final: bool = False) -> dict[str, Any] | None:
+        """State to checkpoint (tensors and plain Python values). ``final``: for the checkpoint
+        written when training is over (may leave out what only a continued run would need)."""
+        return None
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (called before ``on_fit_start`` on resume)."""
 
     def on_fit_start(self, ctx: FitContext, start_step: int) -> None:
         """Before the first step (``start_step`` > 0 after a resume)."""
 
     def on_step_end(self, ctx: FitContext, step: int, logs: dict[str, float]) -> None:
-        """After step ``step`` (1-based count of completed steps) with its (rank-averaged) losses."""
+        """After step ``step`` (1-based count of completed steps) with its (rank-averaged) losses.
+        Call ``ctx.request_stop(reason)`` to end training after this step."""
 
     def on_checkpoint(self, ctx: FitContext, step: int, path: Path) -> None:
         """After a checkpoint was written."""
 
+    def on_train_end(self, ctx: FitContext, step: int) -> None:
+        """Training is over at ``step`` (not called when a resumed run had nothing left to do);
+        runs before the final checkpoint, so files written here exist whenever it does."""
+
     def on_fit_end(self, ctx: FitContext, result: FitResult) -> None:
         """After the last step and the final checkpoint."""
+
+
+class EarlyStopping(Callback):
+    """Validate every ``every`` steps, keep the best weights, stop when the monitored value stops
+    improving; at the end the best weights are written to ``best_path`` and put back in the model.
+
+    The best weights live in memory (a CPU copy) and in ``last.pt`` (this callback's
+    checkpointed state) while training runs, so a resumed run knows them; the final checkpoint
+    leaves them out when ``best_path`` holds them.
+
+    Args:
+        validate: ``module -> {name: value}``, called with ``fit``'s module on rank 0 (it may
+            switch the module to eval mode; the train/eval flags are put back afterwards).
+        every: steps between validations; the last step is always validated.
+        monitor: key of ``validate``'s result to watch.
+        mode: ``min`` (lower is better, e.g. a loss) or ``max`` (e.g. PQ).
+        patience: validations without improvement before stopping (0: never stop early; the
+            best weights are kept all the same).
+        min_delta: an improvement must beat the best value by more than this.
+        weights: the module whose weights are kept (default: ``fit``'s module; e.g. the bare
+            network inside a training wrapper).
+        best_path: file for the best weights (``{"step", "module", "monitor", "value"}``,
+            written atomically when training ends); None keeps them in memory only.
+        restore_best: load the best weights into ``weights`` when ``fit`` ends.
+        on_validate: called with each validation record ``{"step", **values}`` (e.g. to write it).
+
+    Attributes:
+        validations: every validation record so far (resumed runs included).
+        best, best_step: the best monitored value and the step it was reached at.
+        stopped: the stop reason, or None.
+    """
+
+    state_key = "early_stopping"
+
+    def __init__(self, validate: Callable[[nn.Module], Mapping[str, float]], *, every: int, monitor: str,
+                 mode: str = "min", patience: int = 0, min_delta: float = 0.0, weights: nn.Module | None = None,
+                 best_path: str | Path | None = None, restore_best: bool = True,
+                 on_validate: Callable[[dict[str, float]], None] | None = None) -> None:
+        if every <= 0:
+            raise ValueError(f"EarlyStopping: every must be positive, got {every}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'min' or 'max', got {mode!r}")
+        if patience < 0 or min_delta < 0:
+            raise ValueError("EarlyStopping: patience and min_delta must be >= 0")
+        self.validate = validate
+        self.every = int(every)
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.weights = weights
+        self.best_path = Path(best_path) if best_path is not None else None
+        self.restore_best = restore_best
+        self.on_validate = on_validate
+        self.validations: list[dict[str, float]] = []
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.bad = 0
+        self.stopped: str | None = None
+        self._best_state: dict[str, torch.Tensor] | None = None
+
+    def _target(self, ctx: FitContext) -> nn.Module:
+        return self.weights if self.weights is not None else ctx.module
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return math.isfinite(value)
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def state_dict(self, final: bool = False) -> dict[str, Any]:
+        state: dict[str, Any] = {"validations": list(self.validations), "best": self.best,
+                                 "best_step": self.best_step, "bad": self.bad, "stopped": self.stopped,
+                                 "monitor": self.monitor, "mode": self.mode}
+        if self._best_state is not None and not (final and self.best_path is not None):
+            state["best_weights"] = self._best_state
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.validations = [dict(v) for v in state.get("validations", [])]
+        self.best, self.best_step = state.get("best"), state.get("best_step")
+        self.bad, self.stopped = int(state.get("bad", 0)), state.get("stopped")
+        weights = state.get("best_weights")
+        self._best_state = {k: v.detach().cpu().clone() for k, v in weights.items()} if weights is not None else None
+
+    def _load_best_file(self) -> None:
+        if self._best_state is not None or self.best_path is None or not self.best_path.is_file():
+            return
+        ckpt = load_checkpoint(self.best_path)
+        if self.best_step is None or int(ckpt["step"]) == int(self.best_step):
+            self._best_state = ckpt["module"]
+
+    def on_step_end(self, ctx: FitContext, step: int, logs: dict[str, float]) -> None:
+        if step % self.every and step != ctx.max_steps:
+            return
+        modes = [(m, m.training) for m in ctx.module.modules()]
+        try:
+            values = {k: float(v) for k, v in self.validate(ctx.module).items()}
+        finally:
+            for m, flag in modes:
+                m.training = flag
+        if self.monitor not in values:
+            raise KeyError(f"EarlyStopping: validate() returned {sorted(values)}, no {self.monitor!r}")
+        record = {"step": step, **values}
+        self.validations.append(record)
+        if self._improved(values[self.monitor]):
+            self.best, self.best_step, self.bad = values[self.monitor], step, 0
+            self._best_state = {k: v.detach().cpu().clone() for k, v in self._target(ctx).state_dict().items()}
+        else:
+            self.bad += 1
+            if self.patience and self.bad >= self.patience and step < ctx.max_steps:
+                self.stopped = (f"{self.monitor} did not improve for {self.bad} validations "
+                                f"(best {self.best:.4g} at step {self.best_step})")
+                ctx.request_stop(self.stopped)
+        if self.on_validate is not None:
+            self.on_validate(record)
+
+    def on_train_end(self, ctx: FitContext, step: int) -> None:
+        if self.best_path is not None and self._best_state is not None:
+            save_checkpoint(self.best_path, {"step": self.best_step, "module": self._best_state,
+                                             "monitor": self.monitor, "value": self.best})
+
+    def on_fit_end(self, ctx: FitContext, result: FitResult) -> None:
+        self._load_best_file()
+        if self.restore_best and self._best_state is not None:
+            self._target(ctx).load_state_dict(self._best_state)
 
 
 @dataclass(frozen=True)
@@ -314,6 +483,9 @@ class FitResult:
         wall_time_s: seconds spent in this call.
         device: the device trained on.
         world_size: number of processes.
+        stopped_early: a callback ended training before ``max_steps`` (in this or an earlier,
+            resumed call).
+        stop_reason: why (empty when not stopped).
     """
 
     steps: int
@@ -323,6 +495,8 @@ class FitResult:
     wall_time_s: float
     device: str
     world_size: int
+    stopped_early: bool = False
+    stop_reason: str = ""
 
     def mean(self, key: str, first: int | None = None, last: int | None = None) -> float:
         """Mean of one logged value over the first or last ``n`` steps (or all)."""
@@ -446,6 +620,19 @@ def _reduce_logs(logs: Mapping[str, float], world_size: int, device: torch.devic
     return dict(zip(keys, t.tolist()))
 
 
+def _agree_stop(ctx: FitContext, world_size: int, device: torch.device) -> bool:
+    """Whether to stop after this step: rank 0's callbacks decide, every rank follows."""
+    if world_size <= 1:
+        return ctx.stop_reason is not None
+    import torch.distributed as dist
+
+    flag = torch.tensor([1 if ctx.stop_reason is not None else 0], dtype=torch.int32, device=device)
+    dist.broadcast(flag, 0)
+    if flag.item() and ctx.stop_reason is None:
+        ctx.stop_reason = "stopped by rank 0"
+    return bool(flag.item())
+
+
 def _gather_rng(world_size: int) -> list[dict[str, Any]]:
     state = _rng_state()
     if world_size <= 1:
@@ -472,6 +659,7 @@ def fit(
     log_every: int = 1,
     meta: Mapping[str, Any] | None = None,
     description: str = "train",
+    keep_optimizer_state: bool = True,
 ) -> FitResult:
     """Train ``module`` for ``max_steps`` optimiser steps (in total, counting resumed ones).
 
@@ -487,21 +675,31 @@ def fit(
             Deterministic algorithms are switched on for the run and restored afterwards.
         out_dir: where ``checkpoints/last.pt`` and ``history.csv`` go (rank 0 only); None keeps
             nothing on disk.
-        checkpoint_every: steps between checkpoints (one is always written at the end).
-        resume: continue from ``out_dir/checkpoints/last.pt`` when it exists (else start fresh).
+        checkpoint_every: steps between checkpoints (one is always written at the end). Each
+            overwrites ``last.pt``.
+        resume: continue from ``out_dir/checkpoints/last.pt`` when it exists (else start fresh),
+            after removing the temporary files a killed run left in ``out_dir``
+            (``gbench.fileio.clean_orphan_temps``). A run that had finished, or that a callback
+            had stopped, is not trained further.
         progress: show a rich progress bar with the latest losses (rank 0 only).
-        callbacks: :class:`Callback` objects, called on rank 0.
+        callbacks: :class:`Callback` objects, called on rank 0; one may end training early with
+            ``ctx.request_stop`` (see :class:`EarlyStopping`); their ``state_dict`` goes into
+            every checkpoint.
         device: None picks CUDA when available (``cuda:LOCAL_RANK`` under DDP), else the CPU.
         log_every: steps between progress-bar loss updates (every step is kept in the history).
         meta: extra entries stored in the checkpoint under ``meta`` (model config, profile, ...).
         description: progress-bar label.
+        keep_optimizer_state: False leaves the optimiser and scheduler states out of the
+            checkpoint written when training is over (``last.pt`` then holds the weights, step,
+            history and callback states: a small file, but the run cannot be extended to more
+            steps later).
 
     Returns:
         A :class:`FitResult`.
 
     Raises:
-        ValueError: bad arguments, a module without optimisers, or a checkpoint from a
-            different ``seed`` / incompatible module.
+        ValueError: bad arguments, a module without optimisers, a checkpoint from a different
+            ``seed`` / incompatible module, or one without optimiser state asked to train on.
     """
     if max_steps <= 0:
         raise ValueError(f"max_steps must be positive, got {max_steps}")
@@ -516,6 +714,9 @@ def fit(
     dev = select_device(device, info.local_rank)
     created_group = _init_distributed(dev) if info.distributed else False
     callbacks = list(callbacks)
+    keys = [cb.state_key for cb in callbacks if cb.state_key is not None]
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"two callbacks share a state_key: {sorted(k for k in keys if keys.count(k) > 1)}")
     saved_flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
                    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
@@ -528,6 +729,13 @@ def fit(
         out = Path(out_dir) if out_dir is not None else None
         ckpt_path = out / "checkpoints" / CHECKPOINT_NAME if out is not None else None
         start, history = 0, []
+        stopped = ""
+        cb_states: Mapping[str, Any] = {}
+        if resume and out is not None and info.is_main:
+            from gbench.fileio import clean_orphan_temps
+
+            for p in clean_orphan_temps(out):
+                log.info("removed %s (temporary file of a killed run)", p)
         if resume and ckpt_path is not None and ckpt_path.is_file():
             ckpt = load_checkpoint(ckpt_path, map_location=dev)
             if ckpt.get("seed") != seed:
@@ -536,10 +744,16 @@ def fit(
                 module.load_state_dict(ckpt["module"])
             except RuntimeError as exc:
                 raise ValueError(f"{ckpt_path}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
-            for name, opt in optimizers.items():
-                opt.load_state_dict(ckpt["optimizers"][name])
-            for name, sch in schedulers.items():
-                sch.load_state_dict(ckpt["schedulers"][name])
+            stopped = str(ckpt.get("stopped") or "")
+            if "optimizers" in ckpt:
+                for name, opt in optimizers.items():
+                    opt.load_state_dict(ckpt["optimizers"][name])
+                for name, sch in schedulers.items():
+                    sch.load_state_dict(ckpt["schedulers"][name])
+            elif not stopped and int(ckpt["step"]) < max_steps:
+                raise ValueError(f"{ckpt_path}: the run finished at step {ckpt['step']} and its optimiser state was "
+                                 f"dropped, so it cannot be continued to {max_steps} steps; start a new run")
+            cb_states = ckpt.get("callbacks") or {}
             rng = ckpt.get("rng", [])
             if len(rng) == info.world_size:
                 _set_rng_state(rng[info.rank])
@@ -558,24 +772,30 @@ def fit(
             ids = [dev.index] if dev.type == "cuda" else None
             wrap(lambda net: DDP(net, device_ids=ids))
 
-        ctx = FitContext(module, out, dev, info.rank, info.world_size, max_steps, loader, history)
+        ctx = FitContext(module, out, dev, info.rank, info.world_size, max_steps, loader, history,
+                         stop_reason=stopped or None)
 
-        def checkpoint(step: int) -> Path | None:
+        def checkpoint(step: int, final: bool = False) -> Path | None:
             rng = _gather_rng(info.world_size)
             path = None
             if info.is_main and ckpt_path is not None:
-                state = {
+                state: dict[str, Any] = {
                     "version": CHECKPOINT_VERSION,
                     "step": step,
                     "seed": seed,
                     "world_size": info.world_size,
                     "module": _module_state(module),
-                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                    "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                     "rng": rng,
                     "history": history,
                     "meta": dict(meta or {}),
+                    "finished": final,
+                    "stopped": stopped,
+                    "callbacks": {cb.state_key: cb.state_dict(final=final) for cb in callbacks
+                                  if cb.state_key is not None},
                 }
+                if keep_optimizer_state or not final:
+                    state["optimizers"] = {k: o.state_dict() for k, o in optimizers.items()}
+                    state["schedulers"] = {k: s.state_dict() for k, s in schedulers.items()}
                 path = save_checkpoint(ckpt_path, state)
                 _write_history(out / "history.csv", history)  # type: ignore[operator]
                 for cb in callbacks:
@@ -589,11 +809,16 @@ def fit(
         bar = _Progress(progress and info.is_main, max_steps, start, description)
         if info.is_main:
             for cb in callbacks:
+                if cb.state_key is not None and cb_states.get(cb.state_key) is not None:
+                    cb.load_state_dict(cb_states[cb.state_key])
+            for cb in callbacks:
                 cb.on_fit_start(ctx, start)
         last_path = ckpt_path if (ckpt_path is not None and start > 0) else None
+        end = start if stopped else max_steps
+        final_step = start
         module.train()
         try:
-            for step in range(start, max_steps):
+            for step in range(start, end):
                 batch = move_to_device(loader.batch(step), dev)
                 logs = module.training_step(batch, step)
                 for sch in schedulers.values():
@@ -608,15 +833,23 @@ def fit(
                     bar.update(done, logs if (done % log_every == 0 or done == max_steps) else None)
                     for cb in callbacks:
                         cb.on_step_end(ctx, done, logs)
+                final_step = done
+                if _agree_stop(ctx, info.world_size, dev):
+                    stopped = ctx.stop_reason or "stopped"
+                    break
                 if done % checkpoint_every == 0 and done < max_steps:
                     last_path = checkpoint(done)
-            if start < max_steps:
-                last_path = checkpoint(max_steps)
+            if final_step > start:
+                if info.is_main:
+                    for cb in callbacks:
+                        cb.on_train_end(ctx, final_step)
+                last_path = checkpoint(final_step, final=True)
         finally:
             bar.close()
-        result = FitResult(steps=max(start, max_steps), start_step=start, history=list(history),
+        result = FitResult(steps=max(start, final_step), start_step=start, history=list(history),
                            checkpoint=last_path if info.is_main else ckpt_path, wall_time_s=time.perf_counter() - t0,
-                           device=str(dev), world_size=info.world_size)
+                           device=str(dev), world_size=info.world_size, stopped_early=bool(stopped),
+                           stop_reason=stopped)
         if info.is_main:
             for cb in callbacks:
                 cb.on_fit_end(ctx, result)

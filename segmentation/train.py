@@ -1,11 +1,14 @@
 """Train one segmenter on one training set and score it on a real test split.
 
-The one training loop is :func:`gbench.engine.fit`. Early stopping is done here between calls
-of ``fit``: training runs in chunks of ``val_every`` steps, each call resuming from the
-previous chunk's checkpoint (``fit``'s exact resume), and after each chunk the model is scored
-on a validation split carved from the training set. The best weights (by the monitored value)
-are kept in ``best.pt``; training stops after ``patience`` validations without improvement;
-the test split is scored with the best weights.
+The one training loop is :func:`gbench.engine.fit`, called once per cell with an
+:class:`gbench.engine.EarlyStopping` callback: every ``val_every`` steps the model is scored on a
+validation split carved from the training set, the best weights (by the monitored value) are
+kept in memory (and in ``last.pt``'s callback state, for an exact resume), training stops after
+``patience`` validations without improvement, and the test split is scored with the best
+weights. Files of a cell: ``checkpoints/last.pt`` (overwritten every ``checkpoint_every`` steps;
+when the cell is finished it keeps the last weights, history and validation state but no
+optimiser state), ``checkpoints/best.pt`` (the best weights), ``history.csv`` and
+``validation.json``.
 
 Data. Training items are random ``image_size`` crops (tiles smaller than that are mirror
 padded) with one of the 8 flips/90-degree rotations, drawn from
@@ -14,8 +17,9 @@ training image is equally likely whatever its size. The validation split takes
 ``val_fraction`` of every part of the training set (at least one image of a part with two or
 more), chosen by a permutation seeded with ``(seed, part index)``; validation items are the
 grid crops of those images (at most ``max_val_crops``). Test tiles are scored whole: each is
-mirror padded to a multiple of 32 on each side, predicted in one pass and cropped back, then
-post-processed and compared with its full instance map.
+mirror padded to a multiple of 32 on each side (once per process: :func:`padded_tiles`),
+predicted in one pass (tiles of one shape batched, ``torch.inference_mode``) and cropped back,
+then post-processed and compared with its full instance map.
 
 Images enter the network as float in [0, 1] scaled to [-1, 1].
 """
@@ -25,6 +29,7 @@ import dataclasses
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +45,7 @@ from segmentation.postprocess import PostprocessConfig, postprocess
 from segmentation.targets import Target, get_target
 
 __all__ = ["SegmentConfig", "ARCH_DEFAULTS", "SegmenterModule", "TrainItems", "CropItems", "split_train_val",
-           "predict_maps", "predict_instances", "evaluate", "train_segmenter", "TrainOutcome", "config_from_profile"]
+           "predict_maps", "predict_instances", "evaluate", "padded_tiles", "PaddedTile", "train_segmenter", "TrainOutcome", "config_from_profile"]
 
 #: Default number of validations per run (``val_every`` = max(one epoch, steps / VAL_TIMES)).
 VAL_TIMES = 20
@@ -263,18 +268,81 @@ class SegmenterModule(nn.Module):
 # Prediction and scoring
 
 
-@torch.no_grad()
-def predict_maps(module: SegmenterModule, image: np.ndarray, multiple: int = 32) -> np.ndarray:
-    """Output maps (C, H, W) of one whole tile, mirror padded to a multiple of ``multiple``."""
-    h, w = image.shape[:2]
+def _pad_offsets(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) mirror padding that brings (h, w) to multiples of ``multiple``."""
     ph, pw = (-h) % multiple, (-w) % multiple
-    img = image
-    if ph or pw:
-        img = np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode="symmetric")
+    return ph // 2, ph - ph // 2, pw // 2, pw - pw // 2
+
+
+@dataclass(frozen=True)
+class PaddedTile:
+    """A test tile as scored: the sample and its mirror-padded image (uint8, H', W', 3)."""
+
+    sample: Any
+    padded: np.ndarray
+    offset: tuple[int, int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.padded.shape[0]), int(self.padded.shape[1])
+
+
+#: Test tiles loaded and padded once per process (a few datasets at most, oldest dropped first).
+_TILE_CACHE: OrderedDict[tuple[Any, ...], list[PaddedTile]] = OrderedDict()
+_TILE_CACHE_SIZE = 4
+
+
+def _dataset_key(dataset: Dataset, multiple: int) -> tuple[Any, ...]:
+    info = json.dumps(getattr(dataset, "info", {}), sort_keys=True, default=str)
+    return (dataset.name, getattr(dataset, "split", ""), tuple(getattr(dataset, "names", ())), info, multiple)
+
+
+def padded_tiles(dataset: Dataset, multiple: int = 32) -> list[PaddedTile]:
+    """Every tile of ``dataset`` with its image mirror padded to a multiple of ``multiple``.
+
+    Cached per process by the dataset's name, split, sample names and ``info`` (its loader,
+    size and seed), so the cells of a grid load and pad the test split once.
+    """
+    key = _dataset_key(dataset, multiple)
+    tiles = _TILE_CACHE.get(key)
+    if tiles is None:
+        tiles = []
+        for s in dataset:
+            t, b, l, r = _pad_offsets(*s.image.shape[:2], multiple)
+            img = s.image if not (t or b or l or r) else np.pad(s.image, ((t, b), (l, r), (0, 0)), mode="symmetric")
+            tiles.append(PaddedTile(s, np.ascontiguousarray(img), (t, l)))
+        _TILE_CACHE[key] = tiles
+        while len(_TILE_CACHE) > _TILE_CACHE_SIZE:
+            _TILE_CACHE.popitem(last=False)
+    else:
+        _TILE_CACHE.move_to_end(key)
+    return tiles
+
+
+@torch.inference_mode()
+def _forward_maps(module: SegmenterModule, padded: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Output maps (C, H', W') of same-shaped padded images in one batch."""
     dev = next(module.parameters()).device
     module.eval()
-    maps = module.target.maps(module.logits(_to_tensor(img)[None].to(dev)))[0].float().cpu().numpy()
-    return maps[:, ph // 2: ph // 2 + h, pw // 2: pw // 2 + w]
+    batch = torch.stack([_to_tensor(p) for p in padded]).to(dev)
+    return list(module.target.maps(module.logits(batch)).float().cpu().numpy())
+
+
+#: Maps computed by :func:`evaluate`'s batched passes, keyed by ``id`` of the tile image; read by
+#: :func:`predict_maps` so that per-tile code (and tests that replace ``predict_instances``)
+#: keep working while the network runs in batches.
+_PRECOMPUTED: dict[int, np.ndarray] = {}
+
+
+def predict_maps(module: SegmenterModule, image: np.ndarray, multiple: int = 32) -> np.ndarray:
+    """Output maps (C, H, W) of one whole tile, mirror padded to a multiple of ``multiple``."""
+    done = _PRECOMPUTED.get(id(image))
+    if done is not None:
+        return done
+    h, w = image.shape[:2]
+    t, b, l, r = _pad_offsets(h, w, multiple)
+    img = np.pad(image, ((t, b), (l, r), (0, 0)), mode="symmetric") if (t or b or l or r) else image
+    return _forward_maps(module, [img])[0][:, t:t + h, l:l + w]
 
 
 def predict_instances(module: SegmenterModule, image: np.ndarray, post: PostprocessConfig) -> np.ndarray:
@@ -283,8 +351,13 @@ def predict_instances(module: SegmenterModule, image: np.ndarray, post: Postproc
 
 
 def evaluate(module: SegmenterModule, dataset: Dataset, post: PostprocessConfig,
-             progress: bool = False) -> dict[str, Any]:
+             progress: bool = False, batch_size: int = 4) -> dict[str, Any]:
     """Score a model on every tile of ``dataset`` with DQ, SQ, PQ, AJI (and AJI+).
+
+    Tiles come from :func:`padded_tiles` (loaded and padded once per process); tiles of one padded
+    shape go through the network ``batch_size`` at a time, in eval mode under
+    ``torch.inference_mode``. Batching does not change the numbers beyond float rounding (the
+    network is in eval mode: no batch statistics).
 
     Returns:
         ``{"per_image": [{"name", dq, sq, pq, aji, aji_plus, tp, fp, fn, ...}, ...],
@@ -292,22 +365,45 @@ def evaluate(module: SegmenterModule, dataset: Dataset, post: PostprocessConfig,
     """
     from gbench.metrics.instance import aggregate, instance_metrics
 
-    rows: list[dict[str, Any]] = []
-    it = range(len(dataset))
-    if progress:
-        from rich.progress import track
-
-        it = track(it, description=f"score {dataset.name}", transient=True)
-    for i in it:
-        s = dataset[i]
-        pred = predict_instances(module, s.image, post)
-        rows.append({"name": s.name, **instance_metrics(s.instances, pred)})
-    if not rows:
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    tiles = padded_tiles(dataset)
+    if not tiles:
         raise ValueError(f"test split of {dataset.name} is empty")
-    return {"per_image": rows, "mean": aggregate(rows, mode="mean"), "pooled": aggregate(rows, mode="pooled")}
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, t in enumerate(tiles):
+        groups.setdefault(t.shape, []).append(i)
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task = bar.add_task(f"score {dataset.name}", total=len(tiles))
+        bar.start()
+    rows: list[dict[str, Any] | None] = [None] * len(tiles)
+    try:
+        for idx in groups.values():
+            for k in range(0, len(idx), batch_size):
+                chunk = [tiles[i] for i in idx[k:k + batch_size]]
+                maps = _forward_maps(module, [t.padded for t in chunk])
+                for t, m, i in zip(chunk, maps, idx[k:k + batch_size]):
+                    (top, left), (h, w) = t.offset, t.sample.image.shape[:2]
+                    _PRECOMPUTED[id(t.sample.image)] = m[:, top:top + h, left:left + w]
+                    try:
+                        pred = predict_instances(module, t.sample.image, post)
+                    finally:
+                        _PRECOMPUTED.pop(id(t.sample.image), None)
+                    rows[i] = {"name": t.sample.name, **instance_metrics(t.sample.instances, pred)}
+                    if bar is not None:
+                        bar.advance(task)
+    finally:
+        if bar is not None:
+            bar.stop()
+    out = [r for r in rows if r is not None]
+    return {"per_image": out, "mean": aggregate(out, mode="mean"), "pooled": aggregate(out, mode="pooled")}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _validate(module: SegmenterModule, val: CropItems, post: PostprocessConfig, batch_size: int) -> dict[str, float]:
     from gbench.metrics.instance import aggregate, instance_metrics
 
@@ -347,12 +443,6 @@ class TrainOutcome:
     n_val_crops: int
     train_time_s: float
     device: str
-
-
-def _save_weights(path: Path, module: SegmenterModule, step: int) -> None:
-    from gbench.engine import save_checkpoint
-
-    save_checkpoint(path, {"step": step, "module": {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}})
 
 
 def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequence[int]]], *, seed: int,
@@ -397,17 +487,17 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
         net = segmentation.create(config.arch, **{**config.model_options, "classes": target.channels})
     module = SegmenterModule(net, target, config.lr)
 
-    # Under torchrun, keep one process group across the chunks (fit would create and destroy one
-    # per call otherwise).
+    # Under torchrun, one process group for training and scoring (fit would create and destroy
+    # its own otherwise).
     own_group = False
     if dist_info().distributed:
         from gbench.engine import _init_distributed, select_device
 
         own_group = _init_distributed(select_device(device, dist_info().local_rank))
     try:
-        return _train_chunks(config, module, loader, val, steps, every, seed=seed, out=out, resume=resume,
-                             progress=progress, device=device, description=description, is_main=is_main,
-                             n_train=len(train_src), n_val=len(val_src))
+        return _train(config, module, loader, val, steps, every, seed=seed, out=out, resume=resume,
+                      progress=progress, device=device, description=description, is_main=is_main,
+                      n_train=len(train_src), n_val=len(val_src))
     finally:
         if own_group:
             import torch.distributed as dist
@@ -415,60 +505,39 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
             dist.destroy_process_group()
 
 
-def _train_chunks(config: SegmentConfig, module: SegmenterModule, loader: Any, val: CropItems | None, steps: int,
-                  every: int, *, seed: int, out: Path, resume: bool, progress: bool, device: Any, description: str,
-                  is_main: bool, n_train: int, n_val: int) -> TrainOutcome:
-    from gbench.engine import fit, load_checkpoint
+def _train(config: SegmentConfig, module: SegmenterModule, loader: Any, val: CropItems | None, steps: int,
+           every: int, *, seed: int, out: Path, resume: bool, progress: bool, device: Any, description: str,
+           is_main: bool, n_train: int, n_val: int) -> TrainOutcome:
+    from gbench.engine import EarlyStopping, dist_info, fit, select_device
     from gbench.fileio import write_json
 
-    state_path = out / "validation.json"
-    best_path = out / "checkpoints" / "best.pt"
-    validations: list[dict[str, float]] = []
-    best: float | None = None
-    best_step: int | None = None
-    bad = 0
-    stopped = False
-    if resume and state_path.is_file():
-        st = json.loads(state_path.read_text())
-        validations, best, best_step, bad, stopped = (st["validations"], st["best"], st["best_step"], st["bad"],
-                                                      st["stopped"])
-    if not resume and is_main:
-        (out / "checkpoints" / "last.pt").unlink(missing_ok=True)
-    sign = 1.0 if config.monitor == "loss" else -1.0
-    key = "val_loss" if config.monitor == "loss" else "val_pq"
+    ckpt_dir = out / "checkpoints"
+    if not resume and is_main:  # a fresh run never picks up a stale file of an earlier one
+        for name in ("last.pt", "best.pt"):
+            (ckpt_dir / name).unlink(missing_ok=True)
+        (out / "validation.json").unlink(missing_ok=True)
     t0 = time.perf_counter()
-    done = validations[-1]["step"] if validations else 0
     meta = {"config": config.to_dict(), "seed": seed}
-    from gbench.engine import dist_info, select_device
-
     dev = select_device(device, dist_info().local_rank)
-    module.to(dev)  # fit moves it too; this covers a resumed run with nothing left to train
-    dev_name = str(dev)
-    while done < steps and not stopped:
-        upto = min(steps, (int(done) // every + 1) * every)
-        res = fit(module, loader, max_steps=upto, seed=seed, out_dir=out, checkpoint_every=config.checkpoint_every,
-                  resume=done > 0 or resume, progress=progress, device=device, meta=meta,
-                  description=f"{description} {upto}/{steps}")
-        dev_name = res.device
-        done = upto
-        if val is None:
-            continue
-        v = {"step": done, **_validate(module, val, config.postprocess, config.batch_size)}
-        validations.append(v)
-        if best is None or sign * v[key] < sign * best:
-            best, best_step, bad = v[key], done, 0
-            if is_main:
-                _save_weights(best_path, module, done)
-        else:
-            bad += 1
-            if config.patience and bad >= config.patience and done < steps:
-                stopped = True
-        if is_main:
-            write_json(state_path, {"validations": validations, "best": best, "best_step": best_step, "bad": bad,
-                                    "stopped": stopped, "monitor": config.monitor})
-    if val is not None and is_main and best_path.is_file():
-        module.net.load_state_dict(load_checkpoint(best_path)["module"])
-    return TrainOutcome(module=module, steps_planned=steps, steps_done=int(done), best_step=best_step,
-                        stopped_early=stopped, validations=validations, n_train=n_train, n_val=n_val,
+    module.to(dev)
+    callbacks = []
+    es: EarlyStopping | None = None
+    if val is not None:
+        def write_state(record: dict[str, float]) -> None:
+            assert es is not None
+            write_json(out / "validation.json", {**es.state_dict(final=True), "patience": config.patience,
+                                                 "every": every})
+
+        es = EarlyStopping(lambda m: _validate(module, val, config.postprocess, config.batch_size), every=every,
+                           monitor="val_loss" if config.monitor == "loss" else "val_pq",
+                           mode="min" if config.monitor == "loss" else "max", patience=config.patience,
+                           weights=module.net, best_path=ckpt_dir / "best.pt", on_validate=write_state)
+        callbacks.append(es)
+    res = fit(module, loader, max_steps=steps, seed=seed, out_dir=out, checkpoint_every=config.checkpoint_every,
+              resume=resume, progress=progress, device=device, meta=meta, description=description,
+              callbacks=callbacks, keep_optimizer_state=False)
+    return TrainOutcome(module=module, steps_planned=steps, steps_done=res.steps,
+                        best_step=es.best_step if es is not None else None, stopped_early=res.stopped_early,
+                        validations=list(es.validations) if es is not None else [], n_train=n_train, n_val=n_val,
                         n_val_crops=0 if val is None else len(val), train_time_s=time.perf_counter() - t0,
-                        device=dev_name)
+                        device=res.device)

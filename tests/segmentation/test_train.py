@@ -43,8 +43,8 @@ def test_split_train_val_is_deterministic_disjoint_and_per_part() -> None:
     assert va0 == [] and len(tr0) == 25
 
 
-def test_chunked_training_equals_one_run(tmp_path: Path) -> None:
-    """Validation between chunks (fit resumed each time) does not change the trajectory."""
+def test_validation_does_not_change_the_trajectory(tmp_path: Path) -> None:
+    """Validating every 2 steps (eval mode, inside fit's loop) leaves the training run as it is."""
     base = dict(max_steps=6, batch_size=2, patience=0, val_fraction=0.2, **TINY)
     train_segmenter(config_from_profile(SMOKE, "segnet", val_every=2, **base), _train_parts(), seed=1,
                     out_dir=tmp_path / "a", progress=False)
@@ -71,26 +71,76 @@ def test_early_stopping_keeps_the_best_weights(tmp_path: Path, monkeypatch: pyte
 
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = config_from_profile(SMOKE, "segnet", max_steps=6, val_every=2, patience=0, batch_size=2, **TINY)
+    cfg = config_from_profile(SMOKE, "segnet", max_steps=6, val_every=2, patience=0, batch_size=2,
+                              checkpoint_every=2, **TINY)
     full = train_segmenter(cfg, _train_parts(), seed=2, out_dir=tmp_path / "full", progress=False)
     real_validate = train_mod._validate
     calls = {"n": 0}
 
-    def flaky(*a, **k):
+    def counted(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
         return real_validate(*a, **k)
+
+    def flaky(*a, **k):
+        if calls["n"] == 1:  # the validation of step 4 (last.pt holds step 2)
+            raise KeyboardInterrupt
+        return counted(*a, **k)
 
     monkeypatch.setattr(train_mod, "_validate", flaky)
     with pytest.raises(KeyboardInterrupt):
         train_segmenter(cfg, _train_parts(), seed=2, out_dir=tmp_path / "cut", progress=False)
-    monkeypatch.setattr(train_mod, "_validate", real_validate)
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["step"] == 2
+    calls["n"] = 0
+    monkeypatch.setattr(train_mod, "_validate", counted)
     resumed = train_segmenter(cfg, _train_parts(), seed=2, out_dir=tmp_path / "cut", resume=True, progress=False)
+    assert calls["n"] == 2  # steps 4 and 6: the run continued from step 2, it did not start over
     assert [v["step"] for v in resumed.validations] == [2, 4, 6]
+    assert resumed.best_step == full.best_step
     assert [v["val_loss"] for v in resumed.validations] == pytest.approx([v["val_loss"] for v in full.validations], abs=0)
     a, b = full.module.net.state_dict(), resumed.module.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_finished_cell_keeps_small_files_only(tmp_path: Path) -> None:
+    """A finished cell: last.pt without optimiser state, best.pt with the weights, no temp files."""
+    cfg = config_from_profile(SMOKE, "segnet", max_steps=4, val_every=2, patience=0, batch_size=2,
+                              checkpoint_every=2, **TINY)
+    out = train_segmenter(cfg, _train_parts(), seed=0, out_dir=tmp_path, progress=False)
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=False)
+    assert last["finished"] and last["step"] == 4
+    assert "optimizers" not in last and "schedulers" not in last
+    assert "best_weights" not in last["callbacks"]["early_stopping"]  # they are in best.pt
+    assert set(best) == {"step", "module", "monitor", "value"} and best["step"] == out.best_step
+    weight_bytes = sum(v.numel() * v.element_size() for v in out.module.net.state_dict().values())
+    for name in ("last.pt", "best.pt"):  # weights plus a little, not weights + 2 Adam moments
+        assert (tmp_path / "checkpoints" / name).stat().st_size < 1.5 * weight_bytes + 200_000
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    state = json.loads((tmp_path / "validation.json").read_text())
+    assert [v["step"] for v in state["validations"]] == [2, 4] and state["best_step"] == out.best_step
+
+
+def test_resumed_cell_removes_temp_files_of_a_killed_run(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    kw = dict(arch="segnet", train="R", data="synthetic-he", profile="smoke", seed=0, progress=False,
+              overrides={**TINY, "max_steps": 2}, write_summary=False)
+    row = run_cell(out=tmp_path, **kw)
+    cell = Path(row["run_dir"])
+    (cell / "result.json").unlink()  # killed before the cell was scored
+    orphans = [cell / "checkpoints" / f".last.pt.{dead.pid}.k3j4h5g6.tmp.pt",
+               cell / f".per_image.csv.{dead.pid}.abcd1234.tmp.csv", cell / ".overlay.png.a1b2c3d4.tmp.png"]
+    for p in orphans:
+        p.write_bytes(b"half")
+    live = cell / "checkpoints" / f".best.pt.{os.getpid()}.zzzzzzzz.tmp.pt"
+    live.write_bytes(b"being written")
+    again = run_cell(out=tmp_path, resume=True, **kw)
+    assert not any(p.exists() for p in orphans) and live.exists()
+    assert again["pq_mean"] == row["pq_mean"]
 
 
 @pytest.mark.slow
@@ -178,3 +228,38 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert run_cli(monkeypatch, "segment", "--arch", "unett", "--profile", "smoke", "--out", str(tmp_path)) == 2
     assert "did you mean unet" in capsys.readouterr().err
     assert not (tmp_path / "results.csv").exists()
+
+
+def _ddp_cell_worker(rank: int, world: int, port: int, out: str) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    cfg = config_from_profile(SMOKE, "segnet", max_steps=6, val_every=2, patience=0, batch_size=4, **TINY)
+    res = train_segmenter(cfg, _train_parts(), seed=0, out_dir=Path(out) / "cell", progress=False, device="cpu")
+    torch.save({"steps": res.steps_done, "validations": res.validations,
+                "weights": {k: v.clone() for k, v in res.module.net.state_dict().items()}},
+               Path(out) / f"rank{rank}.pt")
+
+
+@pytest.mark.slow
+def test_cell_under_ddp_two_cpu_processes(tmp_path: Path) -> None:
+    """Two gloo ranks train one cell: rank 0 validates and writes, both ranks run every step."""
+    import torch.multiprocessing as mp
+
+    from tests.test_engine import _free_port
+
+    mp.spawn(_ddp_cell_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert r0["steps"] == r1["steps"] == 6
+    assert [v["step"] for v in r0["validations"]] == [2, 4, 6] and r1["validations"] == []  # rank 0 validates
+    last = torch.load(tmp_path / "cell" / "checkpoints" / "last.pt", weights_only=False)
+    assert last["world_size"] == 2 and last["step"] == 6 and "optimizers" not in last
+    best = torch.load(tmp_path / "cell" / "checkpoints" / "best.pt", weights_only=False)
+    # rank 0 holds the best weights; rank 1 the last ones (equal to last.pt's, DDP kept the ranks in step)
+    for k, v in best["module"].items():
+        assert torch.equal(r0["weights"][k], v), k
+    for k, v in r1["weights"].items():
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(last["module"]["net." + k], v), k
