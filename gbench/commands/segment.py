@@ -71,9 +71,8 @@ def render_table(frame: Any, title: str) -> Any:
     from segmentation.bench import METRICS
 
     names = {"unet": "U-Net", "segnet": "SegNet"}
-    caption = ("each cell: ours [95% CI over test images and seeds] / paper; failed: the run did not learn "
-               "(never a number)" if "ci_method" in frame.columns and frame["ci_method"].astype(bool).any()
-               else "each cell: ours (mean ± std over seeds) / paper")
+    caption = ("each cell: ours [95% CI over test images and seeds] (± std over seeds where no per-image data) "
+               "/ paper; failed: the run did not learn (never a number)")
     t = Table(title=title, show_header=True, caption=caption)
     for col in ("Model", "Training", "seeds"):
         t.add_column(col)
@@ -200,8 +199,23 @@ def segment(
         console.print(render_table(frame, title))
         for note in _failure_notes(frame):
             console.print(f"[red]{note}[/]")
-        path = write_text(out_dir / "table.md", table_markdown(frame, title))
+        reason = _paper_reason(rows)
+        if reason:
+            console.print(f"[yellow]{reason}[/]")
+        reason = _paper_reason(rows)
+        path = write_text(out_dir / "table.md", table_markdown(frame, title) + (f"\n{reason}\n" if reason else ""))
         console.print(f"table: {path}")
+
+
+def _paper_reason(rows: list[dict[str, Any]]) -> str:
+    """Why ours and the paper's are side by side without a difference ("" when comparable)."""
+    try:
+        from reports.compare import comparable
+    except ImportError:
+        return ""
+    first = rows[0] if rows else {}
+    ok, why = comparable(str(first.get("dataset", "")), str(first.get("split", "test")), str(first.get("profile", "")))
+    return "" if ok else why
 
 
 def _print_cell(r: dict[str, Any]) -> None:
