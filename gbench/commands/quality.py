@@ -97,7 +97,7 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
         if recs["status"].iloc[0] == "failed":
             console.print(f"[red]{name}: failed run ({recs['failure'].iloc[0]})[/]")
     recs = pd.concat(records, ignore_index=True)
-    for table in pivot_by_kind(recs):
+    for table in pivot_by_kind(recs, pd.concat(observations, ignore_index=True)):  # CIs, paired floor tests
         console.print(to_rich(table, precision=4))
     if out is not None:
         per_crop = pd.concat(frames, ignore_index=True)
