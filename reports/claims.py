@@ -343,6 +343,11 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observatio
     base = {"scope": scope, "paper": paper, "ours_by_means": ours, "alpha": alpha}
     ra, rb = _select(records, claim.kind, claim.a), _select(records, claim.kind, claim.b)
     oa, ob = _select(observations, claim.kind, claim.a), _select(observations, claim.kind, claim.b)
+    # the seeds of the records (a report filtered to --seed 0 tests seed 0 only)
+    if oa is not None and ra is not None and not ra.empty:
+        oa = oa[oa["seed"].isin(set(ra["seed"]))]
+    if ob is not None and rb is not None and not rb.empty:
+        ob = ob[ob["seed"].isin(set(rb["seed"]))]
     missing = [claim.a if i == 0 else claim.b for i, (r, o) in enumerate(((ra, oa), (rb, ob)))
                if (r is None or r.empty) and (o is None or o.empty)]
     if missing:

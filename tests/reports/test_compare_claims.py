@@ -193,6 +193,8 @@ def test_claim_verdicts_on_constructed_observations() -> None:
         r = _result(check_claims(recs, observations=obs, n_resamples=500), "dist>binary")
         assert r.verdict == expected, (expected, r.evidence())
         assert len(r.differences) == 4 and r.n_seeds == (3, 3)
+        one = _result(check_claims(recs[recs["seed"] == 1], observations=obs, n_resamples=200), "dist>binary")
+        assert one.n_seeds == (1, 1)  # the records' seeds only
         assert [d.p_adjusted for d in r.differences] == pytest.approx(__import__("gbench.stats").stats.holm(
             [d.p for d in r.differences]))
     sup = _result(check_claims(cases["supported"], observations=observations_for(cases["supported"]),
