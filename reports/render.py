@@ -6,8 +6,8 @@ seed) with a note when there is no interval; a failed run reads ``failed``, neve
 ``†`` marks a generator that does not significantly beat the floor. Every table has the seed
 and test-image counts of each row, an arrow for the better direction of every metric, the best
 mean of each column in bold (at the displayed precision; ties are all bold; metrics of unknown
-direction and failed cells are never bold) and its notes below. :func:`html_page` builds one self-contained page (CSS inline, figures as
-base64 PNG) from rendered parts.
+direction and failed cells are never bold) and its notes below. :func:`html_page` builds one
+self-contained page (CSS inline, figures as base64 PNG) from rendered parts.
 """
 from __future__ import annotations
 
@@ -231,7 +231,8 @@ table{border-collapse:collapse;margin:1em 0}caption{font-weight:600;text-align:l
 th,td{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}th{border-bottom:2px solid #444}
 td.key,th:first-child{text-align:left}.holds,.supported{color:#1a7f37;font-weight:600}
 .fails,.contradicted,.failed{color:#cf222e;font-weight:600}.untested{color:#9a6700}.not-significant{color:#57606a}
-.ci{color:#57606a;font-size:.85em}.notes{font-size:.85em;color:#57606a;margin-top:-.5em}figure{margin:1em 0}figure img{max-width:100%}pre{background:#f6f8fa;padding:.8em;
+.ci{color:#57606a;font-size:.85em}.notes{font-size:.85em;color:#57606a;margin-top:-.5em}
+figure{margin:1em 0}figure img{max-width:100%}pre{background:#f6f8fa;padding:.8em;
 overflow-x:auto;font-size:.85em}
 """
 

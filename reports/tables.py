@@ -22,7 +22,8 @@ import pandas as pd
 
 from gbench.core.records import KEY_COLUMNS, METRIC_DIRECTIONS, key_columns, metric_label, sort_metrics
 
-__all__ = ["ResultTable", "Cell", "FLOOR_MODEL", "SUMMARY_COLUMNS", "pivot", "pivot_by_kind", "summarize", "arrow", "display_name", "DISPLAY_NAMES",
+__all__ = ["ResultTable", "Cell", "FLOOR_MODEL", "SUMMARY_COLUMNS", "pivot", "pivot_by_kind", "summarize", "arrow",
+           "display_name", "DISPLAY_NAMES",
            "DEFAULT_ROWS"]
 
 #: Display names of model and training-set keys (as printed in the Sharp-GAN paper).

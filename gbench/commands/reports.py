@@ -125,7 +125,8 @@ def compare(
                                          "train_set=R+S3k, dataset=..., seed=...); repeatable or comma-separated.")],
     b: Annotated[list[str], typer.Option("--b", help="Side b, as --a.")],
     metric: Annotated[Optional[list[str]], typer.Option(
-        "--metric", "-m", help="Metric to compare; repeatable (default: every per-image metric both sides have).")] = None,
+        "--metric", "-m", help="Metric to compare; repeatable (default: every per-image metric both sides "
+        "have).")] = None,
     aggregation: Annotated[str, typer.Option("--aggregation", help="mean (per-image mean) or pooled (DQ/SQ/PQ/AJI "
                                              "recomputed from summed statistics).")] = "mean",
     test: Annotated[str, typer.Option("--test", help="p-value: permutation (sign-flip), bootstrap (paired) or "
