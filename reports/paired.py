@@ -97,7 +97,7 @@ def _p(p: float) -> str:
 
 
 def comparison_rich(diffs: Sequence[Any], label_a: str, label_b: str, alpha: float = 0.05,
-                    precision: int = 4) -> Any:
+                    precision: int = 3) -> Any:
     """A rich table of a paired comparison (verdicts coloured; test and CI method in the caption)."""
     from rich.markup import escape
     from rich.table import Table
@@ -113,7 +113,7 @@ def comparison_rich(diffs: Sequence[Any], label_a: str, label_b: str, alpha: flo
     table = Table(title=escape(f"a = {label_a}   vs   b = {label_b}"), caption=escape(caption),
                   caption_justify="left")
     for name in ("Metric", "a", "b", "a − b", "95% CI", "p", "Holm p", "verdict"):
-        table.add_column(name, justify="left" if name in ("Metric", "verdict") else "right")
+        table.add_column(name, justify="left" if name in ("Metric", "verdict") else "right", no_wrap=True)
     for d in diffs:
         v = metric_verdict(d, alpha)
         table.add_row(f"{metric_label(d.metric)} {arrow(d.metric)}".rstrip(), f"{d.a:.{precision}f}",
