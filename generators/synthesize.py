@@ -100,12 +100,15 @@ def _check_existing(out: Path, settings: dict[str, Any]) -> None:
             raise DataError(out, f"holds a set made with different {', '.join(diff)}; use another --out")
     manifest = out / "manifest.csv"
     if manifest.is_file():
-        with open(manifest, newline="", encoding="utf-8") as fh:
-            for line, row in enumerate(csv.DictReader(fh), start=2):
-                for key in ("generator", "checkpoint_sha256", "seed"):
-                    if str(row.get(key)) != str(settings[key]):
-                        raise DataError(manifest, f"line {line}: {key} {row.get(key)!r} differs from this run's "
-                                                  f"{settings[key]!r}; use another --out")
+        try:
+            text = manifest.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise DataError(manifest, "not UTF-8 text: not a manifest of gbench synthesize; use another --out") from None
+        for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+            for key in ("generator", "checkpoint_sha256", "seed"):
+                if str(row.get(key)) != str(settings[key]):
+                    raise DataError(manifest, f"line {line}: {key} {row.get(key)!r} differs from this run's "
+                                              f"{settings[key]!r}; use another --out")
 
 
 def _write_manifest(out: Path, settings: dict[str, Any], indices: list[int]) -> Path:

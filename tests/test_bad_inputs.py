@@ -303,6 +303,12 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     # reproduce
     "reproduce-out-file": (["reproduce", "--profile", "smoke", "--out", "{afile}"], ["afile.txt"], ["{afile}"]),
     "reproduce-unknown-paper": (["reproduce", "mi-gan", "--out", "{root}/new"], ["mi-gan"], ["{root}/new"]),
+    "reproduce-unknown-generator": (["reproduce", "--generators", "sharp-gan,nope", "--profile", "smoke", "--out",
+                                     "{root}/new"], ["nope"], ["{root}/new"]),
+    "reproduce-bad-train-set": (["reproduce", "--train", "R+X", "--profile", "smoke", "--out", "{root}/new"],
+                                ["--train R+X"], ["{root}/new"]),
+    "reproduce-seeds": (["reproduce", "--seeds", "a,b", "--profile", "smoke", "--out", "{root}/new"], ["--seeds"],
+                        ["{root}/new"]),
 }
 
 
