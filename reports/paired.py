@@ -110,8 +110,6 @@ def comparison_rich(diffs: Sequence[Any], label_a: str, label_b: str, alpha: flo
     d0 = diffs[0]
     caption = (f"p: {d0.test}; Holm over {len(diffs)} metric{'s' if len(diffs) > 1 else ''}, alpha {alpha:g}; "
                f"CI: {d0.method}; {d0.n_images} paired images")
-    from rich import box
-
     table = Table(title=escape(f"a = {label_a}   vs   b = {label_b}"), caption=escape(caption),
                   caption_justify="left", box=None, pad_edge=False, header_style="bold underline")
     for name in ("Metric", "a", "b", "a − b", "95% CI", "p", "Holm p", "verdict"):
