@@ -277,8 +277,8 @@ def quality_multifocus_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for records, summary and figures.")] = None,
     real_split: Annotated[str, typer.Option("--real-split", help="Split of --real.")] = "test",
     fake_split: Annotated[str, typer.Option("--fake-split", help="Split of --fake.")] = "all",
-    extractor: Annotated[str, typer.Option("--extractor", help="random-conv (offline; not comparable with published FID) or inception-v3.")] = "random-conv",
-    inception_weights: Annotated[Optional[Path], typer.Option("--inception-weights", help="Local torchvision Inception-v3 weights (needed for inception-v3).")] = None,
+    extractor: Annotated[str, typer.Option("--extractor", help="random-conv (offline; not comparable with published FID), inception (torch-fidelity's FID network), timm:NAME or inception-v3 (torchvision).")] = "random-conv",
+    inception_weights: Annotated[Optional[Path], typer.Option("--inception-weights", help="Local weights file of the extractor (needed for inception-v3 and timm:NAME; inception: default the torch-fidelity cache).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many stacks per side.")] = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
@@ -293,8 +293,8 @@ def quality_multifocus_cmd(
 
     get_profile(profile)
     check_positive("--limit", limit)
-    if extractor not in ("random-conv", "inception-v3"):
-        raise ValueError(f"--extractor must be random-conv or inception-v3, got {extractor!r}")
+    if extractor not in ("random-conv", "inception-v3", "inception") and not extractor.startswith("timm:"):
+        raise ValueError(f"--extractor must be random-conv, inception, timm:NAME or inception-v3, got {extractor!r}")
     if out is not None:
         check_out_folder(out, overwrite=overwrite, resumable=False)
 

@@ -20,7 +20,8 @@ Extra key columns
     as well: tables, comparisons and regression checks match rows on it.
 Values (:data:`VALUE_COLUMNS`)
     ``metric``     registry key, lowercase: ssim, fsim, gmsd, nrmse, dq, sq, pq, aji,
-                   aji_plus, fid, kid (see :data:`METRIC_DIRECTIONS`)
+                   aji_plus, fid, kid, precision, recall, density, coverage (see
+                   :data:`METRIC_DIRECTIONS`)
     ``value``      float64
     ``n``          number of images (or cells) the value was computed over
 Estimate (:data:`ESTIMATE_COLUMNS`; optional on input, filled with defaults)
@@ -108,14 +109,16 @@ _META_COLUMNS: Final[frozenset[str]] = frozenset({"direction", "source", "note"}
 METRIC_DIRECTIONS: Final[dict[str, str]] = {
     "ssim": "higher", "fsim": "higher", "gmsd": "lower", "nrmse": "lower",
     "dq": "higher", "sq": "higher", "pq": "higher", "aji": "higher", "aji_plus": "higher",
-    "fid": "lower", "kid": "lower",
+    "fid": "lower", "kid": "lower", "precision": "higher", "recall": "higher", "density": "higher",
+    "coverage": "higher",
 }
 #: Display order of metrics in tables (unknown metrics follow, alphabetically).
 METRIC_ORDER: Final[tuple[str, ...]] = tuple(METRIC_DIRECTIONS)
 #: Display names (as in the papers).
 METRIC_LABELS: Final[dict[str, str]] = {
     "ssim": "SSIM", "fsim": "FSIM", "gmsd": "GMSD", "nrmse": "NRMSE", "dq": "DQ", "sq": "SQ",
-    "pq": "PQ", "aji": "AJI", "aji_plus": "AJI+", "fid": "FID", "kid": "KID",
+    "pq": "PQ", "aji": "AJI", "aji_plus": "AJI+", "fid": "FID", "kid": "KID", "precision": "Precision",
+    "recall": "Recall", "density": "Density", "coverage": "Coverage",
 }
 
 
@@ -425,7 +428,7 @@ def save_records(df: Any, path: str | Path, extra_manifest: Mapping[str, Any] | 
     with atomic_path(csv) as tmp:
         tmp.write_text(text, encoding="utf-8")
     files = [csv.name]
-    if _has_pyarrow():  # pragma: no cover - pyarrow is not a dependency
+    if _has_pyarrow():  # a dependency; a bare install without it writes the CSV only
         parquet = csv.with_suffix(".parquet")
         with atomic_path(parquet) as tmp:
             df.to_parquet(tmp, index=False)
@@ -454,8 +457,9 @@ def load_records(path: str | Path | Sequence[str | Path]) -> Any:
     """Read records written by :func:`save_records` (or by hand in the same columns).
 
     Args:
-        path: A ``.csv`` or ``.parquet`` file, a folder holding ``records.csv``, or a list of
-            those (concatenated; the same experiment twice is an error).
+        path: A ``.csv`` or ``.parquet`` file, a folder holding ``records.csv`` (or, without
+            it, ``records.parquet``), or a list of those (concatenated; the same experiment twice
+            is an error).
 
     Returns:
         The validated record DataFrame.
@@ -478,21 +482,25 @@ def load_records(path: str | Path | Sequence[str | Path]) -> Any:
             raise ValueError(f"{', '.join(str(p) for p in path)}: {exc}") from None
     path = Path(path)
     if path.is_dir():
-        candidate = path / "records.csv"
-        if not candidate.is_file():
-            raise DataError(path, "folder holds no records.csv")
-        path = candidate
+        candidates = [path / "records.csv", path / "records.parquet"]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise DataError(path, "folder holds no records.csv or records.parquet")
+        path = found[0]
     if not path.exists():
         raise DataError(path, "no such file")
     if not path.is_file():
         raise DataError(path, "not a file")
-    try:
-        if path.suffix.lower() == ".parquet":
+    if path.suffix.lower() == ".parquet":
+        try:
             df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    except ImportError as exc:
-        raise DataError(path, f"cannot read Parquet ({exc}); read the CSV beside it") from None
+        except ImportError as exc:
+            raise DataError(path, f"cannot read Parquet ({exc}); read the CSV beside it") from None
+        except Exception as exc:  # pyarrow's ArrowInvalid and friends: not a Parquet file
+            raise DataError(path, f"unreadable Parquet: {' '.join(str(exc).split())[:200]}") from None
+        return validate_records(df, path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise DataError(path, f"unreadable CSV: {' '.join(str(exc).split())}") from None
     df = validate_records(df, path)

@@ -21,13 +21,15 @@ Per-plane distribution distances (FID, KID)
       torch-fidelity), so values are close to but not identical with published FID; the
       note says this as well.
 
-    FID (Heusel et al. 2017): ``|mu_r - mu_f|^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`` with
-    unbiased covariances (``ddof=1``) and ``scipy.linalg.sqrtm`` (float64; when the product is
-    singular enough to give non-finite values, ``eps = 1e-6`` is added to both diagonals, as
-    pytorch-fid does; the imaginary part is dropped). KID (Binkowski et al. 2018): the unbiased
-    MMD^2 estimate with the cubic polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged
-    over ``kid_subsets`` random subsets of ``kid_subset_size`` samples per side (drawn from
-    ``seed``; a subset size of at least both set sizes uses every sample once).
+    Any extractor of :mod:`gbench.metrics.features` (``inception``: torch-fidelity's FID network;
+    ``timm:NAME``) works here too (``--extractor``, its file in ``--inception-weights``).
+
+    FID and KID are the code of ``gbench quality`` (:mod:`gbench.metrics.distribution`):
+    FID (Heusel et al. 2017) through torchmetrics' ``FrechetInceptionDistance`` (unbiased
+    covariances, float64, the trace of the square root from the eigenvalues of ``S_r S_f``);
+    KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel
+    ``k(x, y) = (x.y / d + 1)^3``, every sample once when both sets fit in ``kid_subset_size``,
+    else torchmetrics' ``KernelInceptionDistance`` over ``kid_subsets`` subsets (seeded by ``seed``).
 
 Focus curve
     Sharpness of each plane: the variance of the Laplacian (Pech-Pacheco et al. 2000) of the
@@ -54,7 +56,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -70,8 +72,10 @@ _INCEPTION_NOTE = ("torchvision Inception-v3 pool features with user-supplied we
                    "identical with published FID (TF-Inception port)")
 
 CONVENTIONS: dict[str, Any] = {
-    "fid": "Frechet distance of Gaussian fits, unbiased covariance, scipy.linalg.sqrtm, eps 1e-6 fallback",
-    "kid": "unbiased MMD^2, kernel (x.y/d + 1)^3, mean over random subsets",
+    "fid": "gbench.metrics.distribution.fid: torchmetrics FrechetInceptionDistance on extracted features "
+           "(unbiased covariances, float64)",
+    "kid": "gbench.metrics.distribution.kid: unbiased MMD^2, kernel (x.y/d + 1)^3, all samples once or "
+           "torchmetrics KernelInceptionDistance subsets",
     "focus": "variance of the 4-neighbour Laplacian of BT.601 luma in [0,1], valid region",
     "interplane_ssim": "SSIM (gbench.metrics.quality.ssim) of successive planes, data range 255",
     "extractors": {"random-conv": "3 conv layers 16/32/64 k3 s2, He-normal from seed, mean-pooled, 112-d, 64x64 input",
@@ -92,7 +96,7 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                      eps: float = 1e-6) -> float:
-    """``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2))`` with scipy's ``sqrtm``."""
+    """``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2))`` with scipy's ``sqrtm`` (from Gaussian statistics)."""
     from scipy import linalg
 
     diff = mu1 - mu2
@@ -107,52 +111,27 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
-    """FID between two feature sets ``(N_r, D)`` and ``(N_f, D)``."""
-    if np.asarray(real).shape[1:] != np.asarray(fake).shape[1:]:
-        raise ValueError(f"feature dimensions differ: {np.shape(real)} vs {np.shape(fake)}")
-    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+    """FID between two feature sets ``(N_r, D)`` and ``(N_f, D)``: :func:`gbench.metrics.distribution.fid`."""
+    from gbench.metrics.distribution import fid
 
-
-def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    d = x.shape[1]
-    kxx = (x @ x.T / d + 1.0) ** 3
-    kyy = (y @ y.T / d + 1.0) ** 3
-    kxy = (x @ y.T / d + 1.0) ** 3
-    m, n = len(x), len(y)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2.0 * kxy.mean())
+    return fid(real, fake)
 
 
 def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
                       seed: int = 0) -> tuple[float, float]:
-    """KID (unbiased polynomial-kernel MMD^2): mean and standard deviation over subsets.
+    """KID (unbiased polynomial-kernel MMD^2): mean and standard deviation over subsets,
+    :func:`gbench.metrics.distribution.kid` (every sample once, std 0, when both sets fit one subset)."""
+    from gbench.metrics.distribution import kid
 
-    Each subset draws ``min(subset_size, N)`` samples without replacement from each side
-    (``np.random.default_rng(seed)``). When both sets are no larger than ``subset_size``, a
-    single evaluation on all samples is made (std 0).
-    """
-    x = np.asarray(real, dtype=np.float64)
-    y = np.asarray(fake, dtype=np.float64)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"KID needs (N, D) features of equal D, got {x.shape} and {y.shape}")
-    if len(x) < 2 or len(y) < 2:
-        raise ValueError(f"KID needs at least 2 samples per side, got {len(x)} and {len(y)}")
-    if subsets <= 0 or subset_size < 2:
-        raise ValueError("KID needs subsets >= 1 and subset_size >= 2")
-    if subset_size >= len(x) and subset_size >= len(y):
-        return _mmd2_unbiased(x, y), 0.0
-    m = min(subset_size, len(x), len(y))
-    rng = np.random.default_rng(seed)
-    vals = [_mmd2_unbiased(x[rng.choice(len(x), m, replace=False)], y[rng.choice(len(y), m, replace=False)])
-            for _ in range(subsets)]
-    return float(np.mean(vals)), float(np.std(vals))
+    return kid(real, fake, subsets, subset_size, seed)
 
 
 # ------------------------------------------------------------------------------------------ features
 
 
 class RandomConvFeatures:
-    """Offline feature extractor: a fixed, randomly initialised conv net (see the module docstring).
+    """Offline feature extractor (numpy in, numpy out) around
+    :class:`gbench.metrics.features.RandomConvExtractor` (see the module docstring).
 
     Args:
         seed: weight seed (the same seed gives the same features everywhere).
@@ -167,49 +146,22 @@ class RandomConvFeatures:
 
     def __init__(self, seed: int = 0, widths: tuple[int, ...] = (16, 32, 64), input_size: int = 64,
                  device: str | None = None) -> None:
-        import torch
-        from torch import nn
+        from gbench.metrics.features import RandomConvExtractor
 
-        self.seed = int(seed)
-        self.input_size = int(input_size)
-        self.dim = int(sum(widths))
-        gen = torch.Generator().manual_seed(self.seed)
-        layers = []
-        cin = 3
-        for w in widths:
-            conv = nn.Conv2d(cin, w, 3, 2, 1)
-            with torch.no_grad():
-                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / (cin * 9)) ** 0.5)
-                conv.bias.zero_()
-            layers.append(conv)
-            cin = w
-        self._layers = layers
-        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        for layer in self._layers:
-            layer.to(self.device).eval()
+        self.module = RandomConvExtractor(seed=seed, widths=widths, input_size=input_size, device=device)
+        self.seed, self.input_size, self.dim = self.module.seed, self.module.input_size, self.module.num_features
+        self.num_features = self.dim
+        self.device = self.module.device
 
     def describe(self) -> str:
-        return f"random-conv(seed={self.seed}, dim={self.dim})"
+        return self.module.describe()
+
+    def info(self) -> dict[str, Any]:
+        return {**self.module.info(), "note": self.note}
 
     def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 -> ``(N, dim)`` float64."""
-        import torch
-        import torch.nn.functional as F
-
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(images), batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(self.device)
-                x = x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-                if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-                    x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                                      align_corners=False, antialias=True)
-                feats = []
-                for layer in self._layers:
-                    x = F.leaky_relu(layer(x), 0.2)
-                    feats.append(x.mean(dim=(2, 3)))
-                out.append(torch.cat(feats, 1).double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim))
+        return self.module.features(np.asarray(images), batch_size=batch_size)
 
 
 class InceptionFeatures:
@@ -272,9 +224,12 @@ class InceptionFeatures:
         return np.concatenate(out) if out else np.zeros((0, self.dim))
 
 
-def get_extractor(name: Literal["random-conv", "inception-v3"] = "random-conv", *, seed: int = 0,
-                  inception_weights: str | Path | None = None, device: str | None = None) -> Any:
-    """A feature extractor by name; ``inception-v3`` requires ``inception_weights``."""
+def get_extractor(name: str = "random-conv", *, seed: int = 0, inception_weights: str | Path | None = None,
+                  device: str | None = None) -> Any:
+    """A feature extractor by name: ``random-conv``, ``inception-v3`` (torchvision, requires
+    ``inception_weights``) or any :func:`gbench.metrics.features.build_extractor` spec
+    (``inception``: torch-fidelity's FID network; ``timm:NAME``), ``inception_weights`` then being
+    its weights file."""
     if name == "random-conv":
         return RandomConvFeatures(seed=seed, device=device)
     if name == "inception-v3":
@@ -282,14 +237,20 @@ def get_extractor(name: Literal["random-conv", "inception-v3"] = "random-conv", 
             raise ValueError("the inception-v3 extractor needs a local weights file (--inception-weights PATH); "
                              "gbench does not download weights. The offline default is random-conv.")
         return InceptionFeatures(inception_weights, device=device)
-    raise ValueError(f"unknown feature extractor {name!r} (known: random-conv, inception-v3)")
+    if name == "inception" or name.startswith("timm:"):
+        from gbench.metrics.features import build_extractor
+
+        return build_extractor(name, inception_weights, seed=seed, device=device)
+    raise ValueError(f"unknown feature extractor {name!r} (known: random-conv, inception-v3, inception, timm:NAME)")
 
 
 def plane_features(stacks: np.ndarray, extractor: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Features of every plane: ``(N, P, H, W, 3)`` uint8 -> ``(N, P, D)`` float64."""
+    from gbench.metrics.features import extract
+
     n, p = stacks.shape[:2]
     flat = stacks.reshape(n * p, *stacks.shape[2:])
-    f = np.asarray(extractor(flat), dtype=np.float64)
+    f = extract(extractor, flat)
     return f.reshape(n, p, -1)
 
 

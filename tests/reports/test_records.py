@@ -57,9 +57,10 @@ def test_save_load_roundtrip_exact(tmp_path: Path) -> None:
     manifest = json.loads(manifest_path(path).read_text())
     assert manifest["rows"] == len(df) and manifest["columns"] == list(df.columns)
     assert manifest["metrics"]["gmsd"] == "lower" and manifest["metrics"]["pq"] == "higher"
-    assert manifest["files"] == ["r.csv"]  # no pyarrow, no parquet
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.manifest.json"]  # no temp files
+    assert manifest["files"] == ["r.csv", "r.parquet"]  # pyarrow is a dependency: Parquet beside the CSV
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.manifest.json", "r.parquet"]  # no temp files
     assert load_records(tmp_path / "r.csv").equals(load_records([path]))
+    pd.testing.assert_frame_equal(load_records(tmp_path / "r.parquet"), df)  # the same table, exactly
 
 
 def test_load_folder_and_several_files(tmp_path: Path) -> None:
