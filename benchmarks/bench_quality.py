@@ -2,18 +2,21 @@
 
 Run by hand (prints figures, asserts nothing about speed)::
 
-    .venv/bin/python benchmarks/bench_quality.py [--n 256] [--size 256] [--piq-dtype float32] [--threads N]
+    .venv/bin/python benchmarks/bench_quality.py [--n 64] [--size 256] [--threads 1] [--device cpu|cuda]
 
-For each metric: images/s of the reference loop (scikit-image for SSIM and NRMSE,
-one ``piq`` call per image for FSIM and GMSD) and of the gbench batched call on
-the same uint8 pairs, the speed ratio, and the max |difference| of the values.
-Pairs are random-but-structured: random (flipped / rotated) tiles of
-``skimage.data.immunohistochemistry()`` as ``real``; ``fake`` is the tile blurred
-and/or noised and/or shifted.
+For each metric, side by side in one process on the same uint8 pairs: images/s of the reference loop
+(scikit-image for SSIM and NRMSE, one ``piq`` call per image for FSIM and GMSD, float32 input as in everyday
+piq use), of gbench's ``precision="exact"`` (float64) and ``precision="fast"`` (float32, the default) batched
+calls, their speed-ups over the reference loop, the max |difference| of the fast values from the reference and
+from the exact path (NRMSE: relative). The gbench calls are timed as the best of ``--repeat`` runs, the
+reference loop once. Pairs are random-but-structured: random (flipped / rotated) tiles of
+``skimage.data.immunohistochemistry()`` as ``real``; ``fake`` is the tile blurred and/or noised and/or shifted.
+Wall-clock times; the load average is printed since other processes on the machine slow every column.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -54,41 +57,55 @@ def make_pairs(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return fakes, reals
 
 
-def timed(fn: Callable[[], np.ndarray], repeat: int = 1) -> tuple[np.ndarray, float]:
+def timed(fn: Callable[[], object], repeat: int = 1, sync: Callable[[], None] = lambda: None) -> tuple[np.ndarray, float]:
     best = float("inf")
     out = np.empty(0)
     for _ in range(repeat):
+        sync()
         t0 = time.perf_counter()
-        out = np.asarray(fn(), dtype=np.float64)
+        res = fn()
+        sync()
         best = min(best, time.perf_counter() - t0)
+        out = res.double().cpu().numpy() if isinstance(res, torch.Tensor) else np.asarray(res, dtype=np.float64)
     return out, best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=256, help="number of pairs")
+    ap.add_argument("--n", type=int, default=64, help="number of pairs")
     ap.add_argument("--size", type=int, default=256, help="tile side in pixels")
     ap.add_argument("--piq-dtype", choices=("float32", "float64"), default="float32", help="dtype fed to piq")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    ap.add_argument("--device", default="cpu", help="device of the gbench calls (references always run on the CPU)")
+    ap.add_argument("--repeat", type=int, default=3, help="gbench calls: best of this many runs")
+    ap.add_argument("--metrics", default="ssim,nrmse,fsim,gmsd", help="comma-separated subset")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     fakes, reals = make_pairs(args.n, args.size)
     f_t = torch.from_numpy(fakes).permute(0, 3, 1, 2).contiguous()
     r_t = torch.from_numpy(reals).permute(0, 3, 1, 2).contiguous()
+    f_d, r_d = f_t.to(device), r_t.to(device)
     pdt = getattr(torch, args.piq_dtype)
     f_p, r_p = f_t.to(pdt) / 255, r_t.to(pdt) / 255
 
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     print(
         f"{args.n} pairs of {args.size}x{args.size} RGB uint8 | torch {torch.__version__} "
         f"({torch.get_num_threads()} threads) | skimage {skimage.__version__} | piq {piq.__version__} | "
-        f"piq input {args.piq_dtype} [0,1] | {platform.processor() or platform.machine()}"
+        f"piq input {args.piq_dtype} [0,1] | gbench on {args.device} ({dev_name}) | "
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
 
-    cases: list[tuple[str, str, Callable[[], np.ndarray], Callable[[], np.ndarray]]] = [
-        (
-            "ssim",
+    def ours(name: str, precision: str) -> Callable[[], torch.Tensor]:
+        fn = getattr(q, name)
+        return lambda: fn(f_d, r_d, precision=precision)
+
+    references: dict[str, tuple[str, Callable[[], object]]] = {
+        "ssim": (
             "skimage loop",
             lambda: [
                 structural_similarity(
@@ -96,41 +113,50 @@ def main() -> None:
                 )
                 for f, r in zip(fakes, reals)
             ],
-            lambda: q.ssim(f_t, r_t).numpy(),
         ),
-        (
-            "nrmse",
-            "skimage loop",
-            lambda: [normalized_root_mse(r, f) for f, r in zip(fakes, reals)],
-            lambda: q.nrmse(f_t, r_t).numpy(),
-        ),
-        (
-            "fsim",
+        "nrmse": ("skimage loop", lambda: [normalized_root_mse(r, f) for f, r in zip(fakes, reals)]),
+        "fsim": (
             "piq per image",
             lambda: [piq.fsim(f_p[i : i + 1], r_p[i : i + 1], data_range=1.0).item() for i in range(args.n)],
-            lambda: q.fsim(f_t, r_t).numpy(),
         ),
-        (
-            "gmsd",
+        "gmsd": (
             "piq per image",
             lambda: [piq.gmsd(f_p[i : i + 1], r_p[i : i + 1], data_range=1.0).item() for i in range(args.n)],
-            lambda: q.gmsd(f_t, r_t).numpy(),
         ),
-    ]
+    }
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = sorted(set(names) - set(references))
+    if unknown:
+        ap.error(f"unknown metric(s) {unknown}; choose from {', '.join(references)}")
 
-    q.fsim(f_t[:2], r_t[:2])  # warm-up: filter-bank cache, FFT plans
-    header = f"{'metric':<6} {'reference':<14} {'ref img/s':>10} {'gbench img/s':>13} {'speed-up':>9} {'max |diff|':>11}"
+    for precision in ("exact", "fast"):  # warm-up: filter-bank caches, FFT plans, kernels
+        for name in names:
+            getattr(q, name)(f_d[:2], r_d[:2], precision=precision)
+    sync()
+    header = (
+        f"{'metric':<6} {'reference':<14} {'ref img/s':>10} {'exact img/s':>12} {'fast img/s':>11} "
+        f"{'exact/ref':>10} {'fast/ref':>9} {'|fast-ref|':>11} {'|fast-exact|':>13}"
+    )
     print(header)
     print("-" * len(header))
     with torch.no_grad():
-        for name, ref_name, ref_fn, ours_fn in cases:
+        for name in names:
+            ref_name, ref_fn = references[name]
             ref, t_ref = timed(ref_fn)
-            ours, t_ours = timed(ours_fn, repeat=2)
-            diff = float(np.max(np.abs(ours - ref)))
+            exact, t_exact = timed(ours(name, "exact"), args.repeat, sync)
+            fast, t_fast = timed(ours(name, "fast"), args.repeat, sync)
+            if name == "nrmse":  # relative differences (0/0 for identical pairs counts as 0)
+                scale = np.where(ref != 0, np.abs(ref), 1.0)
+                d_ref = float(np.max(np.abs(fast - ref) / scale))
+                d_exact = float(np.max(np.abs(fast - exact) / np.where(exact != 0, np.abs(exact), 1.0)))
+            else:
+                d_ref = float(np.max(np.abs(fast - ref)))
+                d_exact = float(np.max(np.abs(fast - exact)))
             print(
-                f"{name:<6} {ref_name:<14} {args.n / t_ref:>10.1f} {args.n / t_ours:>13.1f} "
-                f"{t_ref / t_ours:>8.2f}x {diff:>11.2e}"
+                f"{name:<6} {ref_name:<14} {args.n / t_ref:>10.1f} {args.n / t_exact:>12.1f} {args.n / t_fast:>11.1f} "
+                f"{t_ref / t_exact:>9.2f}x {t_ref / t_fast:>8.2f}x {d_ref:>11.2e} {d_exact:>13.2e}"
             )
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

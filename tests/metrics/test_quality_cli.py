@@ -61,6 +61,8 @@ def test_run_quality_matches_skimage_per_image(tmp_path: Path) -> None:
     assert summary.loc["nrmse", "better"] == "lower" and summary.loc["fsim", "n"] == 5
     meta = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert meta["conventions"]["ssim"]["sigma"] == 1.5 and meta["provenance"]["seed"] == 4
+    # the values come from the default float32 path, and the record says so
+    assert {m: c["precision"] for m, c in meta["conventions"].items()} == dict.fromkeys(meta["metrics"], "fast")
     assert res.summary.shape[0] == 4
 
 
