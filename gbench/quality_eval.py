@@ -76,10 +76,13 @@ def _names(names: Sequence[str], limit: int = 8) -> str:
 
 
 def score_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] = METRICS,
-                batch_size: int = 16, progress: bool = True) -> Any:
+                batch_size: int = 16, progress: bool = True, observe: Any = None,
+                labels: dict[str, Path] | None = None) -> Any:
     """Per-image metric values as a pandas DataFrame (columns ``name`` and one per metric).
 
     Images are read as uint8 (data range 255), grouped by size and scored in batches.
+    ``observe(names, real, fake, labels)`` (e.g. :meth:`gbench.quality_diagnostics.Diagnostics.observe`)
+    sees every pair once, with its nucleus labels from ``labels`` (name -> label file) when given.
     """
     import pandas as pd
     import torch
@@ -110,6 +113,18 @@ def score_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] 
             if real.shape != fake.shape:
                 raise DataError(fake_path, f"size {fake.shape[1]}x{fake.shape[0]} differs from its real partner "
                                 f"{real_path.name} ({real.shape[1]}x{real.shape[0]})")
+            if observe is not None:
+                lab = None
+                lab_path = labels.get(name) if labels else None
+                if lab_path is not None:
+                    from gbench.data.io import read_label
+
+                    lab = read_label(lab_path)
+                    if lab.shape != real.shape[:2]:
+                        raise DataError(lab_path, f"label map {lab.shape[1]}x{lab.shape[0]} does not match its "
+                                        f"image {real_path.name} ({real.shape[1]}x{real.shape[0]})")
+                    lab = lab[None]
+                observe([name], real[None], fake[None], lab)
             group = groups[real.shape[:2]]
             group.append((name, real, fake))
             if len(group) >= batch_size:
@@ -218,16 +233,25 @@ class QualityResult:
     files: list[Path]
     records: Any = None
     observations: Any = None
+    diagnostics: Any = None  # Diagnostics.finish(): distribution, stain, conventions (when asked)
 
 
 def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | None, metrics: Sequence[str] = METRICS,
                 profile: str = "demo", seed: int = 0, batch_size: int = 16, progress: bool = True,
-                label: str | None = None) -> QualityResult:
+                label: str | None = None, extractor: Any = None, weights: str | Path | None = None,
+                stain: bool = False, conventions: bool = False, kid_subsets: int = 100,
+                kid_subset_size: int = 1000) -> QualityResult:
     """Pair, score, summarize and (with ``out``) write per_image.csv, summary.csv, summary.md,
     summary.json, records.csv and observations.csv.
 
     The records' keys: ``model`` = ``label`` (default: the synthetic folder's name), ``dataset`` =
     the real folder's name, ``split`` ``all``, ``train_set`` empty (unknown for a folder pair).
+
+    Beside the paired metrics (:mod:`gbench.quality_diagnostics`): ``extractor`` (a
+    :func:`gbench.metrics.features.build_extractor` spec, with ``weights``, or an extractor) adds
+    FID, KID, precision, recall, density and coverage records; ``stain`` writes ``stain.csv`` and
+    ``figures/stain.png`` (inside / outside nuclei when ``labels/`` or ``masks/`` are beside the
+    images); ``conventions`` writes ``conventions.csv`` (every pair under every convention).
     """
     from gbench.core.observations import hash_test_set, save_observations
     from gbench.core.records import save_records
@@ -239,7 +263,25 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
     if unknown:
         raise ValueError(f"unknown quality metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
     pairs = find_pairs(real_dir, fake_dir)
-    per_image = score_pairs(pairs, metrics, batch_size=batch_size, progress=progress)
+    diag = None
+    if extractor is not None or stain or conventions:
+        from gbench.metrics.features import build_extractor
+        from gbench.quality_diagnostics import Diagnostics
+
+        ext = build_extractor(extractor, weights, seed=seed) if isinstance(extractor, str) else extractor
+        if ext is not None and len(pairs) < 6:
+            raise DataError(Path(fake_dir), f"{len(pairs)} pairs: the distribution metrics need at least 6 images "
+                                            "per side (density/coverage use the 5 nearest neighbours)")
+        diag = Diagnostics(ext, stain=stain, conventions=conventions, metrics=metrics, batch_size=batch_size,
+                           kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
+    labels = None
+    if stain:
+        from gbench.quality_diagnostics import label_files
+
+        labels = label_files(real_dir, fake_dir)
+    per_image = score_pairs(pairs, metrics, batch_size=batch_size, progress=progress,
+                            observe=diag.observe if diag is not None else None, labels=labels)
+    found = diag.finish() if diag is not None else None
     test_set = hash_test_set((n, r.read_bytes(), b"") for n, r, _ in pairs)
     failure = _folder_failure(pairs)
     prov = provenance(profile=profile, seed=seed)
@@ -247,6 +289,15 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
                                             seed=seed, dataset=Path(real_dir).name, split="all", test_set=test_set,
                                             metrics=metrics, provenance=prov, failure=failure)
     summary = _with_intervals(summarize_scores(per_image, metrics), records, observations)
+    if found is not None and found["distribution"] is not None:
+        import pandas as pd
+
+        from gbench.quality_diagnostics import distribution_records
+
+        records = pd.concat([records, distribution_records(
+            found["distribution"], label or Path(fake_dir).name, train_set="", profile=profile, seed=seed,
+            dataset=Path(real_dir).name, split="all", test_set=test_set, provenance=prov, failure=failure)],
+            ignore_index=True)
     files: list[Path] = []
     if out is not None:
         out = Path(out)
@@ -258,6 +309,17 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
             "summary": summary.to_dict(orient="records"),
             "provenance": prov,
         }
+        if found is not None:
+            if found["distribution"] is not None:
+                meta["distribution"] = {"values": found["distribution"].values,
+                                        "conventions": found["distribution"].conventions}
+            if found["stain"] is not None:
+                from gbench.metrics.stain import CONVENTIONS as STAIN_CONVENTIONS
+
+                meta["stain"] = {"distances": found["stain"].to_dict(orient="records"),
+                                 "conventions": STAIN_CONVENTIONS}
+            if found["conventions"] is not None:
+                meta["conventions_side_by_side"] = found["conventions"].to_dict(orient="records")
         md = (f"# Image quality: {label or Path(fake_dir).name} vs {Path(real_dir).name}\n\n"
               f"{len(pairs)} pairs; mean and std (ddof=1) over images, 95% CI ({meta['ci_method']}); "
               f"conventions in summary.json\n\n"
@@ -271,7 +333,11 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
             save_records(records, out / "records.csv"),
             save_observations(observations, out / "records.csv"),
         ]
-    return QualityResult(per_image, summary, files, records, observations)
+        if found is not None:
+            from gbench.quality_diagnostics import write_diagnostics
+
+            files += write_diagnostics(found, out)
+    return QualityResult(per_image, summary, files, records, observations, found)
 
 
 def summary_table(summary: Any, title: str) -> Any:

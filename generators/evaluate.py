@@ -43,6 +43,7 @@ def evaluate_generator(
     batch_size: int | None = None,
     device: str | None = None,
     progress: bool = True,
+    observe: Any = None,
 ) -> list[dict[str, Any]]:
     """Score generator ``name`` on the real test crops' own maps.
 
@@ -59,6 +60,9 @@ def evaluate_generator(
         batch_size: crops per generator / metric batch.
         device: None picks CUDA when available.
         progress: progress bar.
+        observe: ``observe(names, real, fake, inst)`` sees every batch of crops: uint8
+            ``(N, H, W, 3)`` real and synthetic (as scored), instance maps ``(N, H, W)`` (e.g.
+            :meth:`gbench.quality_diagnostics.Diagnostics.observe`).
 
     Returns:
         One record (a flat dict) per crop, in tile then grid order::
@@ -113,6 +117,9 @@ def evaluate_generator(
             checked.append(fake[: 16 - sum(len(c) for c in checked)])
         real8 = torch.from_numpy(np.stack([img for _, img, _ in pending])).permute(0, 3, 1, 2).contiguous()
         values = quality_metrics(fake8, real8, tuple(metrics))
+        if observe is not None:
+            observe([rec["name"] for rec, _, _ in pending], real8.permute(0, 2, 3, 1).numpy(),
+                    fake8.permute(0, 2, 3, 1).contiguous().numpy(), np.stack([inst for _, _, inst in pending]))
         for i, (rec, _, _) in enumerate(pending):
             records.append({**rec, **{m: float(values[m][i]) for m in metrics}})
         pending.clear()

@@ -17,7 +17,7 @@ import pandas as pd
 from gbench.core.records import metric_label, scope_columns
 from reports.tables import arrow, display_name, pivot
 
-__all__ = ["sample_grid", "metric_bars", "pq_vs_synthetic", "synthetic_count"]
+__all__ = ["sample_grid", "metric_bars", "pq_vs_synthetic", "synthetic_count", "stain_figure", "stain_histograms"]
 
 
 def _new_figure(width_in: float, height_in: float, dpi: int) -> Any:
@@ -236,3 +236,52 @@ def pq_vs_synthetic(records: pd.DataFrame, path: str | Path, metric: str = "pq",
     ax.grid(alpha=0.3)
     fig.subplots_adjust(left=0.14, right=0.97, top=0.95, bottom=0.15)
     return _save(fig, path, dpi)
+
+
+def stain_figure(hist: Any, distances: pd.DataFrame | None = None, panel: tuple[float, float] = (3.0, 2.4),
+                 dpi: int = 100) -> Any:
+    """The stain histograms as a Figure: one row per channel (hematoxylin, eosin), one column per
+    region (nuclei, background, all: those ``hist`` has), real and synthetic densities overlaid,
+    the Wasserstein-1 distance in each title.
+
+    Args:
+        hist: a :class:`gbench.metrics.stain.StainHistograms`.
+        distances: :func:`gbench.metrics.stain.stain_distances` of ``hist`` (for the titles).
+    """
+    from gbench.metrics.stain import CHANNELS
+
+    regions = hist.regions()
+    x = hist.centres()
+    width = x[1] - x[0]
+    fig = _new_figure(panel[0] * len(regions), panel[1] * len(CHANNELS), dpi)
+    axes = fig.subplots(len(CHANNELS), len(regions), squeeze=False)
+    w1 = {} if distances is None else {(r["channel"], r["region"]): r["w1"] for r in distances.to_dict("records")}
+    for i, channel in enumerate(CHANNELS):
+        for j, region in enumerate(regions):
+            ax = axes[i][j]
+            top = 0.0
+            for side, color in (("real", "C0"), ("synthetic", "C3")):
+                counts = hist.counts[(side, channel, region)].astype(np.float64)
+                density = counts / max(counts.sum() * width, 1e-300)
+                keep = counts > 0
+                hi = np.flatnonzero(keep).max() + 1 if keep.any() else len(x)
+                ax.plot(x[:hi], density[:hi], color=color, label=side, lw=1.2)
+                ax.fill_between(x[:hi], density[:hi], color=color, alpha=0.15, lw=0)
+                top = max(top, x[hi - 1])
+            ax.set_xlim(0, max(top, 0.05))
+            d = w1.get((channel, region))
+            ax.set_title(f"{channel}, {region}" + (f" (W1 {d:.3f})" if d is not None and d == d else ""), fontsize=8)
+            ax.tick_params(labelsize=7)
+            if i == len(CHANNELS) - 1:
+                ax.set_xlabel("optical density (rgb2hed)", fontsize=7)
+            if j == 0:
+                ax.set_ylabel("density", fontsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.14, wspace=0.3, hspace=0.5)
+    return fig
+
+
+def stain_histograms(hist: Any, path: str | Path, distances: pd.DataFrame | None = None,
+                     panel: tuple[float, float] = (3.0, 2.4), dpi: int = 100) -> Path:
+    """:func:`stain_figure` written to ``path`` (PNG, atomically)."""
+    return _save(stain_figure(hist, distances, panel, dpi), path, dpi)

@@ -19,6 +19,12 @@ def quality(
     data: Annotated[Optional[str], typer.Option("--data", help="Real dataset whose test split is scored (with --generator).")] = None,
     multifocus: Annotated[bool, typer.Option("--multifocus", help="--real and --fake are multi-focus stacks: per-plane FID/KID, focus curve, inter-plane SSIM.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs scored per batch.")] = 16,
+    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Add FID, KID, precision/recall, density/coverage on this extractor's features: inception (torch-fidelity's FID weights: --weights or its cache), timm:NAME (--weights FILE) or random-conv (offline; not comparable with published FID).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Local weights file of --extractor (nothing is downloaded).")] = None,
+    kid_subsets: Annotated[int, typer.Option("--kid-subsets", help="KID: random subsets (when a set exceeds --kid-subset-size).")] = 100,
+    kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="KID: samples per subset; sets no larger are used whole.")] = 1000,
+    stain: Annotated[bool, typer.Option("--stain", help="Stain statistics: hematoxylin/eosin (rgb2hed) inside and outside nuclei, real vs synthetic (Wasserstein-1) and a figure.")] = False,
+    conventions: Annotated[bool, typer.Option("--conventions", help="Also score the pairs under each common convention of each metric (scikit-image, piq, torchmetrics, MATLAB ssim.m ...), side by side.")] = False,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
@@ -35,6 +41,19 @@ def quality(
     if unknown and not multifocus:
         raise ValueError(f"--metric {unknown[0]!r}: unknown metric (known: {', '.join(METRICS)})")
     check_positive("--batch-size", batch_size)
+    check_positive("--kid-subsets", kid_subsets)
+    if kid_subset_size < 2:
+        raise ValueError(f"--kid-subset-size must be at least 2, got {kid_subset_size}")
+    if weights is not None and extractor is None:
+        raise ValueError("--weights needs --extractor (inception or timm:NAME)")
+    if multifocus and (extractor or stain or conventions):
+        raise ValueError("--extractor/--stain/--conventions apply to image pairs; --multifocus has its own "
+                         "(gbench quality-multifocus --extractor)")
+    ext = None
+    if extractor is not None:
+        from gbench.metrics.features import build_extractor
+
+        ext = build_extractor(extractor, weights, seed=seed)  # a missing weights file: one line, nothing written
     if out is not None and not multifocus:
         check_out_folder(out, overwrite=overwrite, resumable=False)
     if multifocus:
@@ -48,22 +67,41 @@ def quality(
     if generator:
         if real is not None or fake is not None:
             raise ValueError("use either --real/--fake or --generator/--checkpoint/--data, not both")
-        _quality_generators(generator, checkpoint or [], data, out, metrics, profile, seed, batch_size, data_seed)
+        _quality_generators(generator, checkpoint or [], data, out, metrics, profile, seed, batch_size, data_seed,
+                            extractor=ext, stain=stain, conventions=conventions, kid_subsets=kid_subsets,
+                            kid_subset_size=kid_subset_size)
         return
     if real is None or fake is None:
         raise ValueError("gbench quality needs --real DIR and --fake DIR, or --generator NAME --checkpoint PATH --data D")
     if batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
     result = run_quality(real, fake, out, metrics=metrics, profile=profile, seed=seed,
-                         batch_size=batch_size)
+                         batch_size=batch_size, extractor=ext, stain=stain, conventions=conventions,
+                         kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     console.print(summary_table(result.summary, f"{fake} vs {real} ({len(result.per_image)} pairs)"))
+    _print_diagnostics(result.diagnostics, f"{fake} vs {real}")
     for f in result.files:
         console.print(f"wrote {f}")
 
 
+def _print_diagnostics(found: dict | None, what: str) -> None:
+    """The distribution metrics, stain distances and conventions side by side, when computed."""
+    if not found:
+        return
+    from gbench.quality_diagnostics import conventions_rich, distribution_table, stain_table
+
+    if found.get("distribution") is not None:
+        console.print(distribution_table(found["distribution"], f"Distribution metrics: {what}"))
+    if found.get("stain") is not None:
+        console.print(stain_table(found["stain"], f"Stain statistics: {what}"))
+    if found.get("conventions") is not None:
+        console.print(conventions_rich(found["conventions"], f"Conventions side by side: {what}"))
+
+
 def _quality_generators(names: list[str], checkpoints: list[str], data: str | None, out: Path | None,
                         metrics: tuple[str, ...], profile: str, seed: int, batch_size: int,
-                        data_seed: int = 0) -> None:
+                        data_seed: int = 0, extractor: object = None, stain: bool = False,
+                        conventions: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000) -> None:
     """Table 1 protocol for one or more generators, one table, one record file and the per-crop
     observations behind its confidence intervals (the crops of one tile are one resampling unit)."""
     import pandas as pd
@@ -81,10 +119,14 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
         raise ValueError("--generator needs --data (the real dataset whose test split is scored)")
     if len(checkpoints) != len(names):
         raise ValueError(f"give one --checkpoint per --generator ({len(names)} generators, {len(checkpoints)} checkpoints)")
-    frames, records, observations = [], [], []
+    from gbench.quality_diagnostics import Diagnostics, distribution_records, write_diagnostics
+
+    frames, records, observations, written = [], [], [], []
     for name, ckpt in zip(names, checkpoints):
+        diag = Diagnostics(extractor, stain=stain, conventions=conventions, metrics=metrics, batch_size=batch_size,
+                           kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
         rows = evaluate_generator(name, ckpt, data, profile, seed, data_seed=data_seed, metrics=metrics,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, observe=diag.observe if diag.active else None)
         df = pd.DataFrame(rows)
         frames.append(df)
         recs, obs = quality_results(df, name, train_set="R", profile=profile, seed=seed,
@@ -92,6 +134,16 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
                                     test_set=str(df["test_set"].iloc[0]), metrics=metrics,
                                     provenance=provenance(profile=profile, seed=seed, data_seed=data_seed),
                                     failure=str(df["failure"].iloc[0]), unit_key="tile", data_seed=data_seed)
+        found = diag.finish() if diag.active else None
+        if found is not None and found["distribution"] is not None:
+            recs = pd.concat([recs, distribution_records(
+                found["distribution"], name, train_set="R", profile=profile, seed=seed,
+                dataset=str(df["dataset"].iloc[0]), split="test", test_set=str(df["test_set"].iloc[0]),
+                provenance=provenance(profile=profile, seed=seed, data_seed=data_seed),
+                failure=str(df["failure"].iloc[0]), data_seed=data_seed)], ignore_index=True)
+        _print_diagnostics(found, name)
+        if found is not None and out is not None:
+            written += write_diagnostics(found, out, prefix=f"{name}_")
         records.append(recs)
         observations.append(obs)
         if recs["status"].iloc[0] == "failed":
@@ -106,6 +158,8 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
         save_observations(pd.concat(observations, ignore_index=True), Path(out) / "records.csv")
         console.print(f"wrote {Path(out) / 'per_crop.csv'}, {Path(out) / 'records.csv'} and "
                       f"{Path(out) / 'observations.csv'}")
+        for f in written:
+            console.print(f"wrote {f}")
 
 
 def register(app: typer.Typer) -> None:
