@@ -17,7 +17,8 @@ import pandas as pd
 from gbench.core.records import metric_label, scope_columns
 from reports.tables import arrow, display_name, pivot
 
-__all__ = ["sample_grid", "metric_bars", "pq_vs_synthetic", "synthetic_count", "stain_figure", "stain_histograms"]
+__all__ = ["sample_grid", "metric_bars", "pq_vs_synthetic", "pq_figure", "synthetic_count", "stain_figure",
+           "stain_histograms", "grouped_bars_figure", "kind_bars", "paper_values", "TRAIN_SET_ORDER"]
 
 
 def _new_figure(width_in: float, height_in: float, dpi: int) -> Any:
@@ -178,13 +179,60 @@ def synthetic_count(train_set: str, profile: str | None = None) -> int:
     return int(m.group(1)) * (1000 if m.group(2) else 1)
 
 
+def pq_figure(records: pd.DataFrame, metric: str = "pq", counts: Mapping[str, int] | None = None,
+              size: tuple[float, float] = (5.0, 3.5), dpi: int = 100, observations: pd.DataFrame | None = None,
+              **stat_options: Any) -> Any:
+    """``metric`` (PQ by default) against the number of synthetic training images, per arch, as a
+    Figure (see :func:`pq_vs_synthetic`)."""
+    seg = records[(records["kind"] == "segmentation") & (records["metric"] == metric)]
+    if seg.empty:
+        raise ValueError(f"no segmentation records of metric {metric!r} to plot")
+    varying = [c for c in scope_columns(seg) if seg[c].nunique() > 1]
+    if varying:
+        raise ValueError(f"records vary in {', '.join(varying)}; plot one {varying[0]} at a time")
+    profiles = list(dict.fromkeys(seg["profile"]))
+    profile = profiles[0] if len(profiles) == 1 else None
+    fig = _new_figure(size[0], size[1], dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    band_kind = set()
+    for i, arch in enumerate(dict.fromkeys(seg["model"])):
+        from reports.tables import summarize
+
+        sub = seg[seg["model"] == arch]
+        summ = summarize(sub, ["train_set"], observations, **stat_options)
+        stats = summ[summ["status"] != "failed"].set_index("train_set")
+        for real_too, style in ((True, "-"), (False, "--")):
+            sets = [t for t in stats.index if (t == "R" or t.startswith("R+")) == real_too]
+            if not sets:
+                continue
+            xs = [counts[t] if counts and t in counts else synthetic_count(t, profile) for t in sets]
+            order = np.argsort(xs, kind="stable")
+            xs_sorted = np.array([xs[j] for j in order], dtype=np.float64)
+            ys = np.array([stats.loc[sets[j], "mean"] for j in order], dtype=np.float64)
+            rows = [stats.loc[sets[j]] for j in order]
+            lo = np.array([r["ci_low"] for r in rows], dtype=np.float64)
+            hi = np.array([r["ci_high"] for r in rows], dtype=np.float64)
+            es = _error_bars(ys, lo, hi, np.array([r["std"] for r in rows], dtype=np.float64))
+            band_kind.add("95% CI" if not (np.isnan(lo).any() or np.isnan(hi).any()) else "± std")
+            label = f"{display_name(arch)}, {'R + S' if real_too else 'S only'}"
+            color = f"C{i % 10}"
+            ax.plot(xs_sorted, ys, style + "o", color=color, label=label, markersize=4)
+            ax.fill_between(xs_sorted, ys - es[0], ys + es[1], color=color, alpha=0.15 if real_too else 0.08, lw=0)
+    ax.set_xlabel("synthetic training images")
+    ax.set_ylabel(f"{metric_label(metric)} {arrow(metric)}".rstrip())
+    ax.legend(fontsize=7, title=f"band: {' / '.join(sorted(band_kind))}", title_fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.subplots_adjust(left=0.14, right=0.97, top=0.95, bottom=0.15)
+    return fig
+
+
 def pq_vs_synthetic(records: pd.DataFrame, path: str | Path, metric: str = "pq",
                     counts: Mapping[str, int] | None = None, size: tuple[float, float] = (5.0, 3.5),
                     dpi: int = 100, observations: pd.DataFrame | None = None, **stat_options: Any) -> Path:
     """``metric`` (PQ by default) against the number of synthetic training images, per arch.
 
     Two lines per arch: real + synthetic (R at 0, R+S3k, R+S10k) solid, synthetic only
-    (S3k, S10k) dashed; error bars are the 95% CIs (from ``observations`` or the records;
+    (S3k, S10k) dashed; the shaded band is the 95% CI (from ``observations`` or the records;
     ±1 std over seeds where there is none); failed runs are left out of the lines.
 
     Args:
@@ -199,43 +247,7 @@ def pq_vs_synthetic(records: pd.DataFrame, path: str | Path, metric: str = "pq",
     Raises:
         ValueError: no segmentation records of ``metric``.
     """
-    seg = records[(records["kind"] == "segmentation") & (records["metric"] == metric)]
-    if seg.empty:
-        raise ValueError(f"no segmentation records of metric {metric!r} to plot")
-    varying = [c for c in scope_columns(seg) if seg[c].nunique() > 1]
-    if varying:
-        raise ValueError(f"records vary in {', '.join(varying)}; plot one {varying[0]} at a time")
-    profiles = list(dict.fromkeys(seg["profile"]))
-    profile = profiles[0] if len(profiles) == 1 else None
-    fig = _new_figure(size[0], size[1], dpi)
-    ax = fig.add_subplot(1, 1, 1)
-    for i, arch in enumerate(dict.fromkeys(seg["model"])):
-        from reports.tables import summarize
-
-        sub = seg[seg["model"] == arch]
-        summ = summarize(sub, ["train_set"], observations, **stat_options)
-        stats = summ[summ["status"] != "failed"].set_index("train_set")
-        for real_too, style in ((True, "-"), (False, "--")):
-            sets = [t for t in stats.index if (t == "R" or t.startswith("R+")) == real_too]
-            if not sets:
-                continue
-            xs = [counts[t] if counts and t in counts else synthetic_count(t, profile) for t in sets]
-            order = np.argsort(xs, kind="stable")
-            xs_sorted = [xs[j] for j in order]
-            ys = [stats.loc[sets[j], "mean"] for j in order]
-            rows = [stats.loc[sets[j]] for j in order]
-            es = _error_bars(np.array(ys, dtype=np.float64), np.array([r["ci_low"] for r in rows], dtype=np.float64),
-                             np.array([r["ci_high"] for r in rows], dtype=np.float64),
-                             np.array([r["std"] for r in rows], dtype=np.float64))
-            label = f"{display_name(arch)}, {'R + S' if real_too else 'S only'}"
-            ax.errorbar(xs_sorted, ys, yerr=es, fmt=style + "o", color=f"C{i % 10}", capsize=3, label=label,
-                        markersize=4)
-    ax.set_xlabel("synthetic training images")
-    ax.set_ylabel(f"{metric_label(metric)} {arrow(metric)}".rstrip())
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.subplots_adjust(left=0.14, right=0.97, top=0.95, bottom=0.15)
-    return _save(fig, path, dpi)
+    return _save(pq_figure(records, metric, counts, size, dpi, observations, **stat_options), path, dpi)
 
 
 def stain_figure(hist: Any, distances: pd.DataFrame | None = None, panel: tuple[float, float] = (3.0, 2.4),
@@ -285,3 +297,121 @@ def stain_histograms(hist: Any, path: str | Path, distances: pd.DataFrame | None
                      panel: tuple[float, float] = (3.0, 2.4), dpi: int = 100) -> Path:
     """:func:`stain_figure` written to ``path`` (PNG, atomically)."""
     return _save(stain_figure(hist, distances, panel, dpi), path, dpi)
+
+
+# ------------------------------------------------------------------------------------ figures people read
+
+#: Training sets in the order the paper lists them; their colours stay fixed across figures.
+TRAIN_SET_ORDER: tuple[str, ...] = ("R", "S3k", "R+S3k", "S10k", "R+S10k")
+_TRAIN_SET_COLORS = {"R": "#4c72b0", "S3k": "#dd8452", "R+S3k": "#55a868", "S10k": "#c44e52", "R+S10k": "#8172b3"}
+_PAPER_STYLE = {"marker": "D", "color": "black", "s": 16, "zorder": 4}
+
+
+def _hue_order(values: Sequence[str]) -> list[str]:
+    known = [t for t in TRAIN_SET_ORDER if t in values]
+    return known + [v for v in dict.fromkeys(values) if v not in TRAIN_SET_ORDER]
+
+
+def _hue_color(value: str, i: int) -> str:
+    return _TRAIN_SET_COLORS.get(value, f"C{(i + 5) % 10}")
+
+
+def paper_values(records: pd.DataFrame, reference: str = "sharp-gan") -> dict[tuple[str, str, str, str], float]:
+    """The paper's values ``{(kind, model, train_set, metric): value}`` for records whose data and
+    protocol are the paper's (:func:`reports.compare.comparable`); empty otherwise."""
+    from reports.compare import comparable, load_reference
+
+    scopes = records[["dataset", "split", "profile"]].drop_duplicates()
+    if scopes.empty or not all(comparable(str(r.dataset), str(r.split), str(r.profile))[0]
+                               for r in scopes.itertuples(index=False)):
+        return {}
+    ref = load_reference(reference)
+    return {(str(r.kind), str(r.model), str(r.train_set), str(r.metric)): float(r.value)
+            for r in ref.itertuples(index=False)}
+
+
+def grouped_bars_figure(records: pd.DataFrame, metrics: Sequence[str] | None = None,
+                        observations: pd.DataFrame | None = None, table: Any = None, *,
+                        group: str = "model", hue: str | None = "train_set", reference: str | None = "sharp-gan",
+                        panel: tuple[float, float] = (3.2, 3.0), dpi: int = 100, **stat_options: Any) -> Any:
+    """Bars grouped by ``group`` (the architecture or generator), ``hue`` (the training set, in
+    :data:`TRAIN_SET_ORDER`, fixed colours) within each group, 95% CI error bars (±1 std over
+    seeds where a cell has no interval), the paper's values as black diamonds where ours are
+    comparable with them (:func:`paper_values`); one panel per metric, one legend. A failed run
+    has no bar, only "failed". Returns the matplotlib Figure.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    if table is None:
+        table = pivot(records, metrics=metrics, observations=observations, **stat_options)
+    keys = list(table.row_keys)
+    gi = keys.index(group) if group in keys else None
+    hi = keys.index(hue) if hue is not None and hue in keys else None
+    rest = [i for i in range(len(keys)) if i not in (gi, hi)]
+
+    def group_of(row: tuple[str, ...]) -> str:
+        parts = ([row[gi]] if gi is not None else []) + [row[i] for i in rest]
+        return " / ".join(display_name(p) for p in parts) or "all"
+
+    groups = list(dict.fromkeys(group_of(r) for r in table.rows))
+    hues = _hue_order([r[hi] for r in table.rows]) if hi is not None else [""]
+    kind = table.kind or (str(records["kind"].iloc[0]) if len(records) else "")
+    paper = paper_values(records) if reference else {}
+    width = 0.8 / len(hues)
+    k = len(table.metrics)
+    fig = _new_figure(panel[0] * k, panel[1], dpi)
+    axes = fig.subplots(1, k, squeeze=False)[0]
+    shown_paper = False
+    for ax, m in zip(axes, table.metrics):
+        for row in table.rows:
+            g = groups.index(group_of(row))
+            h = hues.index(row[hi]) if hi is not None else 0
+            x = g + (h - (len(hues) - 1) / 2) * width
+            cell = table.estimate(row, m)
+            color = _hue_color(row[hi], h) if hi is not None else f"C{g % 10}"
+            if cell.failed:
+                ax.text(x, 0.0, "failed", rotation=90, ha="center", va="bottom", fontsize=6, color="#cf222e")
+            else:
+                err = _error_bars(np.array([cell.mean]), np.array([cell.ci_low]), np.array([cell.ci_high]),
+                                  np.array([cell.std]))
+                ax.bar([x], [cell.mean], width=width * 0.92, yerr=err, color=color, capsize=2,
+                       error_kw={"elinewidth": 0.8})
+            pv = paper.get((kind, row[gi] if gi is not None else "", row[hi] if hi is not None else "R", m))
+            if pv is not None:
+                ax.scatter([x], [pv], **_PAPER_STYLE)
+                shown_paper = True
+        ax.set_title(f"{metric_label(m)} {arrow(m)}".rstrip(), fontsize=9)
+        ax.set_xticks(np.arange(len(groups)))
+        ax.set_xticklabels(groups, fontsize=8)
+        ax.set_xlabel("architecture" if kind == "segmentation" else group.replace("_", " "), fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    handles: list[Any] = []
+    if hi is not None:
+        handles += [Patch(color=_hue_color(h, i), label=display_name(h)) for i, h in enumerate(hues)]
+    if shown_paper:
+        handles.append(Line2D([], [], linestyle="", marker="D", color="black", markersize=4, label="paper"))
+    ci = any(table.estimate(r, m).has_ci for r in table.rows for m in table.metrics)
+    if handles:
+        fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=7, frameon=False,
+                   title=f"error bars: {'95% CI' if ci else '± std over seeds'}", title_fontsize=7)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.72 if handles else 0.88, bottom=0.16, wspace=0.35)
+    return fig
+
+
+def kind_bars(records: pd.DataFrame, path: str | Path, table: Any = None, observations: pd.DataFrame | None = None,
+              dpi: int = 100, **stat_options: Any) -> Path:
+    """The bars of one kind written to ``path``: segmentation grouped by architecture with the
+    training sets as hue, quality by generator (:func:`grouped_bars_figure`); other kinds as
+    :func:`metric_bars`."""
+    kind = table.kind if table is not None else (str(records["kind"].iloc[0]) if records["kind"].nunique() == 1
+                                                 else "")
+    if kind == "segmentation":
+        return _save(grouped_bars_figure(records, observations=observations, table=table, dpi=dpi, **stat_options),
+                     path, dpi)
+    if kind == "quality":
+        fig = grouped_bars_figure(records, observations=observations, table=table, hue=None, dpi=dpi, **stat_options)
+        return _save(fig, path, dpi)
+    return metric_bars(records, path, observations=observations, table=table, dpi=dpi, **stat_options)

@@ -11,8 +11,10 @@ Layout of ``OUT``::
                                          untested, with a - b, 95% CI and Holm p per metric
     failed_runs.md                       runs flagged failed (when any)
     deviations.md                        settings that depart from the papers (training run.json's)
-    figures/<kind>_bars.png              metric bars with 95% CI error bars (± std where no CI)
-    figures/pq_vs_synthetic.png          PQ against the number of synthetic images (segmentation)
+    figures/<kind>_bars.png              metric bars with 95% CI error bars (± std where no CI): segmentation
+                                         grouped by architecture, training sets as hue; the paper's values
+                                         as markers where comparable
+    figures/pq_vs_synthetic.png          PQ against the number of synthetic images, 95% CI band
     report.md, report.html               everything together (HTML self-contained)
     manifest.json                        files written, input sha256, versions, date
 
@@ -162,7 +164,7 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
     for t in tables:
         name = t.kind or "results"
         sub = records if not t.kind else records[records["kind"] == t.kind]
-        p = _figures.metric_bars(sub, out / "figures" / f"{name}_bars.png", table=t)
+        p = _figures.kind_bars(sub, out / "figures" / f"{name}_bars.png", table=t)  # grouped, CI bars, paper marks
         files.append(f"figures/{name}_bars.png")
         bars = "95% CI" if any(t.estimate(r, m).has_ci for r in t.rows for m in t.metrics) else "± std over seeds"
         figures.append((f"{t.title()}: estimate with {bars}", p))
