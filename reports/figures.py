@@ -289,7 +289,7 @@ def stain_figure(hist: Any, distances: pd.DataFrame | None = None, panel: tuple[
             if j == 0:
                 ax.set_ylabel("density", fontsize=7)
     axes[0][0].legend(fontsize=7)
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.14, wspace=0.3, hspace=0.5)
+    fig.subplots_adjust(left=0.24 / len(regions), right=0.98, top=0.9, bottom=0.14, wspace=0.3, hspace=0.5)
     return fig
 
 
