@@ -823,73 +823,96 @@ def _ssim_fast_consts(c: int, band: int, device: torch.device) -> tuple[Tensor, 
     return tuple(t.to(device) for t in (tv, wh, mix, wu, wq))
 
 
-def _ssim_fast_chunk(x: Tensor, y: Tensor) -> Tensor:
-    """Mean SSIM of (B, c, H, W) float32 images on the 0..255 scale (data range 255) -> (B,) float64.
+class _SSIMFast:
+    """Fast SSIM of (B, c, H, W) chunks of one shape, reusing its buffers from chunk to chunk.
 
     With s = x + y and d = x - y (after centring each channel on its rounded mean: variances and covariances
-    are unchanged, means are restored exactly), and means/variances taken under the Gaussian window,
+    are unchanged, the means are restored exactly) and means/variances taken under the Gaussian window,
     4 mu_x mu_y = mu_s^2 - mu_d^2, 2 (mu_x^2 + mu_y^2) = mu_s^2 + mu_d^2, 4 s_xy = P - Q and
     2 (s_x^2 + s_y^2) = P + Q with P = var(s), Q = var(d); SSIM is then
 
         (mu_s^2 - mu_d^2 + 2 C1) (P - Q + 2 C2) / ((mu_s^2 + mu_d^2 + 2 C1) (P + Q + 2 C2)),
 
-    exactly the scikit-image formula. Four maps per channel are filtered (s, d, s^2, d^2) and the four factors
-    are two batched matrix products of the filtered maps and their squares.
+    exactly the scikit-image formula. Four maps per channel are filtered (s, d, s^2, d^2), channels-last; the four
+    factors are two matrix products of the filtered maps and of their squares.
     """
-    b, c, h, w = x.shape
-    k = _SSIM_WIN
-    hp, wp = h - k + 1, w - k + 1
-    band = next((v for v in _SSIM_BANDS if hp % v == 0), _SSIM_BANDS[0])
-    nb = -(-hp // band)
-    tv, wh, mix, wu_const, wq_const = _ssim_fast_consts(c, band, x.device)
-    c1 = 2 * (_SSIM_K1 * 255.0) ** 2
-    c2 = 2 * (_SSIM_K2 * 255.0) ** 2
-    xy = torch.cat((x, y), 1)  # (B, 2c, H, W)
-    m = xy.mean(dim=(2, 3), keepdim=True).round_()
-    xy.sub_(m)
-    maps = torch.matmul(xy.view(b, 2 * c, h * w).transpose(1, 2), mix)  # (B, H*W, 4c) channels-last
-    maps[..., 2 * c :].square_()
-    rows = nb * band + k - 1
-    maps = maps.view(b, h, w * 4 * c)
-    if rows > h:
-        maps = F.pad(maps, (0, 0, 0, rows - h))
-    # vertical pass: overlapping row blocks times a banded (band x band+10) matrix
-    blk = maps.as_strided((b, nb, band + k - 1, w * 4 * c), (rows * w * 4 * c, band * w * 4 * c, w * 4 * c, 1))
-    v = torch.matmul(tv, blk).view(b, nb * band, w, 4 * c)[:, :hp]
-    # horizontal pass: depthwise convolution on the channels-last maps
-    u = F.conv2d(v.permute(0, 3, 1, 2), wh, groups=4 * c)  # (B, 4c, hp, wp)
-    u = u.permute(0, 2, 3, 1).reshape(b, hp * wp, 4 * c)
-    sq = u.new_ones(b, hp * wp, 2 * c + 1)  # squares of (us, ud) plus a column of ones for the constants
-    torch.mul(u[..., : 2 * c], u[..., : 2 * c], out=sq[..., : 2 * c])
-    mean = m.view(b, 2 * c)
-    ms = mean[:, :c] + mean[:, c:]
-    md = mean[:, :c] - mean[:, c:]
-    idx = torch.arange(c, device=x.device)
-    wu = wu_const.expand(b, 4 * c, 4 * c).clone()
-    wu[:, idx, idx] = 2 * ms
-    wu[:, idx, c + idx] = -2 * md
-    wu[:, c + idx, idx] = 2 * ms
-    wu[:, c + idx, c + idx] = 2 * md
-    wq = sq.new_empty(b, 4 * c, 2 * c + 1)
-    wq[..., : 2 * c] = wq_const
-    wq[:, :c, 2 * c] = ms * ms - md * md + c1
-    wq[:, c : 2 * c, 2 * c] = ms * ms + md * md + c1
-    wq[:, 2 * c :, 2 * c] = c2
-    lm = torch.bmm(wu, u.transpose(1, 2))  # (B, 4c, hp*wp)
-    lm.baddbmm_(wq, sq.transpose(1, 2))
-    num = lm[:, :c] * lm[:, 2 * c : 3 * c]
-    den = lm[:, c : 2 * c] * lm[:, 3 * c :]
-    return num.div_(den).sum(dim=(1, 2)).to(torch.float64) / (c * hp * wp)
+
+    def __init__(self, b: int, c: int, h: int, w: int, device: torch.device) -> None:
+        k = _SSIM_WIN
+        self.b, self.c, self.h, self.w = b, c, h, w
+        self.hp, self.wp = h - k + 1, w - k + 1
+        self.band = next((v for v in _SSIM_BANDS if self.hp % v == 0), _SSIM_BANDS[0])
+        self.nb = -(-self.hp // self.band)
+        self.tv, self.wh, self.mix, self.wu_const, self.wq_const = _ssim_fast_consts(c, self.band, device)
+        rows = self.nb * self.band + k - 1
+        m = self.hp * self.wp
+        self.xy = torch.empty(b, 2 * c, h, w, device=device)
+        self.maps = torch.zeros(b, rows, w, 4 * c, device=device)  # rows beyond h stay 0 (padding of the last band)
+        self.v = torch.empty(b, self.nb, self.band, w * 4 * c, device=device)
+        self.sq = torch.ones(b, m, 2 * c + 1, device=device)  # squares of (us, ud), then a column of ones
+        self.lm = torch.empty(b, 4 * c, m, device=device)
+        self.wq = torch.empty(b, 4 * c, 2 * c + 1, device=device)
+        self.wq[..., : 2 * c] = self.wq_const
+        self.idx = torch.arange(c, device=device)
+        self.blk = self.maps.view(b, rows, w * 4 * c).as_strided(
+            (b, self.nb, self.band + k - 1, w * 4 * c), (rows * w * 4 * c, self.band * w * 4 * c, w * 4 * c, 1)
+        )
+
+    def __call__(self, fc: Tensor, rc: Tensor, data_range: float, luminance: bool) -> Tensor:
+        b, c, h, w = self.b, self.c, self.h, self.w
+        xy = self.xy
+        if luminance:
+            torch.cat((_luma(fc.to(torch.float32)), _luma(rc.to(torch.float32))), 1, out=xy)
+        else:
+            xy[:, :c].copy_(fc)
+            xy[:, c:].copy_(rc)
+        if data_range != 255.0:
+            xy.mul_(255.0 / data_range)
+        m = xy.mean(dim=(2, 3), keepdim=True).round_()
+        xy.sub_(m)
+        maps = self.maps[:, :h].view(b, h * w, 4 * c)
+        torch.matmul(xy.view(b, 2 * c, h * w).transpose(1, 2), self.mix, out=maps)
+        maps[..., 2 * c :].square_()
+        torch.matmul(self.tv, self.blk, out=self.v)  # vertical pass: banded matrix times overlapping row blocks
+        v = self.v.view(b, self.nb * self.band, w, 4 * c)[:, : self.hp]
+        u = F.conv2d(v.permute(0, 3, 1, 2), self.wh, groups=4 * c)  # horizontal pass, channels-last
+        u = u.permute(0, 2, 3, 1).reshape(b, self.hp * self.wp, 4 * c)
+        sq = self.sq
+        torch.mul(u[..., : 2 * c], u[..., : 2 * c], out=sq[..., : 2 * c])
+        mean = m.view(b, 2 * c)
+        ms = mean[:, :c] + mean[:, c:]
+        md = mean[:, :c] - mean[:, c:]
+        idx = self.idx
+        wu = self.wu_const.expand(b, 4 * c, 4 * c).clone()
+        wu[:, idx, idx] = 2 * ms
+        wu[:, idx, c + idx] = -2 * md
+        wu[:, c + idx, idx] = 2 * ms
+        wu[:, c + idx, c + idx] = 2 * md
+        wq = self.wq
+        wq[:, :c, 2 * c] = ms * ms - md * md + 2 * (_SSIM_K1 * 255.0) ** 2
+        wq[:, c : 2 * c, 2 * c] = ms * ms + md * md + 2 * (_SSIM_K1 * 255.0) ** 2
+        wq[:, 2 * c :, 2 * c] = 2 * (_SSIM_K2 * 255.0) ** 2
+        lm = self.lm
+        if b == 1:  # plain matrix products (bmm would copy the transposed operands)
+            torch.mm(wu[0], u[0].t(), out=lm[0])
+            lm[0].addmm_(wq[0], sq[0].t())
+        else:
+            torch.bmm(wu, u.transpose(1, 2), out=lm)
+            lm.baddbmm_(wq, sq.transpose(1, 2))
+        num = lm[:, :c] * lm[:, 2 * c : 3 * c]
+        den = lm[:, c : 2 * c] * lm[:, 3 * c :]
+        return num.div_(den).sum(dim=(1, 2)).to(torch.float64) / (c * self.hp * self.wp)
 
 
 def _ssim_fast(f: Tensor, r: Tensor, data_range: float, luminance: bool) -> Tensor:
     parts = []
+    c = 1 if luminance else 3
+    run: _SSIMFast | None = None
     with torch.no_grad(), _full_float32(f.device):
         for fc, rc in _fast_batches(f, r, 8 * f[0].numel()):
-            x, y = _to_255(fc, data_range), _to_255(rc, data_range)
-            if luminance:
-                x, y = _luma(x), _luma(y)
-            parts.append(_ssim_fast_chunk(x, y))
+            if run is None or run.b != fc.shape[0]:
+                run = _SSIMFast(fc.shape[0], c, fc.shape[-2], fc.shape[-1], f.device)
+            parts.append(run(fc, rc, data_range, luminance))
     return torch.cat(parts)
 
 
@@ -916,43 +939,44 @@ def _fsim_bank_fast(h: int, w: int, device: torch.device) -> tuple[Tensor, tuple
 def _phase_congruency_fast(lum: Tensor) -> Tensor:
     """Phase congruency of (B, H, W) float32 luma -> (B, H, W) float32; same model as :func:`_phase_congruency`.
 
-    Responses are computed one orientation and scale at a time (a cache-sized working set). With
-    S = sum_s eo_s, piq's energy sum_s (Re(eo_s) m_e + Im(eo_s) m_o - |Re(eo_s) m_o - Im(eo_s) m_e|), where
-    m = S / (|S| + eps), equals (|S|^2 - sum_s |Im(eo_s) Re(S) - Re(eo_s) Im(S)|) / (|S| + eps).
+    On the CPU one luma at a time (on CUDA the whole chunk) and one orientation at a time, reusing buffers: for
+    256 x 256 the 4 scale responses take 2 MiB, so the working set stays in cache. With S = sum_s eo_s, piq's
+    energy sum_s (Re(eo_s) m_e + Im(eo_s) m_o - |Re(eo_s) m_o - Im(eo_s) m_e|), where m = S / (|S| + eps),
+    equals (|S|^2 - sum_s |Im(eo_s) Re(S) - Re(eo_s) Im(S)|) / (|S| + eps).
     """
+    step = 1 if lum.device.type == "cpu" else lum.shape[0]
+    return torch.cat([_phase_congruency_block(lum[i : i + step]) for i in range(0, lum.shape[0], step)])
+
+
+def _phase_congruency_block(lum: Tensor) -> Tensor:
     b, h, w = lum.shape
     eps = float(torch.finfo(torch.float64).eps)
     g2, factors = _fsim_bank_fast(h, w, lum.device)
-    spec = torch.view_as_real(torch.fft.fft2(lum))  # (B, H, W, 2)
+    ns = _FSIM_SCALES
     num = lum.new_zeros(b, h, w)
     den = lum.new_zeros(b, h, w)
-    prod = torch.empty_like(spec)
+    sq = lum.new_empty(b, ns, h, w, 2)
+    amp = lum.new_empty(b, ns, h, w)
+    rot = lum.new_empty(b, 1, h, w, 2)
+    # "forward" normalisation: the inverse transforms are then unscaled (same values, one pass fewer)
+    spec = torch.view_as_real(torch.fft.fft2(lum, norm="forward"))[:, None]  # (B, 1, H, W, 2)
     for o in range(_FSIM_ORIENT):
-        responses = []
-        s_sum = torch.empty_like(spec)
-        med = lum.new_zeros(b)
-        for s in range(_FSIM_SCALES):
-            torch.mul(spec, g2[o, s], out=prod)
-            eo = torch.view_as_real(torch.fft.ifft2(torch.view_as_complex(prod)))  # (B, H, W, 2)
-            responses.append(eo)
-            sq = eo.square()
-            amp2 = torch.add(sq[..., 0], sq[..., 1])
-            if s == 0:
-                med = _lower_median(amp2.view(b, h * w)).to(lum.device)
-                s_sum.copy_(eo)
-            else:
-                s_sum.add_(eo)
-            den.add_(amp2.sqrt_())
+        eo4 = torch.fft.ifft2(torch.view_as_complex(spec * g2[o]), norm="forward")  # (B, S, H, W) complex
+        resp = torch.view_as_real(eo4)
+        torch.mul(resp, resp, out=sq)
+        torch.add(sq[..., 0], sq[..., 1], out=amp)
+        # noise model from the smallest scale: T = f_o sqrt(lower median of |eo_0|^2)
+        threshold = _lower_median(amp[:, 0].reshape(b, h * w)).to(lum.device).sqrt_().mul_(factors[o])
+        den.add_(amp.sqrt_().sum(dim=1))
+        s_sum = torch.view_as_real(eo4.sum(dim=1))  # (B, H, W, 2)
         ssq = s_sum.square()
         nrm2 = torch.add(ssq[..., 0], ssq[..., 1])
         inv = nrm2.sqrt().add_(eps).reciprocal_()
-        rot = torch.stack((s_sum[..., 1].neg(), s_sum[..., 0]), dim=-1)  # i * S: Re(eo * rot) = Im(eo conj(S))
-        cross = lum.new_zeros(b, h, w)
-        for eo in responses:
-            z = eo * rot
-            cross.add_(torch.add(z[..., 0], z[..., 1]).abs_())
+        torch.neg(s_sum[..., 1], out=rot[:, 0, ..., 0])  # rot = i S: Re(eo) Re(rot) + Im(eo) Im(rot) = Im(eo conj(S))
+        rot[:, 0, ..., 1].copy_(s_sum[..., 0])
+        torch.mul(resp, rot, out=sq)
+        cross = torch.add(sq[..., 0], sq[..., 1], out=amp).abs_().sum(dim=1)
         energy = nrm2.sub_(cross).mul_(inv)
-        threshold = med.sqrt_().mul_(factors[o])
         num.add_(energy.sub_(threshold[:, None, None]).clamp_(min=0.0))
     return num.add_(eps).div_(den.add_(eps))
 
