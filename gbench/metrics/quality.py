@@ -287,8 +287,8 @@ _PRECISION_NOTES: Final[dict[str, dict[str, str]]] = {
         "gradients as separable shifts",
         "gmsd": "float32; luma and 2x2 average pooling as one stride-2 convolution, Prewitt gradients, population "
         "standard deviation",
-        "nrmse": "float32 (|real - fake| exact in uint8 for uint8 input), sums of squares accumulated row by row "
-        "and combined in float64",
+        "nrmse": "float32 (real - fake exact for uint8 input), sums of squares accumulated row by row and combined "
+        "in float64",
     },
 }
 _FAST_AGREEMENT: Final = {
@@ -764,14 +764,6 @@ def _full_float32(device: torch.device) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
 
 
-def _to_255(x: Tensor, data_range: float) -> Tensor:
-    """Float32 copy of ``x`` on the 0..255 scale."""
-    y = x.to(torch.float32)
-    if data_range != 255.0:
-        y = y.mul_(255.0 / data_range) if y is not x else y * (255.0 / data_range)
-    return y
-
-
 def _lower_median(x: Tensor) -> Tensor:
     """Lower median (as ``torch.median``) of each row of a (B, n) float tensor -> (B,)."""
     k = (x.shape[1] - 1) // 2
@@ -780,19 +772,26 @@ def _lower_median(x: Tensor) -> Tensor:
     return torch.kthvalue(x, k + 1, dim=1).values
 
 
-def _shift_gradient(y: Tensor, weights: tuple[float, float, float]) -> Tensor:
+def _shift_gradient(y: Tensor, weights: tuple[float, float]) -> Tensor:
     """|grad| of (B, H, W) float32 with a separable 3x3 operator and zero padding.
 
-    The operator is ``outer(weights, [-1, 0, 1])`` (x) and its transpose (y), i.e. F.conv2d's cross-correlation
-    with Scharr/16 (weights 3, 10, 3 / 16) or Prewitt/3 (1, 1, 1 / 3); the sign does not matter for the magnitude.
+    The operator is ``outer((a, b, a), (-1, 0, 1))`` (x) and its transpose (y) for ``weights = (a, b)``, i.e.
+    F.conv2d's cross-correlation with Scharr/16 (3, 10, 3 / 16) or Prewitt/3 (1, 1, 1 / 3); the sign does not
+    matter for the magnitude.
     """
-    a, b, c = weights
+    a, b = weights
     p = F.pad(y, (1, 1, 1, 1))
-    sv = p[:, :-2] * a + p[:, 1:-1] * b + p[:, 2:] * c  # (B, H, W + 2): smoothed across rows
-    gx = sv[:, :, 2:] - sv[:, :, :-2]
-    sh = p[:, :, :-2] * a + p[:, :, 1:-1] * b + p[:, :, 2:] * c  # (B, H + 2, W): smoothed across columns
-    gy = sh[:, 2:] - sh[:, :-2]
-    return torch.addcmul(gx.mul_(gx), gy, gy).sqrt_()
+    sv = torch.add(p[:, :-2], p[:, 2:]).mul_(a).add_(p[:, 1:-1], alpha=b)  # (B, H, W + 2): smoothed across rows
+    gx = torch.sub(sv[:, :, 2:], sv[:, :, :-2])
+    sh = torch.add(p[:, :, :-2], p[:, :, 2:]).mul_(a).add_(p[:, :, 1:-1], alpha=b)  # (B, H + 2, W)
+    gy = torch.sub(sh[:, 2:], sh[:, :-2])
+    return gx.mul_(gx).addcmul_(gy, gy).sqrt_()
+
+
+def _similarity_fast(a: Tensor, b: Tensor, c: float) -> Tensor:
+    """(2ab + c) / (a^2 + b^2 + c), in fewer passes than :func:`_similarity`."""
+    num = torch.mul(a, b).mul_(2.0).add_(c)
+    return num.div_(torch.mul(a, a).addcmul_(b, b).add_(c))
 
 
 # Fast SSIM: rows of output per block of the banded vertical filter; candidates tried in order (a divisor of the
@@ -955,51 +954,46 @@ def _phase_congruency_block(lum: Tensor) -> Tensor:
     ns = _FSIM_SCALES
     num = lum.new_zeros(b, h, w)
     den = lum.new_zeros(b, h, w)
-    sq = lum.new_empty(b, ns, h, w, 2)
-    amp = lum.new_empty(b, ns, h, w)
-    rot = lum.new_empty(b, 1, h, w, 2)
+    planar = lum.new_empty(2, b, ns, h, w)  # real and imaginary parts of the responses, each contiguous
+    re, im = planar[0], planar[1]
+    work = lum.new_empty(b, ns, h, w)
     # "forward" normalisation: the inverse transforms are then unscaled (same values, one pass fewer)
     spec = torch.view_as_real(torch.fft.fft2(lum, norm="forward"))[:, None]  # (B, 1, H, W, 2)
     for o in range(_FSIM_ORIENT):
-        eo4 = torch.fft.ifft2(torch.view_as_complex(spec * g2[o]), norm="forward")  # (B, S, H, W) complex
-        resp = torch.view_as_real(eo4)
-        torch.mul(resp, resp, out=sq)
-        torch.add(sq[..., 0], sq[..., 1], out=amp)
+        eo = torch.fft.ifft2(torch.view_as_complex(spec * g2[o]), norm="forward")  # (B, S, H, W) complex
+        planar.copy_(torch.view_as_real(eo).permute(4, 0, 1, 2, 3))
+        amp = torch.mul(re, re, out=work).addcmul_(im, im)  # |eo|^2
         # noise model from the smallest scale: T = f_o sqrt(lower median of |eo_0|^2)
         threshold = _lower_median(amp[:, 0].reshape(b, h * w)).to(lum.device).sqrt_().mul_(factors[o])
         den.add_(amp.sqrt_().sum(dim=1))
-        s_sum = torch.view_as_real(eo4.sum(dim=1))  # (B, H, W, 2)
-        ssq = s_sum.square()
-        nrm2 = torch.add(ssq[..., 0], ssq[..., 1])
+        s_re, s_im = planar.sum(dim=2, keepdim=True).unbind(0)  # S = sum_s eo_s: (B, 1, H, W) each
+        nrm2 = torch.mul(s_re, s_re).addcmul_(s_im, s_im)
         inv = nrm2.sqrt().add_(eps).reciprocal_()
-        torch.neg(s_sum[..., 1], out=rot[:, 0, ..., 0])  # rot = i S: Re(eo) Re(rot) + Im(eo) Im(rot) = Im(eo conj(S))
-        rot[:, 0, ..., 1].copy_(s_sum[..., 0])
-        torch.mul(resp, rot, out=sq)
-        cross = torch.add(sq[..., 0], sq[..., 1], out=amp).abs_().sum(dim=1)
-        energy = nrm2.sub_(cross).mul_(inv)
+        cross = torch.mul(im, s_re, out=work).addcmul_(re, s_im, value=-1.0).abs_().sum(dim=1, keepdim=True)
+        energy = nrm2.sub_(cross).mul_(inv)[:, 0]
         num.add_(energy.sub_(threshold[:, None, None]).clamp_(min=0.0))
     return num.add_(eps).div_(den.add_(eps))
 
 
-_SCHARR_W: Final = (3.0 / 16, 10.0 / 16, 3.0 / 16)
-_PREWITT_W: Final = (1.0 / 3, 1.0 / 3, 1.0 / 3)
+_SCHARR_W: Final = (3.0 / 16, 10.0 / 16)
+_PREWITT_W: Final = (1.0 / 3, 1.0 / 3)
 
 
-def _fsim_fast_chunk(x: Tensor, y: Tensor, chromatic: bool) -> Tensor:
-    """FSIM(c) of (B, 3, H, W) float32 images in 0..255 (already pooled) -> (B,) float64."""
-    b, _, h, w = x.shape
-    yiq_m = torch.tensor(_YIQ, dtype=torch.float32, device=x.device)
-    yiq = torch.matmul(yiq_m, torch.cat((x, y)).view(2 * b, 3, h * w)).view(2 * b, 3, h, w)
+def _fsim_fast_chunk(xy: Tensor, chromatic: bool) -> Tensor:
+    """FSIM(c) of a (2, B, 3, H, W) float32 stack of (fake, real) images in 0..255 (already pooled) -> (B,)."""
+    _, b, _, h, w = xy.shape
+    yiq_m = torch.tensor(_YIQ, dtype=torch.float32, device=xy.device)
+    yiq = torch.matmul(yiq_m, xy.view(2 * b, 3, h * w)).view(2 * b, 3, h, w)
     lum = yiq[:, 0].contiguous()
     pc = _phase_congruency_fast(lum)
     gm = _shift_gradient(lum, _SCHARR_W)
     t1, t2, t3, t4 = _FSIM_T
     pc_x, pc_y = pc[:b], pc[b:]
     pc_max = torch.maximum(pc_x, pc_y)
-    score = _similarity(gm[:b], gm[b:], t2).mul_(_similarity(pc_x, pc_y, t1)).mul_(pc_max)
+    score = _similarity_fast(gm[:b], gm[b:], t2).mul_(_similarity_fast(pc_x, pc_y, t1)).mul_(pc_max)
     if chromatic:
-        s_i = _similarity(yiq[:b, 1], yiq[b:, 1], t3)
-        s_q = _similarity(yiq[:b, 2], yiq[b:, 2], t4)
+        s_i = _similarity_fast(yiq[:b, 1], yiq[b:, 1], t3)
+        s_q = _similarity_fast(yiq[:b, 2], yiq[b:, 2], t4)
         score.mul_(s_i.mul_(s_q).abs_().pow_(_FSIM_LAMBDA))
     return score.sum(dim=(1, 2)).to(torch.float64) / pc_max.sum(dim=(1, 2)).to(torch.float64)
 
@@ -1007,12 +1001,17 @@ def _fsim_fast_chunk(x: Tensor, y: Tensor, chromatic: bool) -> Tensor:
 def _fsim_fast(f: Tensor, r: Tensor, data_range: float, chromatic: bool, k: int) -> Tensor:
     parts = []
     hk, wk = f.shape[-2] // k, f.shape[-1] // k
+    xy: Tensor | None = None
     with torch.no_grad(), _full_float32(f.device):
         for fc, rc in _fast_batches(f, r, 48 * hk * wk + 6 * f.shape[-2] * f.shape[-1]):
-            x, y = _to_255(fc, data_range), _to_255(rc, data_range)
-            if k > 1:
-                x, y = F.avg_pool2d(x, k), F.avg_pool2d(y, k)
-            parts.append(_fsim_fast_chunk(x, y, chromatic))
+            if xy is None or xy.shape[1] != fc.shape[0]:
+                xy = torch.empty(2, *fc.shape, device=f.device)
+            xy[0].copy_(fc)
+            xy[1].copy_(rc)
+            if data_range != 255.0:
+                xy.mul_(255.0 / data_range)
+            stack = xy if k == 1 else F.avg_pool2d(xy.flatten(0, 1), k).unflatten(0, (2, fc.shape[0]))
+            parts.append(_fsim_fast_chunk(stack, chromatic))
     return torch.cat(parts)
 
 
@@ -1031,7 +1030,7 @@ def _gmsd_fast(f: Tensor, r: Tensor, data_range: float) -> Tensor:
                 x = F.pad(x, (0, pad, 0, pad))
             y = F.conv2d(x, weight, stride=2)[:, 0]  # (2B, H/2, W/2)
             g = _shift_gradient(y, _PREWITT_W)
-            gms = _similarity(g[:b], g[b:], _GMSD_T)
+            gms = _similarity_fast(g[:b], g[b:], _GMSD_T)
             parts.append(torch.std(gms.flatten(1), dim=1, correction=0).to(torch.float64))
     return torch.cat(parts)
 
@@ -1039,23 +1038,24 @@ def _gmsd_fast(f: Tensor, r: Tensor, data_range: float) -> Tensor:
 def _nrmse_fast(f: Tensor, r: Tensor, norm: str) -> Tensor:
     n, _, h, w = f.shape
     parts = []
+    buf: Tensor | None = None
     with torch.no_grad():
         for fc, rc in _fast_batches(f, r, 4 * f[0].numel()):
-            if rc.dtype == torch.uint8:
-                diff = torch.maximum(rc, fc).sub_(torch.minimum(rc, fc))  # |real - fake|, exact in uint8
-                x = torch.stack((rc, diff), 1).to(torch.float32)
-            else:
-                rf = rc.to(torch.float32)
-                x = torch.stack((rf, rf - fc.to(torch.float32)), 1)
+            b = fc.shape[0]
+            if buf is None or buf.shape[0] != b:
+                buf = torch.empty(b, 2, 3, h, w, device=f.device)
+            buf[:, 0].copy_(rc)
+            buf[:, 1].copy_(fc)
+            buf[:, 1].sub_(buf[:, 0])  # real - fake: exact for uint8 input
             # sums of squares: float32 along rows (short, accurate), rows combined in float64
-            rows = x.view(x.shape[0], 2, 3 * h, w)
+            rows = buf.view(b, 2, 3 * h, w)
             ss = torch.linalg.vector_norm(rows, dim=-1).to(torch.float64).square_().sum(dim=-1)  # (B, 2)
             if norm == "euclidean":
                 parts.append(torch.sqrt(ss[:, 1] / ss[:, 0]))
                 continue
             rmse = torch.sqrt(ss[:, 1] / (3 * h * w))
             if norm == "min-max":
-                lo, hi = torch.aminmax(rc.flatten(1), dim=1)
+                lo, hi = torch.aminmax(rows[:, 0].reshape(b, -1), dim=1)
                 parts.append(rmse / (hi.to(torch.float64) - lo.to(torch.float64)))
             else:
                 total = rows[:, 0].sum(dim=-1, dtype=torch.float64).sum(dim=-1)
