@@ -916,62 +916,71 @@ def _ssim_fast(f: Tensor, r: Tensor, data_range: float, luminance: bool) -> Tens
 
 
 @functools.lru_cache(maxsize=8)
-def _fsim_bank_fast(h: int, w: int, device: torch.device) -> tuple[Tensor, tuple[float, ...]]:
+def _fsim_bank_fast(h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor, tuple[float, ...]]:
     """Float32 log-Gabor bank for the fast FSIM and the per-orientation noise-threshold factors.
 
     Returns:
-        filters (O, S, h, w, 2) (each real filter duplicated for the real and imaginary part of a spectrum), and
-        per orientation the factor ``f_o`` with threshold ``T_o = f_o * sqrt(median(|eo_o,0|^2))``: with
-        ``tau = sqrt(noise_power * (sum_an2 + 2 sum_ai_aj))`` and ``noise_power = median / ln 2 / em_n``,
-        ``T = (tau sqrt(pi/2) + k sqrt((2 - pi/2) tau^2)) / 1.7`` as in :func:`_phase_congruency`.
+        The symmetric and antisymmetric parts ``(G(k) +- G(-k)) / 2`` of every filter, each (O, S, h, w, 2) (the
+        real filter duplicated for the real and imaginary part of a spectrum), and per orientation the factor
+        ``f_o`` with threshold ``T_o = f_o * sqrt(median(|eo_o,0|^2))``: with ``tau = sqrt(noise_power *
+        (sum_an2 + 2 sum_ai_aj))`` and ``noise_power = median / ln 2 / em_n``, ``T = (tau sqrt(pi/2) +
+        k sqrt((2 - pi/2) tau^2)) / 1.7`` as in :func:`_phase_congruency`.
     """
     filters, em_n, sum_an2, sum_ai_aj = _fsim_bank(h, w)
-    g2 = filters.to(torch.float32)[..., None].expand(*filters.shape, 2).contiguous().to(device)
+    mirrored = torch.roll(torch.flip(filters, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))  # G(-k)
+    parts = []
+    for part in ((filters + mirrored) / 2, (filters - mirrored) / 2):
+        parts.append(part.to(torch.float32)[..., None].expand(*filters.shape, 2).contiguous().to(device))
     scale = (math.sqrt(math.pi / 2) + _FSIM_K * math.sqrt(2 - math.pi / 2)) / 1.7
     factors = tuple(
         math.sqrt((float(a) + 2 * float(c)) / (-math.log(0.5)) / float(e)) * scale
         for e, a, c in zip(em_n, sum_an2, sum_ai_aj)
     )
-    return g2, factors
+    return parts[0], parts[1], factors
 
 
-def _phase_congruency_fast(lum: Tensor) -> Tensor:
-    """Phase congruency of (B, H, W) float32 luma -> (B, H, W) float32; same model as :func:`_phase_congruency`.
+def _phase_congruency_pairs(lum_x: Tensor, lum_y: Tensor) -> Tensor:
+    """Phase congruency of two (B, H, W) float32 luma stacks -> (B, H, W, 2) (last dim: x, y); as
+    :func:`_phase_congruency`.
 
-    On the CPU one luma at a time (on CUDA the whole chunk) and one orientation at a time, reusing buffers: for
-    256 x 256 the 4 scale responses take 2 MiB, so the working set stays in cache. With S = sum_s eo_s, piq's
+    Two real images share each complex FFT. With C = FFT(x + i y) and each filter split into its symmetric and
+    antisymmetric parts G = Gs + Ga, IFFT(C Gs) = even_x + i even_y and IFFT(-i C Ga) = odd_x + i odd_y, where
+    even + i odd is the complex response of :func:`_phase_congruency`. Every later step then works on the (x, y)
+    pairs interleaved, with plain element-wise operations. On the CPU one pair and one orientation at a time
+    (the working set of a 256 x 256 pair stays in cache), on CUDA the whole chunk. With S = sum_s eo_s, piq's
     energy sum_s (Re(eo_s) m_e + Im(eo_s) m_o - |Re(eo_s) m_o - Im(eo_s) m_e|), where m = S / (|S| + eps),
     equals (|S|^2 - sum_s |Im(eo_s) Re(S) - Re(eo_s) Im(S)|) / (|S| + eps).
     """
-    step = 1 if lum.device.type == "cpu" else lum.shape[0]
-    return torch.cat([_phase_congruency_block(lum[i : i + step]) for i in range(0, lum.shape[0], step)])
+    step = 1 if lum_x.device.type == "cpu" else lum_x.shape[0]
+    return torch.cat(
+        [_phase_congruency_block(lum_x[i : i + step], lum_y[i : i + step]) for i in range(0, lum_x.shape[0], step)]
+    )
 
 
-def _phase_congruency_block(lum: Tensor) -> Tensor:
-    b, h, w = lum.shape
+def _phase_congruency_block(lum_x: Tensor, lum_y: Tensor) -> Tensor:
+    b, h, w = lum_x.shape
     eps = float(torch.finfo(torch.float64).eps)
-    g2, factors = _fsim_bank_fast(h, w, lum.device)
-    ns = _FSIM_SCALES
-    num = lum.new_zeros(b, h, w)
-    den = lum.new_zeros(b, h, w)
-    planar = lum.new_empty(2, b, ns, h, w)  # real and imaginary parts of the responses, each contiguous
-    re, im = planar[0], planar[1]
-    work = lum.new_empty(b, ns, h, w)
+    gs2, ga2, factors = _fsim_bank_fast(h, w, lum_x.device)
+    num = lum_x.new_zeros(b, h, w, 2)
+    den = lum_x.new_zeros(b, h, w, 2)
+    work = lum_x.new_empty(b, _FSIM_SCALES, h, w, 2)
     # "forward" normalisation: the inverse transforms are then unscaled (same values, one pass fewer)
-    spec = torch.view_as_real(torch.fft.fft2(lum, norm="forward"))[:, None]  # (B, 1, H, W, 2)
+    spec = torch.view_as_real(torch.fft.fft2(torch.complex(lum_x, lum_y), norm="forward"))[:, None]  # (B,1,H,W,2)
+    spec_rot = torch.stack((spec[..., 1], spec[..., 0].neg()), dim=-1)  # -i C
     for o in range(_FSIM_ORIENT):
-        eo = torch.fft.ifft2(torch.view_as_complex(spec * g2[o]), norm="forward")  # (B, S, H, W) complex
-        planar.copy_(torch.view_as_real(eo).permute(4, 0, 1, 2, 3))
-        amp = torch.mul(re, re, out=work).addcmul_(im, im)  # |eo|^2
-        # noise model from the smallest scale: T = f_o sqrt(lower median of |eo_0|^2)
-        threshold = _lower_median(amp[:, 0].reshape(b, h * w)).to(lum.device).sqrt_().mul_(factors[o])
+        even = torch.view_as_real(torch.fft.ifft2(torch.view_as_complex(spec * gs2[o]), norm="forward"))
+        odd = torch.view_as_real(torch.fft.ifft2(torch.view_as_complex(spec_rot * ga2[o]), norm="forward"))
+        amp = torch.mul(even, even, out=work).addcmul_(odd, odd)  # |eo|^2, (B, S, H, W, 2)
+        # noise model from the smallest scale: T = f_o sqrt(lower median of |eo_0|^2), per image
+        threshold = _lower_median(amp[:, 0].reshape(b, h * w, 2).transpose(1, 2).reshape(2 * b, h * w))
+        threshold = threshold.to(lum_x.device).sqrt_().mul_(factors[o]).view(b, 1, 1, 2)
         den.add_(amp.sqrt_().sum(dim=1))
-        s_re, s_im = planar.sum(dim=2, keepdim=True).unbind(0)  # S = sum_s eo_s: (B, 1, H, W) each
+        s_re, s_im = even.sum(dim=1, keepdim=True), odd.sum(dim=1, keepdim=True)  # S = sum_s eo_s
         nrm2 = torch.mul(s_re, s_re).addcmul_(s_im, s_im)
         inv = nrm2.sqrt().add_(eps).reciprocal_()
-        cross = torch.mul(im, s_re, out=work).addcmul_(re, s_im, value=-1.0).abs_().sum(dim=1, keepdim=True)
+        cross = torch.mul(odd, s_re, out=work).addcmul_(even, s_im, value=-1.0).abs_().sum(dim=1, keepdim=True)
         energy = nrm2.sub_(cross).mul_(inv)[:, 0]
-        num.add_(energy.sub_(threshold[:, None, None]).clamp_(min=0.0))
+        num.add_(energy.sub_(threshold).clamp_(min=0.0))
     return num.add_(eps).div_(den.add_(eps))
 
 
@@ -985,10 +994,10 @@ def _fsim_fast_chunk(xy: Tensor, chromatic: bool) -> Tensor:
     yiq_m = torch.tensor(_YIQ, dtype=torch.float32, device=xy.device)
     yiq = torch.matmul(yiq_m, xy.view(2 * b, 3, h * w)).view(2 * b, 3, h, w)
     lum = yiq[:, 0].contiguous()
-    pc = _phase_congruency_fast(lum)
+    pc = _phase_congruency_pairs(lum[:b], lum[b:])
     gm = _shift_gradient(lum, _SCHARR_W)
     t1, t2, t3, t4 = _FSIM_T
-    pc_x, pc_y = pc[:b], pc[b:]
+    pc_x, pc_y = pc[..., 0], pc[..., 1]
     pc_max = torch.maximum(pc_x, pc_y)
     score = _similarity_fast(gm[:b], gm[b:], t2).mul_(_similarity_fast(pc_x, pc_y, t1)).mul_(pc_max)
     if chromatic:
