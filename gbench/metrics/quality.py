@@ -751,25 +751,30 @@ def _fast_batches(f: Tensor, r: Tensor, elems_per_image: int) -> Iterator[tuple[
 
 @contextlib.contextmanager
 def _full_float32(device: torch.device) -> Iterator[None]:
-    """Disable TF32 (10-bit mantissa) matmuls/convolutions on CUDA for the duration: the fast path is float32."""
+    """Full float32 matmuls/convolutions on CUDA for the duration (no TF32 or lower); other settings are kept."""
     if device.type != "cuda":
         yield
         return
-    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
+    matmul_precision = torch.get_float32_matmul_precision()
+    conv_tf32 = torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
     try:
-        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
-            yield
+        yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+        torch.backends.cudnn.allow_tf32 = conv_tf32
+        torch.set_float32_matmul_precision(matmul_precision)
 
 
-def _lower_median(x: Tensor) -> Tensor:
-    """Lower median (as ``torch.median``) of each row of a (B, n) float tensor -> (B,)."""
-    k = (x.shape[1] - 1) // 2
-    if x.device.type == "cpu":  # introselect: several times faster than torch.median on the CPU
-        return torch.from_numpy(np.partition(x.numpy(), k, axis=1)[:, k].copy())
-    return torch.kthvalue(x, k + 1, dim=1).values
+def _lower_median_pairs(x: Tensor) -> Tensor:
+    """Lower median over the pixels of (B, H, W, 2) interleaved image pairs -> (B, 2) on ``x``'s device."""
+    b = x.shape[0]
+    flat = x.reshape(b, -1, 2)
+    k = (flat.shape[1] - 1) // 2
+    if x.device.type == "cpu":  # introselect on each strided column: several times faster than torch.median
+        arr = flat.numpy()
+        return torch.tensor([[np.partition(arr[i, :, j], k)[k] for j in range(2)] for i in range(b)])
+    return torch.kthvalue(flat, k + 1, dim=1).values
 
 
 def _shift_gradient(y: Tensor, weights: tuple[float, float]) -> Tensor:
@@ -972,8 +977,7 @@ def _phase_congruency_block(lum_x: Tensor, lum_y: Tensor) -> Tensor:
         odd = torch.view_as_real(torch.fft.ifft2(torch.view_as_complex(spec_rot * ga2[o]), norm="forward"))
         amp = torch.mul(even, even, out=work).addcmul_(odd, odd)  # |eo|^2, (B, S, H, W, 2)
         # noise model from the smallest scale: T = f_o sqrt(lower median of |eo_0|^2), per image
-        threshold = _lower_median(amp[:, 0].reshape(b, h * w, 2).transpose(1, 2).reshape(2 * b, h * w))
-        threshold = threshold.to(lum_x.device).sqrt_().mul_(factors[o]).view(b, 1, 1, 2)
+        threshold = _lower_median_pairs(amp[:, 0]).sqrt_().mul_(factors[o]).view(b, 1, 1, 2)
         den.add_(amp.sqrt_().sum(dim=1))
         s_re, s_im = even.sum(dim=1, keepdim=True), odd.sum(dim=1, keepdim=True)  # S = sum_s eo_s
         nrm2 = torch.mul(s_re, s_re).addcmul_(s_im, s_im)

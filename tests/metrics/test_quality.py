@@ -462,6 +462,38 @@ def test_fast_fsim_downsampling_path(ihc: np.ndarray) -> None:
         assert (a - b).abs().max().item() < TOL_FAST
 
 
+def test_fast_path_keeps_float32_on_cuda_and_restores_settings() -> None:
+    """TF32 (10-bit mantissa) would break the 1e-5 agreement: disabled while the fast path runs, then restored."""
+
+    class FakeCuda:
+        type = "cuda"
+
+    before = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    try:
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
+        with q._full_float32(FakeCuda()):  # type: ignore[arg-type]
+            assert torch.get_float32_matmul_precision() == "highest" and not torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", list(_SPECS))
+def test_fast_on_cuda_matches_exact(precision_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], name: str) -> None:
+    fast, exact = _fn(name, "fast"), _fn(name, "exact")
+    for label, (f, r) in precision_sets.items():
+        a = fast(f.cuda(), r.cuda())
+        assert a.device.type == "cuda", label
+        b = exact(f, r)
+        diff = (a.cpu() - b).abs()
+        if name.startswith("nrmse"):
+            diff = diff / b.abs().clamp_min(1e-300)
+        assert diff.max().item() < (TOL_FAST_NRMSE if name.startswith("nrmse") else TOL_FAST), label
+
+
 @pytest.mark.parametrize("name", ["ssim", "fsim", "gmsd", "nrmse"])
 def test_unknown_precision_raises(name: str) -> None:
     with pytest.raises(ValueError, match="unknown precision 'float64'; expected one of fast, exact"):
