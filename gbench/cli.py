@@ -39,17 +39,34 @@ def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=
 
 # ---------------------------------------------------------------------------------------------- demo
 
-@app.command("demo")
+demo_app = typer.Typer(help="The main job on the built-in dataset (what `make demo` runs); `gbench demo mi-gan`: "
+                            "MI-GAN on the built-in cells.", invoke_without_command=True, no_args_is_help=False)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback()
 def demo(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/demo"),
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
     data_seed: DataSeedOpt = 0,
 ) -> None:
-    """The main job on the built-in dataset (what `make demo` runs)."""
+    """The main job on the built-in dataset (what `make demo` runs). `gbench demo mi-gan`: MI-GAN instead."""
+    if ctx.invoked_subcommand is not None:
+        return
     from gbench import runner
 
     runner.demo(out, profile=profile, seed=seed, console=console, data_seed=data_seed)
+
+
+def _register_demo_commands() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("gbench.commands.migan_demo") is not None:
+        from gbench.commands.migan_demo import register_demo
+
+        register_demo(demo_app)
 
 
 @app.command("profiles")
@@ -72,6 +89,7 @@ def _register_commands() -> None:
 
 
 _register_commands()
+_register_demo_commands()
 
 
 def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -26,6 +26,20 @@ the check that caught it (stored as the ``failure`` of its records and observati
   - **constant images**: every image of the batch has a spatial standard deviation below
     :data:`CONSTANT_STD` in every channel (each output is a flat colour).
 
+* :func:`multifocus_failure` -- from a batch of generated focus stacks (MI-GAN), beside the
+  checks above:
+
+  - **collapsed across samples**: the mean per-pixel standard deviation across the N stacks
+    (all planes, all channels) is below :data:`COLLAPSE_RATIO` (a quarter) of the real set's
+    (when a real set is given; else below :data:`CONSTANT_STD`): the generator draws (almost)
+    the same cell whatever its noise;
+  - **no focus peak**: the mean focus curve (variance of the Laplacian per plane,
+    :func:`gbench.metrics.multifocus.focus_curve`) peaks more than :data:`PEAK_TOLERANCE` (one)
+    plane away from the middle plane I0, or is flat: its peak is less than
+    :data:`PEAK_RATIO` (1.5) times the smaller of its two end planes' values, or fewer than
+    :data:`PEAK_SHARE` (half) of the stacks are each sharpest within I0 +-1 (real stacks: all;
+    stacks with their planes shuffled: about 3 in 11).
+
   Outputs are (N, C, H, W) or (N, H, W, C) arrays or tensors (C in 1..4; the channel axis is
   the one of size <= 4, axis 1 when both are) or (N, H, W) single-channel batches. Floating
   outputs are taken in [0, 1] units, integer ones are divided by their dtype's maximum
@@ -41,12 +55,20 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["CONSTANT_STD", "NON_LOSS_COLUMNS", "segmentation_failure", "generator_failure", "history_failure",
-           "output_failure"]
+__all__ = ["CONSTANT_STD", "NON_LOSS_COLUMNS", "COLLAPSE_RATIO", "PEAK_TOLERANCE", "PEAK_RATIO", "PEAK_SHARE", "segmentation_failure",
+           "generator_failure", "history_failure", "output_failure", "multifocus_failure", "stack_diversity"]
 
 #: Standard-deviation floor (in [0, 1] image units) below which outputs count as constant: one
 #: grey level of an 8-bit image.
 CONSTANT_STD: Final[float] = 1.0 / 255.0
+#: A set of focus stacks is collapsed when its diversity is below this share of the real set's.
+COLLAPSE_RATIO: Final[float] = 0.25
+#: Planes the mean focus curve's peak may lie away from I0.
+PEAK_TOLERANCE: Final[int] = 1
+#: The focus peak must be this many times the sharpness of the blurrier end plane.
+PEAK_RATIO: Final[float] = 1.5
+#: At least this share of the stacks must be sharpest within I0 +- PEAK_TOLERANCE.
+PEAK_SHARE: Final[float] = 0.5
 #: History columns that are not losses (never checked for NaN/inf).
 NON_LOSS_COLUMNS: Final[frozenset[str]] = frozenset({"step", "epoch", "lr", "time", "wall_time_s"})
 
@@ -180,4 +202,80 @@ def generator_failure(history: Iterable[Mapping[str, Any]] | Any = None, outputs
             return msg
     if outputs is not None:
         return output_failure(outputs)
+    return ""
+
+
+def stack_diversity(stacks: Any) -> float:
+    """Mean over pixels, planes and channels of the per-pixel standard deviation across the stacks.
+
+    ``(N, P, H, W, 3)`` stacks (uint8 in grey levels; float taken as they are). 0 for a set of
+    identical stacks; needs N >= 2.
+    """
+    a = np.asarray(stacks.detach().cpu().numpy() if hasattr(stacks, "detach") else stacks, dtype=np.float64)
+    if a.ndim != 5 or a.shape[0] < 2:
+        raise ValueError(f"stack_diversity needs at least 2 stacks (N, P, H, W, C), got shape {a.shape}")
+    return float(a.std(axis=0).mean())
+
+
+def multifocus_failure(stacks: Any, real: Any = None, history: Iterable[Mapping[str, Any]] | Any = None, *,
+                       collapse_ratio: float = COLLAPSE_RATIO, peak_tolerance: int = PEAK_TOLERANCE,
+                       peak_ratio: float = PEAK_RATIO, peak_share: float = PEAK_SHARE) -> str:
+    """The failed check of a multi-focus generator (MI-GAN) run, or ``""`` (see the module docstring).
+
+    Args:
+        stacks: generated stacks ``(N, P, H, W, 3)`` uint8 from N different noise vectors.
+        real: real stacks of the same geometry (the diversity reference); None uses the absolute
+            floor :data:`CONSTANT_STD` (one grey level).
+        history: training losses (NaN/inf check), or None.
+        collapse_ratio, peak_tolerance, peak_ratio, peak_share: the thresholds.
+
+    Returns:
+        ``""`` or one line, e.g. ``"collapsed samples: diversity 1.3 grey levels < 0.25 x the real
+        set's 16.7"`` or ``"no focus peak: the mean focus curve peaks at I-5 (I0 +-1 expected)"``.
+
+    Example:
+        >>> flat = np.full((4, 11, 16, 16, 3), 128, np.uint8)
+        >>> multifocus_failure(flat)
+        'collapsed samples: diversity 0 grey levels (identical stacks)'
+    """
+    from gbench.metrics.multifocus import focus_curve
+
+    if history is not None:
+        msg = history_failure(history)
+        if msg:
+            return msg
+    a = np.asarray(stacks.detach().cpu().numpy() if hasattr(stacks, "detach") else stacks)
+    if a.ndim != 5 or a.shape[-1] != 3:
+        raise ValueError(f"focus stacks must be (N, P, H, W, 3), got shape {a.shape}")
+    if a.shape[0] == 0:
+        return "no generated stacks to check"
+    if not np.all(np.isfinite(a)):
+        return f"generated stacks contain NaN/inf ({int((~np.isfinite(a)).sum())} values)"
+    if a.shape[0] >= 2:
+        div = stack_diversity(a)
+        if real is not None:
+            ref = stack_diversity(real)
+            if div < collapse_ratio * ref:
+                return (f"collapsed samples: diversity {div:.3g} grey levels < {collapse_ratio:g} x the real set's "
+                        f"{ref:.3g} (per-pixel std across {a.shape[0]} stacks)")
+        elif div < CONSTANT_STD * 255:
+            return (f"collapsed samples: diversity {div:.3g} grey levels" +
+                    (" (identical stacks)" if div == 0 else f" < {CONSTANT_STD * 255:g}"))
+    p = a.shape[1]
+    if p >= 3:
+        curve = focus_curve(a.astype(np.uint8) if a.dtype != np.uint8 else a).mean(axis=0)  # (ints: grey levels)
+        half = p // 2
+        peak = int(np.argmax(curve))
+        label = f"I{peak - half:+d}" if peak != half else "I0"
+        ends = float(min(curve[0], curve[-1]))
+        if not float(curve[peak]) >= peak_ratio * ends or float(curve[peak]) <= 0:
+            return (f"no focus peak: the mean focus curve is flat (peak {float(curve[peak]):.3g} at {label} < "
+                    f"{peak_ratio:g} x the blurrier end plane's {ends:.3g})")
+        if abs(peak - half) > peak_tolerance:
+            return f"no focus peak: the mean focus curve peaks at {label} (I0 +-{peak_tolerance} expected)"
+        curves = focus_curve(a.astype(np.uint8) if a.dtype != np.uint8 else a)
+        share = float(np.mean(np.abs(np.argmax(curves, axis=1) - half) <= peak_tolerance))
+        if share < peak_share:
+            return (f"no focus peak: only {share:.0%} of the stacks are sharpest within I0 +-{peak_tolerance} "
+                    f"(at least {peak_share:.0%} expected)")
     return ""

@@ -30,7 +30,25 @@ from generators.mi_gan import (MIGAN, MODEL_FILE, MIGANConfig, config_for_profil
                                stacks_to_tensor)
 
 __all__ = ["StackTrainingSet", "train_phase", "train_migan", "MIGANRun", "stack_grid", "write_stack_grid",
-           "sample_to_folder"]
+           "sample_to_folder", "PROFILE_SCHEDULE", "schedule_for"]
+
+#: MI-GAN's own schedule per profile: generator iterations of G1 and of G2, real items per critic
+#: update, stacks drawn for evaluation. Profiles not listed (``paper``) take the profile's
+#: ``max_steps`` / ``epochs`` (over the x6-augmented set) and ``batch_size``.
+PROFILE_SCHEDULE: dict[str, dict[str, int]] = {
+    "smoke": {"steps_g1": 4, "steps_g2": 4, "batch_size": 2, "n_eval": 6},
+    "demo": {"steps_g1": 600, "steps_g2": 150, "batch_size": 8, "n_eval": 64},
+}
+
+
+def schedule_for(profile: str) -> dict[str, int | None]:
+    """``{"steps_g1", "steps_g2", "batch_size", "n_eval"}`` of a profile (None: the profile's generic values)."""
+    from gbench.profiles import get_profile
+
+    prof = get_profile(profile)
+    sched = PROFILE_SCHEDULE.get(prof.name, {})
+    return {"steps_g1": sched.get("steps_g1"), "steps_g2": sched.get("steps_g2"),
+            "batch_size": sched.get("batch_size", prof.batch_size), "n_eval": sched.get("n_eval", 256)}
 
 
 class StackTrainingSet:
@@ -94,6 +112,10 @@ def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *,
                description=f"MI-GAN {phase.upper()}")
 
 
+#: Config fields that are training options, not architecture (a transfer run may change them).
+_TRAINING_OPTIONS = frozenset({"lr", "betas", "n_critic", "gp_lambda", "g2_l1"})
+
+
 @dataclass(frozen=True)
 class MIGANRun:
     """What :func:`train_migan` made.
@@ -124,7 +146,7 @@ def _summary(history: list[dict[str, float]]) -> dict[str, Any]:
 
 def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int = 0, split: str = "train",
                 init_from: str | Path | None = None, resume: bool = False, steps: int | None = None,
-                batch_size: int | None = None, n_train: int | None = None, progress: bool = True,
+                steps_g2: int | None = None, batch_size: int | None = None, n_train: int | None = None, progress: bool = True,
                 device: str | None = None, augment: bool = True, grid_samples: int | None = None,
                 data_seed: int = 0, **config: Any) -> MIGANRun:
     """Train MI-GAN (G1 then G2, independently) on a stack dataset; optionally transfer from a run.
@@ -140,9 +162,11 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
         init_from: a trained MI-GAN run folder (or ``mi-gan.pt``) to start from (transfer
             learning); its architecture is kept and ``config`` may not change it.
         resume: continue the phases from their checkpoints in ``out``.
-        steps: generator iterations per phase (default: the profile's ``max_steps``, else its
-            epochs over the augmented set).
-        batch_size: real items per critic update (default: the profile's).
+        steps: generator iterations per phase (default: :data:`PROFILE_SCHEDULE`'s ``steps_g1``,
+            else the profile's ``max_steps``, else its epochs over the augmented set).
+        steps_g2: generator iterations of G2 when they differ from ``steps`` (default: ``steps``
+            when given, else :data:`PROFILE_SCHEDULE`'s ``steps_g2``).
+        batch_size: real items per critic update (default: the schedule's, else the profile's).
         n_train: built-in stacks to train on (default: the profile's ``migan_count`` of the cell
             type: ``migan_train`` SiHa, ``migan_cancer`` cancer stacks, about half as in the paper).
         progress: progress bars.
@@ -169,12 +193,13 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
     if init_from is not None:
         model, src_meta = load_mi_gan(init_from)
         cfg = model.cfg
-        arch = {f.name for f in dataclasses.fields(MIGANConfig)} - {"lr", "betas", "n_critic", "gp_lambda"}
+        arch = {f.name for f in dataclasses.fields(MIGANConfig)} - _TRAINING_OPTIONS
         clash = sorted(k for k in config if k in arch and config[k] != getattr(cfg, k))
         if clash:
             raise ValueError(f"--init-from {init_from}: cannot change the architecture ({', '.join(clash)}) of a trained MI-GAN")
         train_opts = {k: v for k, v in config.items() if k not in arch}
-        cfg = MIGANConfig.from_dict({**cfg.to_dict(), "lr": prof.lr, **train_opts})
+        defaults = config_for_profile(prof)
+        cfg = MIGANConfig.from_dict({**cfg.to_dict(), "lr": defaults.lr, **train_opts})
         model.cfg = cfg
         source = {"init_from": str(init_from), "source_data": src_meta.get("data"), "source_seed": src_meta.get("seed")}
     else:
@@ -198,18 +223,28 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
     from gbench.fileio import clean_orphan_temps
 
     clean_orphan_temps(out)  # temp files of a killed run
-    bs = batch_size or prof.batch_size
-    if steps is None:
-        if prof.max_steps is not None:
+    sched = schedule_for(prof.name)
+    bs = batch_size or int(sched["batch_size"] or prof.batch_size)
+    if steps is not None:
+        steps_g2 = steps if steps_g2 is None else steps_g2
+    else:
+        if sched["steps_g1"] is not None:
+            steps = int(sched["steps_g1"])
+        elif prof.max_steps is not None:
             steps = prof.max_steps
         else:
             items = len(stacks) * (6 if augment else 1)
             steps = max(1, int(np.ceil(prof.epochs * items / (bs * cfg.n_critic))))
+        if steps_g2 is None:
+            steps_g2 = int(sched["steps_g2"]) if sched["steps_g2"] is not None else steps
+    if steps <= 0 or steps_g2 <= 0:
+        raise ValueError(f"steps must be positive, got {steps} (G1) and {steps_g2} (G2)")
     meta = {"data": str(data), "split": split, "seed": seed, "data_seed": data_seed, "profile": prof.name, "config": cfg.to_dict()}
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for phase in ("g1", "g2"):
-        res = train_phase(model, stacks, phase, steps=steps, batch_size=bs, seed=seed, out_dir=out / phase,
+        res = train_phase(model, stacks, phase, steps=steps if phase == "g1" else steps_g2, batch_size=bs, seed=seed,
+                          out_dir=out / phase,
                           resume=resume, progress=progress, augment=augment, device=device, meta=meta)
         results[phase] = res
     model.eval()
@@ -224,7 +259,7 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
         "split": split,
         "n_train_stacks": int(len(stacks)),
         "augmentation": "x6" if augment else "none",
-        "steps_per_phase": steps,
+        "steps_per_phase": {"g1": steps, "g2": steps_g2},
         "batch_size": bs,
         "config": cfg.to_dict(),
         "transfer": source,

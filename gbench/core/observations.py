@@ -44,7 +44,8 @@ OBS_KEY_COLUMNS: Final[tuple[str, ...]] = KEY_COLUMNS
 POOLED_STATS: Final[tuple[str, ...]] = ("tp", "fp", "fn", "iou_sum", "aji_inter", "aji_union", "ajip_inter",
                                         "ajip_union")
 #: Per-image score columns known to gbench (others are kept as they are).
-SCORE_COLUMNS: Final[tuple[str, ...]] = ("ssim", "fsim", "gmsd", "nrmse", "dq", "sq", "pq", "aji", "aji_plus")
+SCORE_COLUMNS: Final[tuple[str, ...]] = ("ssim", "fsim", "gmsd", "nrmse", "dq", "sq", "pq", "aji", "aji_plus",
+                                        "fid", "kid", "focus_curve_l1")  # the last three: per seed (MI-GAN transfer)
 _OTHER = ("image", "unit", "test_set", "status", "failure")
 _NON_KEY = frozenset(_OTHER + SCORE_COLUMNS + POOLED_STATS + ("n_true", "n_pred", "iou_threshold", "name"))
 

@@ -110,7 +110,7 @@ METRIC_DIRECTIONS: Final[dict[str, str]] = {
     "ssim": "higher", "fsim": "higher", "gmsd": "lower", "nrmse": "lower",
     "dq": "higher", "sq": "higher", "pq": "higher", "aji": "higher", "aji_plus": "higher",
     "fid": "lower", "kid": "lower", "precision": "higher", "recall": "higher", "density": "higher",
-    "coverage": "higher",
+    "coverage": "higher", "focus_curve_l1": "lower",
 }
 #: Display order of metrics in tables (unknown metrics follow, alphabetically).
 METRIC_ORDER: Final[tuple[str, ...]] = tuple(METRIC_DIRECTIONS)
