@@ -125,7 +125,8 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
                         out: str | Path = "runs/reproduce", seeds: Sequence[int] | None = None,
                         generators: Sequence[str] = GENERATORS, archs: Sequence[str] = ARCHS,
                         train_sets: Sequence[str] = TRAIN_SETS, gen_steps: int | None = None,
-                        progress: bool = True, console: Any = None, data_seed: int = 0) -> ReproduceResult:
+                        progress: bool = True, console: Any = None, data_seed: int = 0,
+                        timings: Sequence[dict[str, Any]] = ()) -> ReproduceResult:
     """Run (or continue) the Sharp-GAN pipeline and write the report folder under ``out``.
 
     Args:
@@ -145,6 +146,8 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
         console: a rich console for stage lines and the final tables.
         data_seed: seed of a built-in dataset (which train and test tiles exist); part of every
             stage key.
+        timings: steps timed before this call (``{"stage", "spent_s"}``; ``gbench demo``'s data
+            preview), shown first in the closing time table.
     """
     import pandas as pd
     from rich.console import Console
@@ -179,11 +182,13 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
     obs_frames: list[Any] = []
 
     def run(stage: Stage, fn: Any) -> Any:
+        t_stage = time.perf_counter()
         res = cache.run(stage, fn)
         verb = "cached" if res.skipped else "done"
         console.print(f"[dim]stage[/] {stage.name}: {verb} ({res.seconds:.1f} s) -> {res.path}")
+        # seconds: the stage's own run (the original one when cached); spent_s: this call's time
         stages.append({"stage": stage.name, "key": res.key, "path": str(res.path), "skipped": res.skipped,
-                       "seconds": round(res.seconds, 3)})
+                       "seconds": round(res.seconds, 3), "spent_s": round(time.perf_counter() - t_stage, 3)})
         return res
 
     # 1-2: generators and Table 1 ------------------------------------------------------------
@@ -194,7 +199,8 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
 
         def train(folder: Path, name: str = name) -> dict[str, Any]:
             res = train_generator(name, data, folder, profile=prof, seed=seed, resume=True, steps=gen_steps,
-                                  progress=progress, data_seed=data_seed)
+                                  progress=progress, data_seed=data_seed,
+                                  keep_optimizer_state=False)  # the stage key fixes the steps: never extended
             return {"outputs": [str(Path(res.checkpoint).relative_to(folder))]}
 
         tr = run(train_stage, train)
@@ -258,6 +264,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
                 obs_frames.append(load_observations(res.path / res.result["outputs"][0], required=True))
 
     # 5: records and report ---------------------------------------------------------------------
+    t_report = time.perf_counter()
     save_records(pd.concat(frames, ignore_index=True), out / "records.csv")
     if obs_frames:
         save_observations(pd.concat(obs_frames, ignore_index=True), out / "records.csv")
@@ -275,10 +282,49 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
         from rich.markdown import Markdown
 
         console.print(Markdown(comparison.read_text(encoding="utf-8")))
+    report_s = {"stage": "report", "spent_s": round(time.perf_counter() - t_report, 3)}
+    console.print(time_table([*timings, *stages, report_s],
+                             time.perf_counter() - t0 + sum(float(t["spent_s"]) for t in timings)))
     console.print(f"report: {out / 'report' / 'report.html'}")
     for line in failed_runs(records):
         console.print(f"[bold red]failed run:[/] [red]{line}[/]")
     return ReproduceResult(out, records, manifest, stages, time.perf_counter() - t0)
+
+
+def time_table(stages: Sequence[dict[str, Any]], total_s: float | None = None) -> Any:
+    """A rich table of where the time went: one row per stage (wall time, share of the total).
+
+    Args:
+        stages: ``{"stage", "spent_s" (or "seconds"), "skipped"?}`` rows in the order they ran;
+            ``spent_s`` is the time this run spent on the stage (a cached stage: the lookup).
+        total_s: the whole run's wall time; the time outside the listed stages (imports, loading
+            records, printing) becomes an ``other`` row. Default: the sum of the stages.
+    """
+    from rich.table import Table
+
+    spent = [float(st["spent_s"] if "spent_s" in st else st["seconds"]) for st in stages]
+    listed = sum(spent)
+    total = max(float(total_s), listed) if total_s is not None else listed
+    rows = [(str(st["stage"]) + (" (cached)" if st.get("skipped") else ""), sec) for st, sec in zip(stages, spent)]
+    if total - listed >= 0.05:
+        rows.append(("other", total - listed))
+    t = Table(title="Where the time went", show_header=True, title_justify="left")
+    t.add_column("stage")
+    t.add_column("wall time", justify="right")
+    t.add_column("share", justify="right")
+    for name, sec in rows:
+        t.add_row(name, _fmt_seconds(sec), f"{100 * sec / total:.1f}%" if total > 0 else "-")
+    t.add_section()
+    t.add_row("total", _fmt_seconds(total), "100%" if total > 0 else "-")
+    return t
+
+
+def _fmt_seconds(sec: float) -> str:
+    """``9.5 s``, ``1 min 05 s``."""
+    if sec < 60:
+        return f"{sec:.1f} s"
+    m, s = divmod(int(round(sec)), 60)
+    return f"{m} min {s:02d} s"
 
 
 def failed_runs(records: Any) -> list[str]:

@@ -250,6 +250,7 @@ def train_generator(
     dataset: Dataset | None = None,
     overwrite: bool = False,
     data_seed: int = 0,
+    keep_optimizer_state: bool = True,
 ) -> TrainResult:
     """Train generator ``name`` on the training split of ``data``.
 
@@ -272,6 +273,8 @@ def train_generator(
         dataset: use this training set instead of loading ``data`` (tests, notebooks).
         overwrite: train from scratch over a run already in ``out`` (without it, and without
             ``resume``, an existing ``checkpoints/last.pt`` is refused).
+        keep_optimizer_state: False drops the optimiser states from the final ``last.pt`` (a
+            third of the size; the run can then not be extended to more steps).
 
     Returns:
         A :class:`TrainResult`.
@@ -327,7 +330,7 @@ def train_generator(
         try:
             result = fit(module, loader, max_steps=total, seed=seed, out_dir=out, checkpoint_every=ckpt_every,
                          resume=resume, progress=progress, callbacks=[grid, watch], device=device, meta=meta,
-                         description=f"train {name}")
+                         description=f"train {name}", keep_optimizer_state=keep_optimizer_state)
             failure = ""
         except FloatingPointError as exc:  # engine.fit stops at the first NaN/inf loss: a failed run
             failure = str(exc)

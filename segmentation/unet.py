@@ -64,5 +64,25 @@ def build_unet(config: UNetConfig | None = None) -> nn.Module:
     import segmentation_models_pytorch as smp
 
     cfg = config or UNetConfig()
-    return smp.Unet(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights, encoder_depth=cfg.encoder_depth,
-                    decoder_channels=list(cfg.decoder_channels), in_channels=cfg.in_channels, classes=cfg.classes)
+    net = smp.Unet(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights, encoder_depth=cfg.encoder_depth,
+                   decoder_channels=list(cfg.decoder_channels), in_channels=cfg.in_channels, classes=cfg.classes)
+    _drop_unused_stages(net.encoder, cfg.encoder_depth)
+    return net
+
+
+def _drop_unused_stages(encoder: nn.Module, depth: int) -> None:
+    """Remove the ResNet stages a shallower encoder never runs.
+
+    smp's ``ResNetEncoder`` keeps ``layer4`` (and ``layer3``) when ``encoder_depth`` < 5 but its
+    forward stops before them: unused parameters that would fill checkpoints (``layer4`` is 8.4 M
+    of resnet18's 11.2 M) and leave DistributedDataParallel waiting for gradients that never
+    come. Other encoders are left as smp builds them.
+    """
+    from segmentation_models_pytorch.encoders.resnet import ResNetEncoder
+
+    if not isinstance(encoder, ResNetEncoder):
+        return
+    for stage in range(depth, 5):  # stage k (1-based) is layer{k-1}; depth d runs stages 1..d
+        name = f"layer{stage}"
+        if hasattr(encoder, name):
+            delattr(encoder, name)
