@@ -57,14 +57,10 @@ def train_gen(
         from gbench.commands.multifocus import train_migan_cmd
         from generators.mi_gan import MIGANConfig
 
-        unknown = sorted({str(i).partition("=")[0].strip() for i in set_ or []} - {"n_critic", "critic_norm"})
-        if unknown:
-            raise ValueError(f"mi-gan takes --set n_critic=... and --set critic_norm=... here, not {', '.join(unknown)} "
-                             "(gbench train-migan has every option)")
-        opts = parse_set_options(set_, MIGANConfig, allowed=("n_critic", "critic_norm"))
+        parse_set_options(set_, MIGANConfig, what="MI-GAN option")  # one-line error before any work
         train_migan_cmd(data=data, out=out, profile=profile, seed=seed, data_seed=data_seed, init_from=init_from, resume=resume,
-                        steps=steps, n_critic=opts.get("n_critic"), critic_norm=opts.get("critic_norm"), device=device,
-                        overwrite=overwrite)
+                        steps=steps, n_critic=None, critic_norm=None, device=device, overwrite=overwrite,
+                        steps_g2=None, set_=set_)
         return
     if init_from is not None:
         raise ValueError("--init-from applies to mi-gan only")

@@ -214,27 +214,30 @@ def train_migan_cmd(
     critic_norm: Annotated[Optional[str], typer.Option("--critic-norm", help="batch (paper), layer, instance or none (default: the profile's).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when available).")] = None,
     overwrite: OverwriteOpt = False,
+    steps_g2: Annotated[Optional[int], typer.Option("--steps-g2", help="Generator iterations of G2 (default: --steps, else the profile's).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="MI-GAN option KEY=VALUE (upsample, g2_arch, g2_l1, latent_channels, lr, ...; see generators/mi_gan.py); repeatable.")] = None,
 ) -> None:
     """Train MI-GAN (G1 then G2, independently, WGAN-GP) on multi-focus cell stacks."""
-    from gbench.options import check_device, check_positive
+    from gbench.options import check_device, check_positive, parse_set_options
     from gbench.profiles import get_profile
+    from generators.mi_gan import MIGANConfig
     from generators.mi_gan_train import train_migan
 
     get_profile(profile)
-    for opt, value in (("--steps", steps), ("--batch-size", batch_size), ("--n-train", n_train),
-                       ("--n-critic", n_critic)):
+    for opt, value in (("--steps", steps), ("--steps-g2", steps_g2), ("--batch-size", batch_size),
+                       ("--n-train", n_train), ("--n-critic", n_critic)):
         check_positive(opt, value)
     check_device("--device", device)
-    check_out_folder(out, resume=resume, overwrite=overwrite)
-
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = parse_set_options(set_, MIGANConfig, what="MI-GAN option")
     if n_critic is not None:
         overrides["n_critic"] = n_critic
     if critic_norm is not None:
         overrides["critic_norm"] = critic_norm
+    check_out_folder(out, resume=resume, overwrite=overwrite)
+
     run = train_migan(data, out, profile=profile, seed=seed, data_seed=data_seed, split=split, init_from=init_from,
-                      resume=resume,
-                      steps=steps, batch_size=batch_size, n_train=n_train, device=device, **overrides)
+                      resume=resume, steps=steps, steps_g2=steps_g2, batch_size=batch_size, n_train=n_train,
+                      device=device, **overrides)
     ph = run.record["phases"]
     for p in ("g1", "g2"):
         console.print(f"{p.upper()}: {ph[p].get('steps', 0)} steps, critic loss {ph[p].get('loss_d_first', float('nan')):.3g} -> "

@@ -25,7 +25,20 @@ def test_wiring_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert "--multifocus needs --real STACKS and --fake STACKS" in capsys.readouterr().err
     assert run_cli(monkeypatch, "train-gen", "mi-gan", "--data", "synthetic-cells:siha", "--out", str(tmp_path / "m"),
                    "--set", "ngf=4") == 2
-    assert "mi-gan takes --set n_critic" in capsys.readouterr().err
+    assert "unknown MI-GAN option(s) ngf" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "train-migan", "--out", str(tmp_path / "m"), "--set", "upsample=pixelshuffle") == 2
+    assert "--set upsample=pixelshuffle: expected one of transposed, resize, bilinear" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
     assert run_cli(monkeypatch, "train-gen", "sharp-gan", "--data", "synthetic-he", "--out", str(tmp_path / "s"),
                    "--init-from", str(tmp_path)) == 2
     assert "--init-from applies to mi-gan only" in capsys.readouterr().err
+
+
+def test_train_gen_mi_gan_takes_every_option(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "m"
+    assert run_cli(monkeypatch, "train-gen", "mi-gan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile",
+                   "smoke", "--steps", "1", "--set", "upsample=bilinear", "--set", "g2_l1=5", "--set", "g2_arch=paper") == 0
+    cfg = json.loads((out / "run.json").read_text())["config"]
+    assert (cfg["upsample"], cfg["g2_l1"], cfg["g2_arch"]) == ("bilinear", 5.0, "paper")
