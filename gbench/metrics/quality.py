@@ -903,9 +903,8 @@ class _SSIMFast:
         else:
             torch.bmm(wu, u.transpose(1, 2), out=lm)
             lm.baddbmm_(wq, sq.transpose(1, 2))
-        num = lm[:, :c] * lm[:, 2 * c : 3 * c]
-        den = lm[:, c : 2 * c] * lm[:, 3 * c :]
-        return num.div_(den).sum(dim=(1, 2)).to(torch.float64) / (c * self.hp * self.wp)
+        nd = lm[:, : 2 * c] * lm[:, 2 * c :]  # (luminance x contrast-structure) numerators, then denominators
+        return nd[:, :c].div_(nd[:, c:]).sum(dim=(1, 2)).to(torch.float64) / (c * self.hp * self.wp)
 
 
 def _ssim_fast(f: Tensor, r: Tensor, data_range: float, luminance: bool) -> Tensor:
