@@ -101,6 +101,24 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path, monkeyp
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_profile_settings_demo_small_paper_untouched() -> None:
+    """demo: the shallow U-Net (no unused encoder stage: every parameter gets a gradient, so DDP
+    needs no find_unused_parameters) at its own crop and lr; paper: the paper's settings."""
+    import segmentation
+    from gbench.profiles import DEMO, PAPER
+
+    cfg = config_from_profile(DEMO, "unet")
+    assert (cfg.image_size, cfg.lr, cfg.batch_size, cfg.max_steps) == (96, 1e-3, 8, 120)
+    net = segmentation.create("unet", **cfg.model_options, classes=1)
+    net(torch.randn(2, 3, 64, 64)).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    assert sum(p.numel() for p in net.parameters()) < 4_000_000
+    assert config_from_profile(DEMO, "segnet", max_steps=7).max_steps == 7  # explicit options still win
+    paper = config_from_profile(PAPER, "unet")
+    assert (paper.image_size, paper.lr, paper.batch_size, paper.epochs, paper.max_steps) == (256, 1e-4, 16, 500, None)
+    assert paper.model_options == {"encoder": "resnet34"}
+
+
 def test_finished_cell_keeps_small_files_only(tmp_path: Path) -> None:
     """A finished cell: last.pt without optimiser state, best.pt with the weights, no temp files."""
     cfg = config_from_profile(SMOKE, "segnet", max_steps=4, val_every=2, patience=0, batch_size=2,
