@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_quality.py
 	$(PY) benchmarks/bench_generators.py
 	$(PY) benchmarks/bench_segment.py
+	$(PY) benchmarks/bench_demo.py
 	$(PY) benchmarks/bench_stats.py
 
 clean:
