@@ -981,7 +981,8 @@ def _phase_congruency_block(lum_x: Tensor, lum_y: Tensor) -> Tensor:
         s_re, s_im = even.sum(dim=1, keepdim=True), odd.sum(dim=1, keepdim=True)  # S = sum_s eo_s
         nrm2 = torch.mul(s_re, s_re).addcmul_(s_im, s_im)
         cross = torch.mul(odd, s_re, out=work).addcmul_(even, s_im, value=-1.0).abs_().sum(dim=1, keepdim=True)
-        energy = cross.neg_().add_(nrm2).div_(nrm2.sqrt_().add_(eps))[:, 0]  # (|S|^2 - cross) / (|S| + eps)
+        norm = nrm2.sqrt().add_(eps)
+        energy = cross.neg_().add_(nrm2).div_(norm)[:, 0]  # (|S|^2 - cross) / (|S| + eps)
         num.add_(energy.sub_(threshold).clamp_(min=0.0))
     return num.add_(eps).div_(den.add_(eps))
 
