@@ -462,6 +462,8 @@ def ssim(
         fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
         real: Reference images, same shape and kind as ``fake``.
         luminance: If True, compute SSIM on BT.601 luma Y instead of per RGB channel.
+        precision: ``'fast'`` (float32, default) or ``'exact'`` (float64, scikit-image to ~1e-15); see the
+            module docstring and :func:`conventions`.
 
     Returns:
         Float64 tensor of shape (N,) with one SSIM value per pair (1 for identical images).
@@ -469,7 +471,7 @@ def ssim(
     Raises:
         ValueError: On invalid input (type, dtype, dims, channels, shape or count
             mismatch, empty batch, NaN/inf, float outside [0, 1], mixed uint8/float,
-            images smaller than 11 x 11).
+            images smaller than 11 x 11) or an unknown precision.
 
     References:
         Wang, Bovik, Sheikh, Simoncelli, IEEE TIP 13(4):600-612, 2004;
@@ -602,7 +604,7 @@ def fsim(
 ) -> Tensor:
     """Feature similarity index FSIMc (default) or FSIM per image pair, piq 0.8.0 protocol.
 
-    Reproduces ``piq.fsim`` in float64 including its pooling: the images are
+    Reproduces ``piq.fsim`` (``precision='exact'``: in float64) including its pooling: the images are
     average-pooled by ``max(1, round(min(H, W) / 256))`` before phase congruency
     and gradient similarity are computed (as the authors' MATLAB code), so values
     match piq and the published numbers. See ``CONVENTIONS["fsim"]``.
@@ -611,6 +613,7 @@ def fsim(
         fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
         real: Reference images, same shape and kind as ``fake``.
         chromatic: FSIMc (uses the YIQ chroma channels I, Q) if True, grey FSIM on Y if False.
+        precision: ``'fast'`` (float32, default) or ``'exact'`` (float64, piq to ~1e-16).
 
     Returns:
         Float64 tensor of shape (N,) (1 for identical images; can exceed 1 slightly
@@ -647,7 +650,7 @@ def fsim(
 def gmsd(fake: ImageBatch, real: ImageBatch, *, precision: Precision = DEFAULT_PRECISION) -> Tensor:
     """Gradient magnitude similarity deviation per image pair, piq 0.8.0 protocol.
 
-    Reproduces ``piq.gmsd`` in float64 including its pooling: luma Y, always
+    Reproduces ``piq.gmsd`` (``precision='exact'``: in float64) including its pooling: luma Y, always
     downsampled by 2 with a 2 x 2 average pool (zero-padding odd sizes), Prewitt
     gradients, c = 170 / 255**2, population standard deviation of the GMS map (as
     the authors' MATLAB code). See ``CONVENTIONS["gmsd"]``.
@@ -655,6 +658,7 @@ def gmsd(fake: ImageBatch, real: ImageBatch, *, precision: Precision = DEFAULT_P
     Args:
         fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
         real: Reference images, same shape and kind as ``fake``.
+        precision: ``'fast'`` (float32, default) or ``'exact'`` (float64, piq to ~1e-16).
 
     Returns:
         Float64 tensor of shape (N,); 0 for identical images, lower is better.
@@ -702,6 +706,7 @@ def nrmse(
         fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
         real: Reference images, same shape and kind as ``fake``.
         normalization: ``'euclidean'``, ``'min-max'`` or ``'mean'`` (case-insensitive).
+        precision: ``'fast'`` (float32 with float64 accumulation, default) or ``'exact'`` (float64).
 
     Returns:
         Float64 tensor of shape (N,); 0 for identical images, lower is better. A
