@@ -47,6 +47,53 @@ batch norm in a WGAN-GP critic, because it makes each sample's score depend on t
 profiles use ``layer`` (:data:`PROFILE_CRITIC_NORM`), ``paper`` the paper's ``batch``. Real and
 fake images go through the critic in one batch so that batch norm sees both.
 
+Why the literal reading fails, and the options that fix it
+----------------------------------------------------------
+
+Measured on ``synthetic-cells:siha`` (64 training stacks, demo widths, one CPU thread; issue 16):
+G1 alone learns (after 100 steps its 32 samples have a per-pixel std of 8.1 grey levels against
+11.1 for real base images: no collapse), but the literal G2 does not. After 60 G2 steps, fed the
+*real* I0 of 16 test cells, its stacks were the same for every input (per-pixel std across cells
+1.4 against 8.9 real), I0 came back with a mean error of 79 grey levels, the inter-plane SSIM was
+0.12 (real 0.94), every plane had its own colour cast (mean colours 136 to 161 per plane and
+channel, real 202 to 239) and the sharpness was flat and a hundred times the real one
+(checkerboard). The causes:
+
+- **the 3x4x4 bottleneck**: 48 numbers per plane cannot carry a 64x64 cell; the decoders learn
+  one stack that fools the critic on average and ignore I0 (a conditional generator with no
+  noise and no reconstruction term has no reason to depend on its input);
+- **eleven independent decoders**: nothing ties plane ``k`` to plane ``k + 1``, so colours and
+  shapes drift between planes (the paper's own Fig. 5 notes "unnatural change of the cell nuclear
+  shape between successive images");
+- **transposed convolutions** k 6 s 2 leave a checkerboard on every plane at this training length
+  (Odena et al. 2016); it is also what the focus measure (variance of the Laplacian) sees.
+
+The options (each a :class:`MIGANConfig` field; ``paper`` keeps the literal architecture,
+``smoke`` and ``demo`` use the fixes, :data:`PROFILE_OPTIONS`):
+
+=====================================  =========================================================
+Paper's wording                        Option (``demo`` value)
+=====================================  =========================================================
+"four up-sampling convolution layers   ``upsample`` = ``transposed`` (paper), ``resize``
+... kernel size 6x6 ... stride and     (nearest x2 + conv k ``resize_kernel`` = 3; demo) or
+padding sizes are 2"                   ``bilinear``: resize-convolution, no checkerboard
+"The encoder part includes 11          ``g2_arch`` = ``paper`` or ``focus``
+networks ... The size of the input     (:class:`FocusStructuredGenerator`: one shared encoder,
+matrix is 11x3x4x4"; "each 2D feature  ``latent_channels`` = 32 bottleneck, plane embedding, the
+map is inputted to the corresponding   paper's 3D ResNet (``resnet_channels`` = 32), decoding
+2D-decoder"                            by a learnt PSF per plane applied to I0, camera noise)
+"trained by the 3D version of the      ``g2_l1`` = 0 (paper) or a paired L1 term
+WGAN-GP loss" (Eq. 4: adversarial      ``|G2(I0) - stack|`` (100, pix2pix's weight; demo): G2
+only)                                  is trained on real (I0, stack) pairs, so it can be told
+                                       what the stack of *this* I0 looks like
+(not given)                            ``n_critic`` 5 (WGAN-GP's) for G1, ``g2_n_critic`` = 2
+                                       for G2 (demo; the L1 term carries most of G2's signal)
+(not given)                            widths (demo 16/16/16/8 for G1/D1/G2/D2), ``lr`` 2e-4,
+                                       ``g2_lr`` 1e-3 (G2's PSF table must travel in ~100 steps)
+(not given)                            ``precise_bn``: exact batch-norm statistics after each
+                                       phase (sampling runs in eval mode on them)
+=====================================  =========================================================
+
 Other image sides ``4 * 2**k`` work as well (``k`` = number of up/down-sampling layers; the
 paper's 64 gives four); the ``smoke`` profile uses 32 to stay fast.
 
@@ -74,7 +121,7 @@ __all__ = [
     "MultiFocusGenerator", "StackCritic", "MIGAN", "WGANGPModule", "gradient_penalty",
     "wasserstein_estimate", "stacks_to_tensor", "tensor_to_stacks", "images_to_tensor",
     "tensor_to_images", "config_for_profile", "PROFILE_WIDTHS", "PROFILE_OPTIONS", "GaussianBank",
-    "FocusStructuredGenerator", "parameter_count", "load_mi_gan", "save_mi_gan",
+    "FocusStructuredGenerator", "precise_batch_norm", "parameter_count", "load_mi_gan", "save_mi_gan",
     "MODEL_FILE", "create",
 ]
 
@@ -116,6 +163,12 @@ class MIGANConfig:
             is adversarial only).
         psf_sigmas: Gaussian widths (pixels at 64 px) of the ``focus`` G2's blur bank.
         g2_residual: the ``focus`` G2 adds a decoded residual image to each blurred plane.
+        g2_n_critic: critic updates per generator update in the G2 phase (None: ``n_critic``).
+        g2_lr: Adam learning rate of G2 and D2 (None: ``lr``).
+        precise_bn: after each phase, replace the generator's batch-norm running statistics by
+            the exact statistics of a fixed set of inputs (noise for G1, the training I0 for
+            G2; "precise BN", Wu & Johnson 2021): the running averages of a few hundred small
+            batches are noisy, and sampling runs in eval mode on them.
     """
 
     image_size: int = 64
@@ -140,6 +193,9 @@ class MIGANConfig:
     g2_l1: float = 0.0
     psf_sigmas: tuple[float, ...] = PSF_SIGMAS
     g2_residual: bool = True
+    g2_n_critic: int | None = None
+    g2_lr: float | None = None
+    precise_bn: bool = False
 
     def __post_init__(self) -> None:
         k = math.log2(self.image_size / 4) if self.image_size > 0 else -1
@@ -164,6 +220,10 @@ class MIGANConfig:
             raise ValueError(f"MI-GAN resize_kernel must be a positive odd number, got {self.resize_kernel}")
         if self.g2_arch not in ("paper", "focus"):
             raise ValueError(f"MI-GAN g2_arch must be paper or focus, got {self.g2_arch!r}")
+        if self.g2_n_critic is not None and self.g2_n_critic <= 0:
+            raise ValueError(f"MI-GAN g2_n_critic must be positive, got {self.g2_n_critic}")
+        if self.g2_lr is not None and self.g2_lr <= 0:
+            raise ValueError(f"MI-GAN g2_lr must be positive, got {self.g2_lr}")
         if self.g2_l1 < 0:
             raise ValueError(f"MI-GAN g2_l1 must be >= 0, got {self.g2_l1}")
         sig = tuple(float(x) for x in self.psf_sigmas)
@@ -201,7 +261,7 @@ class MIGANConfig:
 #: norm's was noisy (Gulrajani et al. also advise against batch norm in a WGAN-GP critic).
 PROFILE_WIDTHS: dict[str, tuple[int, int, int, int]] = {
     "smoke": (8, 8, 4, 4),
-    "demo": (32, 32, 16, 8),
+    "demo": (16, 16, 16, 8),
     "paper": (64, 64, 32, 16),
 }
 PROFILE_CRITIC_NORM: dict[str, str] = {"smoke": "layer", "demo": "layer", "paper": "batch"}
@@ -213,9 +273,9 @@ PROFILE_CRITIC_NORM: dict[str, str] = {"smoke": "layer", "demo": "layer", "paper
 #: pix2pix), fewer critic updates.
 PROFILE_OPTIONS: dict[str, dict[str, Any]] = {
     "smoke": dict(upsample="resize", g2_arch="focus", latent_channels=8, resnet_channels=8, g2_l1=100.0,
-                  g2_residual=False, n_critic=2),
+                  g2_residual=False, n_critic=2, g2_n_critic=1, precise_bn=True),
     "demo": dict(upsample="resize", g2_arch="focus", latent_channels=32, resnet_channels=32, g2_l1=100.0,
-                 g2_residual=False, n_critic=2, lr=2e-4),
+                 g2_residual=False, n_critic=5, g2_n_critic=2, lr=2e-4, g2_lr=1e-3, precise_bn=True),
     "paper": {},
 }
 
@@ -566,7 +626,7 @@ class FocusStructuredGenerator(nn.Module):
         """``(a, gains, volume)``: blur-bank weights ``(N, P, J)``, colour gains ``(N, P, 3)``, the 3D ResNet output."""
         e = self.encoder(base)  # (N, C, 4, 4)
         v = self.resnet(e[:, :, None] + self.plane_embed[None, :, :, None, None])  # (N, C, P, 4, 4)
-        h = self.head(v.mean(dim=(3, 4)).transpose(1, 2)) + PSF_GAIN * self.psf_table  # (N, P, 2 J + 3)
+        h = HEAD_GAIN * self.head(v.mean(dim=(3, 4)).transpose(1, 2)) + PSF_GAIN * self.psf_table  # (N, P, 2 J + 3)
         j = self.n_psf
         logits = h[..., :j].clone()
         logits[..., 0] = logits[..., 0] + IDENTITY_LOGIT  # (nearly) the identity at initialisation
@@ -595,6 +655,8 @@ class FocusStructuredGenerator(nn.Module):
 #: Run-time gains of the focus G2's PSF table and log noise level (equalised learning rate).
 PSF_GAIN = 50.0
 NOISE_GAIN = 10.0
+#: The per-cell head only modulates the per-plane PSF table (its outputs are scaled down).
+HEAD_GAIN = 0.1
 #: Initial camera-noise level (std in [-1, 1] units: 0.01 = 1.3 grey levels).
 NOISE_INIT = 0.01
 #: Initial logit of the identity in the PSF softmax (weight ~0.98 of 9 kernels).
@@ -621,6 +683,52 @@ class StackCritic(nn.Module):
 
     def forward(self, stack: Tensor) -> Tensor:
         return self.net(stack).flatten(1).mean(1)
+
+
+# ----------------------------------------------------------------------------------------- precise BN
+
+
+@torch.no_grad()
+def precise_batch_norm(module: nn.Module, batches: Sequence[Tensor], forward: Callable[[Tensor], Any] | None = None) -> int:
+    """Set every batch norm of ``module`` to the exact mean / variance of its inputs over ``batches``.
+
+    The module runs in train mode (each batch norm normalises with its batch's statistics, as in
+    training) while forward pre-hooks sum each batch norm's input and squared input per channel
+    over all batches; the running mean becomes the pooled mean and the running variance the
+    pooled unbiased variance. The weights do not change; the mode is restored. Returns the number
+    of batch-norm layers updated.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or not batches:
+        return 0
+    sums: dict[nn.Module, list[Any]] = {m: [0.0, 0.0, 0] for m in norms}
+
+    def hook(m: nn.Module, args: tuple[Tensor, ...]) -> None:
+        x = args[0].double()
+        dims = [d for d in range(x.ndim) if d != 1]
+        acc = sums[m]
+        acc[0] = acc[0] + x.sum(dim=dims)
+        acc[1] = acc[1] + (x * x).sum(dim=dims)
+        acc[2] += x.numel() // x.shape[1]
+
+    handles = [m.register_forward_pre_hook(hook) for m in norms]
+    was = module.training
+    module.train()
+    try:
+        for b in batches:
+            (forward or module)(b)
+    finally:
+        for h in handles:
+            h.remove()
+        module.train(was)
+    for m, (s1, s2, n) in sums.items():
+        if n < 2:
+            continue
+        mean = s1 / n
+        var = (s2 / n - mean * mean).clamp_min(0) * n / (n - 1)
+        m.running_mean.copy_(mean.to(m.running_mean.dtype))
+        m.running_var.copy_(var.to(m.running_var.dtype))
+    return len(norms)
 
 
 # -------------------------------------------------------------------------------------------- WGAN-GP
@@ -700,9 +808,10 @@ class WGANGPModule(nn.Module):
         self.critic = critic
         self.cfg = cfg
         self.phase = phase
+        lr = cfg.g2_lr if phase == "g2" and cfg.g2_lr is not None else cfg.lr
         self.optimizers = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas),
-            "critic": torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=cfg.betas),
+            "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=cfg.betas),
+            "critic": torch.optim.Adam(critic.parameters(), lr=lr, betas=cfg.betas),
         }
         self.__dict__["_run"] = {"generator": generator, "critic": critic}
 
@@ -759,8 +868,15 @@ class WGANGPModule(nn.Module):
             self.critic.requires_grad_(True)
         return loss_g.item()
 
+    @property
+    def n_critic(self) -> int:
+        """Critic updates per generator update in this phase."""
+        if self.phase == "g2" and self.cfg.g2_n_critic is not None:
+            return int(self.cfg.g2_n_critic)
+        return int(self.cfg.n_critic)
+
     def training_step(self, batch: Tensor, step: int) -> dict[str, float]:
-        n = self.cfg.n_critic
+        n = self.n_critic
         if batch.shape[0] < n:
             raise ValueError(f"an MI-GAN step needs n_critic={n} sub-batches, got a batch of {batch.shape[0]}")
         chunks = batch.chunk(n)

@@ -30,13 +30,15 @@ FID, KID (per-plane mean)           at most :data:`CLEARLY` (half) of the lower 
 FID and KID here are the mean over the 11 planes of the per-plane values (real plane ``k`` vs
 synthetic plane ``k``), so that a set with the wrong focus order scores badly; the pooled value
 over all planes is reported as well. They use the offline random-conv extractor by default and
-are **not comparable with published FID/KID**. The features are **standardised** first (each
-dimension minus its mean, over its standard deviation, both from the real test stacks, all planes):
-the random-conv features of these cells vary across cells by about 5% of their magnitude, so on
-raw features KID's cubic kernel ``(x.y / d + 1)^3`` sees almost only the mean, and a set of
-identical mean images scores a KID of 0 (measured: -9e-5, against -3e-4 for real training stacks
-and 0.025 for shuffled planes; 64 stacks each). Standardised, the same sets score KID -0.13 (real),
-0.82 (mean stack) and 3.98 (shuffled), and FID 2.4, 55 and 85.
+are **not comparable with published FID/KID**. The features are **rescaled** first: centred on
+the real test stacks' mean feature and divided by one number, the root-mean-square standard
+deviation of the real test features (all planes). FID is then the raw FID divided by that number
+squared (the same ranking of any two sets); KID changes: the random-conv features of these cells
+vary across cells by about 5% of their magnitude, so on raw features KID's cubic kernel
+``(x.y / d + 1)^3`` sees almost only the mean, and a set of identical mean images scores a KID
+of 0, as good as real stacks (measured, 64 stacks each: raw KID -9e-5 for the mean stack, -3e-4
+for real training stacks, 0.025 for shuffled planes; rescaled: 0.72, -0.19 and 6.3; rescaled
+FID 35, 0.43 and 99).
 
 :func:`demo_migan` is the demo; :func:`transfer_experiment` tests the paper's MI-GAN2 claim
 (transfer from MI-GAN1 beats training from scratch on the smaller cancer set) with several
@@ -67,6 +69,9 @@ TARGETS: dict[str, str] = {
     "fid": f"<= {CLEARLY:g} x lower floor",
     "kid": f"<= {CLEARLY:g} x lower floor",
 }
+#: Seed of the evaluation (extractor weights, plane shuffling): fixed, so that runs with different
+#: training seeds are measured with the same ruler.
+EVAL_SEED = 0
 #: Metrics of the transfer claim (all lower is better).
 TRANSFER_METRICS: tuple[str, ...] = ("fid", "kid", "focus_curve_l1")
 
@@ -179,10 +184,10 @@ def evaluate_stacks(fake: np.ndarray, real_test: np.ndarray, real_train: np.ndar
     n = len(fake)
     fr_raw = plane_features(real_test, ext)
     pooled = fr_raw.reshape(-1, fr_raw.shape[-1])
-    mu, sd = pooled.mean(0), pooled.std(0) + 1e-12
+    mu, sd = pooled.mean(0), float(np.sqrt(pooled.var(0).mean())) + 1e-12
 
     def features(stacks: np.ndarray) -> np.ndarray:
-        return (plane_features(stacks, ext) - mu) / sd  # standardised: see the module docstring
+        return (plane_features(stacks, ext) - mu) / sd  # rescaled: see the module docstring
 
     fr = (fr_raw - mu) / sd
     sets = {name: fake}
@@ -352,12 +357,12 @@ def demo_migan(out: str | Path, *, profile: str = "demo", seed: int = 0, data_se
     fake = model.sample(n_eval, seed=seed + 1000)
     real_test = _stacks("synthetic-cells:siha", "test", n_eval, cfg.image_size, cfg.planes, data_seed)
     real_train = _train_stacks(run.record, profile, data_seed)
-    ev = evaluate_stacks(fake, real_test, real_train, seed=seed)
+    ev = evaluate_stacks(fake, real_test, real_train, seed=EVAL_SEED)
     t_eval = time.perf_counter() - t1
     files = {"run": run.out_dir, "sample_sheet": write_stack_grid(out / "sample_sheet.png", fake[:8]),
              "real_sheet": write_stack_grid(out / "real_sheet.png", real_test[:8])}
     files["focus_curve"] = focus_figure(ev, out / "focus_curve.png",
-                                        {"shuffled planes (floor)": _focus_of(shuffled_planes(real_train, seed))})
+                                        {"shuffled planes (floor)": _focus_of(shuffled_planes(real_train, EVAL_SEED))})
     seconds = {"train": round(t_train, 1), "sample + evaluate": round(t_eval, 1),
                "total": round(time.perf_counter() - t0, 1)}
     record = {"demo": "mi-gan", "profile": profile, "seed": seed, "data_seed": data_seed, "n_eval": n_eval,
@@ -486,8 +491,10 @@ def transfer_experiment(out: str | Path, source: str | Path, *, profile: str = "
                         progress: bool = True, resume: bool = False, device: str | None = None,
                         n_resamples: int = 2000) -> TransferResult:
     """The paper's MI-GAN2: on ``synthetic-cells:cancer`` (about half the SiHa count), MI-GAN2
-    initialised from MI-GAN1 (``source``) against MI-GAN2 from scratch, the same step budget
-    (the profile's MI-GAN schedule, as MI-GAN1), for each of ``seeds``.
+    initialised from MI-GAN1 (``source``) against MI-GAN2 from scratch, the same step budget for
+    both (``transfer_steps_g1`` / ``transfer_steps_g2`` of
+    :data:`generators.mi_gan_train.PROFILE_SCHEDULE`; demo: 400 G1 + 80 G2 steps, half MI-GAN1's
+    G1 budget), for each of ``seeds``.
 
     Each run draws ``n_eval`` stacks and is scored against the cancer test stacks
     (:func:`evaluate_stacks`: per-plane-mean FID and KID, focus-curve distance); a run that
@@ -517,16 +524,18 @@ def transfer_experiment(out: str | Path, source: str | Path, *, profile: str = "
     console.rule(f"transfer: MI-GAN2 on synthetic-cells:cancer from MI-GAN1 vs from scratch, seeds "
                  f"{', '.join(map(str, seeds))}")
     rows: list[dict[str, Any]] = []
-    arch = {k: v for k, v in cfg.to_dict().items() if k not in ("lr", "betas", "n_critic", "gp_lambda", "g2_l1")}
+    arch = {k: v for k, v in cfg.to_dict().items()
+            if k not in ("lr", "betas", "n_critic", "g2_n_critic", "gp_lambda", "g2_l1", "g2_lr", "precise_bn")}
     for seed in seeds:
         for side in ("transfer", "scratch"):
             t0 = time.perf_counter()
             kw: dict[str, Any] = {"init_from": source} if side == "transfer" else dict(arch)
             run = train_migan("synthetic-cells:cancer", out / f"{side}-s{seed}", profile=profile, seed=seed,
-                              data_seed=data_seed, resume=resume, progress=progress, device=device, **kw)
+                              data_seed=data_seed, resume=resume, progress=progress, device=device,
+                              steps=sched["transfer_steps_g1"], steps_g2=sched["transfer_steps_g2"], **kw)
             model, _ = load_mi_gan(run.model_path)
             fake = model.sample(n_eval, seed=seed + 1000)
-            ev = evaluate_stacks(fake, real_test, _train_stacks(run.record, profile, data_seed), seed=0,
+            ev = evaluate_stacks(fake, real_test, _train_stacks(run.record, profile, data_seed), seed=EVAL_SEED,
                                  name=f"mi-gan2 {side}", floors=False)
             row = {"side": side, "seed": seed, **{m: ev.values[ev.name][m] for m in TRANSFER_METRICS},
                    "focus_peak": ev.values[ev.name]["focus_peak"], "diversity": ev.values[ev.name]["diversity"],
@@ -541,7 +550,8 @@ def transfer_experiment(out: str | Path, source: str | Path, *, profile: str = "
     estimates, diffs, verdicts, verdict, method = transfer_verdict(obs_t, obs_s, n_resamples=n_resamples)
     res = TransferResult(rows, estimates, diffs, verdicts, verdict, method,
                          {"profile": profile, "seeds": list(seeds), "data_seed": data_seed, "n_eval": n_eval,
-                          "source": str(source), "steps_per_phase": {"g1": sched["steps_g1"], "g2": sched["steps_g2"]},
+                          "source": str(source),
+                          "steps_per_phase": {"g1": sched["transfer_steps_g1"], "g2": sched["transfer_steps_g2"]},
                           "test_set": test_set})
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "per_seed.csv", pd.DataFrame(rows).to_csv(index=False))

@@ -33,22 +33,31 @@ __all__ = ["StackTrainingSet", "train_phase", "train_migan", "MIGANRun", "stack_
            "sample_to_folder", "PROFILE_SCHEDULE", "schedule_for"]
 
 #: MI-GAN's own schedule per profile: generator iterations of G1 and of G2, real items per critic
-#: update, stacks drawn for evaluation. Profiles not listed (``paper``) take the profile's
-#: ``max_steps`` / ``epochs`` (over the x6-augmented set) and ``batch_size``.
+#: update, stacks drawn for evaluation, and the step budget of each MI-GAN2 run of the transfer
+#: experiment (the same for the transferred and the from-scratch run). Profiles not listed
+#: (``paper``) take the profile's ``max_steps`` / ``epochs`` (over the x6-augmented set) and
+#: ``batch_size``.
 PROFILE_SCHEDULE: dict[str, dict[str, int]] = {
-    "smoke": {"steps_g1": 4, "steps_g2": 4, "batch_size": 2, "n_eval": 6},
-    "demo": {"steps_g1": 600, "steps_g2": 150, "batch_size": 8, "n_eval": 64},
+    "smoke": {"steps_g1": 4, "steps_g2": 4, "batch_size": 2, "n_eval": 6, "transfer_steps_g1": 3,
+              "transfer_steps_g2": 2},
+    "demo": {"steps_g1": 800, "steps_g2": 100, "batch_size": 8, "n_eval": 64, "transfer_steps_g1": 400,
+             "transfer_steps_g2": 80},
 }
 
 
 def schedule_for(profile: str) -> dict[str, int | None]:
-    """``{"steps_g1", "steps_g2", "batch_size", "n_eval"}`` of a profile (None: the profile's generic values)."""
+    """``{"steps_g1", "steps_g2", "batch_size", "n_eval", "transfer_steps_g1", "transfer_steps_g2"}`` of a
+    profile (None: the profile's generic values; the transfer budget defaults to MI-GAN1's)."""
     from gbench.profiles import get_profile
 
     prof = get_profile(profile)
     sched = PROFILE_SCHEDULE.get(prof.name, {})
-    return {"steps_g1": sched.get("steps_g1"), "steps_g2": sched.get("steps_g2"),
-            "batch_size": sched.get("batch_size", prof.batch_size), "n_eval": sched.get("n_eval", 256)}
+    out: dict[str, int | None] = {"steps_g1": sched.get("steps_g1"), "steps_g2": sched.get("steps_g2"),
+                                  "batch_size": sched.get("batch_size", prof.batch_size),
+                                  "n_eval": sched.get("n_eval", 256)}
+    out["transfer_steps_g1"] = sched.get("transfer_steps_g1", out["steps_g1"])
+    out["transfer_steps_g2"] = sched.get("transfer_steps_g2", out["steps_g2"])
+    return out
 
 
 class StackTrainingSet:
@@ -106,14 +115,35 @@ def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *,
     if batch_size <= 0 or steps <= 0:
         raise ValueError(f"batch_size and steps must be positive, got {batch_size} and {steps}")
     module = model.phase(phase)
-    data = StepLoader(StackTrainingSet(stacks, phase, augment), batch_size=batch_size * model.cfg.n_critic, seed=seed)
-    return fit(module, data, max_steps=steps, seed=seed, out_dir=out_dir, resume=resume, progress=progress,
-               device=device, checkpoint_every=checkpoint_every, meta={"phase": phase, **(meta or {})},
-               description=f"MI-GAN {phase.upper()}")
+    data = StepLoader(StackTrainingSet(stacks, phase, augment), batch_size=batch_size * module.n_critic, seed=seed)
+    res = fit(module, data, max_steps=steps, seed=seed, out_dir=out_dir, resume=resume, progress=progress,
+              device=device, checkpoint_every=checkpoint_every, meta={"phase": phase, **(meta or {})},
+              description=f"MI-GAN {phase.upper()}")
+    if model.cfg.precise_bn:
+        _precise_bn(model, stacks, phase, seed)
+    return res
+
+
+def _precise_bn(model: MIGAN, stacks: np.ndarray, phase: str, seed: int, batch: int = 64) -> None:
+    """Precise BN of the phase's generator (see ``MIGANConfig.precise_bn``): G1 on 2,048 noise
+    vectors drawn from ``seed``, G2 on every training I0 (all six augmentations)."""
+    from generators.mi_gan import precise_batch_norm
+
+    dev = next(model.parameters()).device
+    if phase == "g1":
+        gen = torch.Generator().manual_seed(int(seed) + 7)
+        batches = [torch.randn(batch, model.cfg.z_dim, generator=gen).to(dev) for _ in range(32)]
+        precise_batch_norm(model.g1, batches)
+    else:
+        ds = StackTrainingSet(stacks, "g1")  # the I0 of every training stack, x6 augmented
+        rng = np.random.default_rng(0)
+        items = torch.stack([ds.get(i, rng) for i in range(len(ds))])
+        batches = [items[i:i + batch].to(dev) for i in range(0, len(items), batch)]
+        precise_batch_norm(model.g2, batches)
 
 
 #: Config fields that are training options, not architecture (a transfer run may change them).
-_TRAINING_OPTIONS = frozenset({"lr", "betas", "n_critic", "gp_lambda", "g2_l1"})
+_TRAINING_OPTIONS = frozenset({"lr", "betas", "n_critic", "g2_n_critic", "gp_lambda", "g2_l1", "g2_lr", "precise_bn"})
 
 
 @dataclass(frozen=True)

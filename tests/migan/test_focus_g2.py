@@ -111,3 +111,19 @@ def test_sampling_with_the_focus_g2_is_deterministic() -> None:
     assert a.shape == (3, 11, 32, 32, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, gan.sample(3, seed=5))
     assert not np.array_equal(a, gan.sample(3, seed=6))
+
+
+def test_precise_batch_norm_sets_the_exact_statistics() -> None:
+    from generators.mi_gan import precise_batch_norm
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    batches = [torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(i)) * (i + 1) for i in range(3)]
+    batches.append(torch.randn(2, 3, 8, 8))  # batches of different sizes and scales: pooled, not averaged
+    net.eval()
+    before = [p.clone() for p in net.parameters()]
+    assert precise_batch_norm(net, batches) == 1
+    assert not net.training and all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    with torch.no_grad():
+        y = torch.cat([net[0](b) for b in batches])
+    torch.testing.assert_close(net[1].running_mean, y.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(net[1].running_var, y.var(dim=(0, 2, 3), unbiased=True))
