@@ -108,12 +108,12 @@ SMOKE = Profile(
     description="CI: tiny shapes, a few steps; seconds on one CPU core",
 )
 DEMO = Profile(
-    name="demo", image_size=128, batch_size=8, lr=2e-4, epochs=8, max_steps=300,
+    name="demo", image_size=128, batch_size=8, lr=2e-4, epochs=8, max_steps=200,
     synthetic_counts=(("S3k", 96), ("S10k", 320)), builtin_size=256, builtin_train=24, builtin_test=8,
-    migan_size=64, migan_train=64, migan_cancer=32, preview_samples=4, gan_width=16, segment_max_steps=200,
-    description="make demo: under 10 minutes on 2 CPU cores; counts scaled down, names kept; segmenters "
-                "train on 96 px crops at lr 1e-3, U-Net 120 / SegNet 200 steps at most "
-                "(segmentation.train.TRAIN_DEFAULTS)",
+    migan_size=64, migan_train=64, migan_cancer=32, preview_samples=4, gan_width=16, segment_max_steps=160,
+    description="make demo: under 10 minutes on 2 CPU cores; counts scaled down, names kept; generators "
+                "200 steps; segmenters train on 96 px crops at lr 1e-3, U-Net 100 / SegNet 160 steps at "
+                "most (segmentation.train.TRAIN_DEFAULTS)",
 )
 PAPER = Profile(
     name="paper", image_size=256, batch_size=16, lr=1e-4, epochs=500, max_steps=None,

@@ -63,16 +63,17 @@ ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 #: Per-profile training settings of the segmenters that replace the profile's shared ones (crop,
 #: batch, lr, step cap, validation cadence; the profile's values are the generators'). ``demo``:
 #: chosen so that U-Net R and SegNet R learn on the built-in ``synthetic-he`` within the demo's
-#: budget. Measured (test PQ at 96 px crops, batch 8, lr 1e-3, seeds 0-2): U-Net 0.68-0.72 after
-#: 100 steps; SegNet 0.61-0.69 after 200, with eval-mode dips on the way that the validation
-#: (best weights by validation loss) steps over. At the profile's lr 2e-4 SegNet R was still at PQ
-#: 0.000 after 100 steps; lr 2e-3-3e-3, batch 4 or 64 px crops made SegNet unstable or slower
+#: budget (a step costs about 0.25 s on one CPU core for either network). Measured (test PQ at
+#: 96 px crops, batch 8, lr 1e-3, seeds 0-2): U-Net 0.66-0.72 after 100 steps; SegNet 0.57-0.64
+#: after 150-160 and 0.61-0.69 after 200, with eval-mode dips on the way that the validation
+#: (best weights by validation loss) steps over. At the profile's lr 2e-4 SegNet R was still at
+#: PQ 0.000 after 100 steps; lr 2e-3-3e-3, batch 4 or 64 px crops made SegNet unstable or slower
 #: to learn. ``paper`` keeps the paper's.
 TRAIN_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {},
-    "demo": {"unet": {"image_size": 96, "batch_size": 8, "lr": 1e-3, "max_steps": 120, "val_every": 20,
+    "demo": {"unet": {"image_size": 96, "batch_size": 8, "lr": 1e-3, "max_steps": 100, "val_every": 20,
                       "patience": 4},
-             "segnet": {"image_size": 96, "batch_size": 8, "lr": 1e-3, "max_steps": 200, "val_every": 25,
+             "segnet": {"image_size": 96, "batch_size": 8, "lr": 1e-3, "max_steps": 160, "val_every": 20,
                         "patience": 4}},
     "paper": {},
 }

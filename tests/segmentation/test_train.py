@@ -108,7 +108,7 @@ def test_profile_settings_demo_small_paper_untouched() -> None:
     from gbench.profiles import DEMO, PAPER
 
     cfg = config_from_profile(DEMO, "unet")
-    assert (cfg.image_size, cfg.lr, cfg.batch_size, cfg.max_steps) == (96, 1e-3, 8, 120)
+    assert (cfg.image_size, cfg.lr, cfg.batch_size, cfg.max_steps) == (96, 1e-3, 8, 100)
     net = segmentation.create("unet", **cfg.model_options, classes=1)
     net(torch.randn(2, 3, 64, 64)).sum().backward()
     assert all(p.grad is not None for p in net.parameters())
