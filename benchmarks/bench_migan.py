@@ -11,7 +11,7 @@ to the last run and prints its table. ``--keep DIR`` keeps the run folders under
 
     python benchmarks/bench_migan.py --runs 3 --threads 2
 
-Targets (issue 16), on 64 samples against 64 real test stacks: focus peak at I0 or +-1,
+Targets (issue 16), on 256 samples against 256 real test stacks: focus peak at I0 or +-1,
 inter-plane SSIM within 0.1 of the real stacks', diversity >= 0.5 x real, per-plane-mean FID
 and KID at most half the lower of two floors (real stacks with shuffled planes; the training
 set's mean stack); the whole demo within 10 minutes on 2 CPU cores.

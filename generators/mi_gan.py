@@ -169,6 +169,8 @@ class MIGANConfig:
             the exact statistics of a fixed set of inputs (noise for G1, the training I0 for
             G2; "precise BN", Wu & Johnson 2021): the running averages of a few hundred small
             batches are noisy, and sampling runs in eval mode on them.
+        lr_decay: share of each phase at its end over which the learning rates fall linearly
+            to 0 (0: constant, the paper and WGAN-GP; pix2pix decays over the second half, 0.5).
     """
 
     image_size: int = 64
@@ -196,6 +198,7 @@ class MIGANConfig:
     g2_n_critic: int | None = None
     g2_lr: float | None = None
     precise_bn: bool = False
+    lr_decay: float = 0.0
 
     def __post_init__(self) -> None:
         k = math.log2(self.image_size / 4) if self.image_size > 0 else -1
@@ -222,6 +225,8 @@ class MIGANConfig:
             raise ValueError(f"MI-GAN g2_arch must be paper or focus, got {self.g2_arch!r}")
         if self.g2_n_critic is not None and self.g2_n_critic <= 0:
             raise ValueError(f"MI-GAN g2_n_critic must be positive, got {self.g2_n_critic}")
+        if not 0.0 <= self.lr_decay <= 1.0:
+            raise ValueError(f"MI-GAN lr_decay must lie in [0, 1], got {self.lr_decay}")
         if self.g2_lr is not None and self.g2_lr <= 0:
             raise ValueError(f"MI-GAN g2_lr must be positive, got {self.g2_lr}")
         if self.g2_l1 < 0:
@@ -809,6 +814,9 @@ class WGANGPModule(nn.Module):
         self.cfg = cfg
         self.phase = phase
         lr = cfg.g2_lr if phase == "g2" and cfg.g2_lr is not None else cfg.lr
+        self.base_lr = lr
+        #: Generator iterations of the phase (set by the trainer; the lr decay needs it).
+        self.total_steps: int | None = None
         self.optimizers = {
             "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=cfg.betas),
             "critic": torch.optim.Adam(critic.parameters(), lr=lr, betas=cfg.betas),
@@ -875,7 +883,21 @@ class WGANGPModule(nn.Module):
             return int(self.cfg.g2_n_critic)
         return int(self.cfg.n_critic)
 
+    def lr_at(self, step: int) -> float:
+        """The learning rate of generator iteration ``step`` (0-based): constant, then the linear decay."""
+        if self.cfg.lr_decay <= 0 or not self.total_steps:
+            return self.base_lr
+        start = self.total_steps * (1.0 - self.cfg.lr_decay)
+        if step < start:
+            return self.base_lr
+        return self.base_lr * max(0.0, (self.total_steps - step) / max(self.total_steps - start, 1e-12))
+
     def training_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        if self.cfg.lr_decay > 0:
+            lr = self.lr_at(step)
+            for opt in self.optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = lr
         n = self.n_critic
         if batch.shape[0] < n:
             raise ValueError(f"an MI-GAN step needs n_critic={n} sub-batches, got a batch of {batch.shape[0]}")

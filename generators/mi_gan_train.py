@@ -40,7 +40,7 @@ __all__ = ["StackTrainingSet", "train_phase", "train_migan", "MIGANRun", "stack_
 PROFILE_SCHEDULE: dict[str, dict[str, int]] = {
     "smoke": {"steps_g1": 4, "steps_g2": 4, "batch_size": 2, "n_eval": 6, "transfer_steps_g1": 3,
               "transfer_steps_g2": 2},
-    "demo": {"steps_g1": 800, "steps_g2": 100, "batch_size": 8, "n_eval": 64, "transfer_steps_g1": 400,
+    "demo": {"steps_g1": 800, "steps_g2": 100, "batch_size": 8, "n_eval": 256, "transfer_steps_g1": 400,
              "transfer_steps_g2": 80},
 }
 
@@ -115,6 +115,7 @@ def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *,
     if batch_size <= 0 or steps <= 0:
         raise ValueError(f"batch_size and steps must be positive, got {batch_size} and {steps}")
     module = model.phase(phase)
+    module.total_steps = steps
     data = StepLoader(StackTrainingSet(stacks, phase, augment), batch_size=batch_size * module.n_critic, seed=seed)
     res = fit(module, data, max_steps=steps, seed=seed, out_dir=out_dir, resume=resume, progress=progress,
               device=device, checkpoint_every=checkpoint_every, meta={"phase": phase, **(meta or {})},
@@ -143,7 +144,8 @@ def _precise_bn(model: MIGAN, stacks: np.ndarray, phase: str, seed: int, batch: 
 
 
 #: Config fields that are training options, not architecture (a transfer run may change them).
-_TRAINING_OPTIONS = frozenset({"lr", "betas", "n_critic", "g2_n_critic", "gp_lambda", "g2_l1", "g2_lr", "precise_bn"})
+_TRAINING_OPTIONS = frozenset({"lr", "betas", "n_critic", "g2_n_critic", "gp_lambda", "g2_l1", "g2_lr", "precise_bn",
+                               "lr_decay"})
 
 
 @dataclass(frozen=True)

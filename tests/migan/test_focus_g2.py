@@ -127,3 +127,17 @@ def test_precise_batch_norm_sets_the_exact_statistics() -> None:
         y = torch.cat([net[0](b) for b in batches])
     torch.testing.assert_close(net[1].running_mean, y.mean(dim=(0, 2, 3)))
     torch.testing.assert_close(net[1].running_var, y.var(dim=(0, 2, 3), unbiased=True))
+
+
+def test_lr_decay_is_linear_over_the_last_share_of_the_phase() -> None:
+    gan = MIGAN(MIGANConfig(lr=1e-3, lr_decay=0.5, g2_lr=2e-3, **SMALL), seed=0)
+    m = gan.phase("g1")
+    m.total_steps = 100
+    assert [m.lr_at(s) for s in (0, 49, 50)] == [1e-3, 1e-3, 1e-3]
+    assert m.lr_at(75) == pytest.approx(0.5e-3) and m.lr_at(99) == pytest.approx(2e-5) and m.lr_at(100) == 0.0
+    assert gan.phase("g2").base_lr == 2e-3
+    const = MIGAN(MIGANConfig(lr=1e-3, **SMALL), seed=0).phase("g1")
+    const.total_steps = 100
+    assert const.lr_at(99) == 1e-3  # the paper: constant
+    with pytest.raises(ValueError, match="lr_decay"):
+        MIGANConfig(lr_decay=1.5)
