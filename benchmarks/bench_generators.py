@@ -73,7 +73,7 @@ def bench_sharpness(quick: bool) -> None:
 
 def bench_training(quick: bool) -> None:
     import generators
-    from gbench.profiles import PROFILES
+    from gbench.core.profiles import PROFILES
 
     print("\npix2pix training step (D + G update), sharp-gan, CPU:")
     print(f"{'profile':8s} {'crop':>5s} {'batch':>5s} {'ngf':>4s} {'params G':>10s} {'s/step':>8s} {'run length':>12s}")
@@ -100,7 +100,7 @@ def bench_training(quick: bool) -> None:
 
 def bench_generation(quick: bool) -> None:
     import generators
-    from gbench.profiles import PROFILES
+    from gbench.core.profiles import PROFILES
 
     print("\ngenerator inference (eval mode), sharp-gan, CPU:")
     for prof in PROFILES.values():

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import segmentation  # noqa: E402
 from gbench.engine import StepLoader, fit  # noqa: E402
-from gbench.profiles import get_profile  # noqa: E402
-from gbench.runner import resolve_dataset  # noqa: E402
+from gbench.core.profiles import get_profile  # noqa: E402
+from gbench.data.resolve import resolve_dataset  # noqa: E402
 from segmentation.targets import get_target  # noqa: E402
 from segmentation.train import (ARCH_DEFAULTS, SegmenterModule, TrainItems, config_from_profile,  # noqa: E402
                                 train_segmenter)

@@ -1,8 +1,8 @@
-"""Benchmark: the cost of an interval and of a paired comparison (``gbench.stats``).
+"""Benchmark: the cost of an interval and of a paired comparison (``gbench.core.stats``).
 
 For test sets of 32, 128 and 512 resampling units, one and three seeds, ``mean`` and ``pooled``
-aggregation: the time of :func:`gbench.stats.estimate` (one cell's 95% CI: scipy BCa for one
-seed, the two-level bootstrap for several) and of :func:`gbench.stats.paired_difference` (paired
+aggregation: the time of :func:`gbench.core.stats.estimate` (one cell's 95% CI: scipy BCa for one
+seed, the two-level bootstrap for several) and of :func:`gbench.core.stats.paired_difference` (paired
 bootstrap CI + sign-flip permutation p), 2000 resamples each. A report holds one estimate per
 table cell and four paired differences per claim. Run by hand:
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gbench import stats  # noqa: E402
+from gbench.core import stats  # noqa: E402
 from gbench.core.observations import POOLED_STATS, make_observations  # noqa: E402
 
 

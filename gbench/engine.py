@@ -43,10 +43,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import default_collate
+
+from gbench.core.errors import DataError
+from gbench.core.fileio import clean_orphan_temps, save_torch, write_text
 
 __all__ = [
     "fit",
+    "init_distributed",
     "FitResult",
     "FitContext",
     "Callback",
@@ -122,7 +130,6 @@ class DistInfo:
 
 def dist_info() -> DistInfo:
     """Rank, world size and local rank from an initialised process group or torchrun's env."""
-    import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
@@ -132,9 +139,8 @@ def dist_info() -> DistInfo:
     return DistInfo(rank, world, local)
 
 
-def _init_distributed(device: torch.device) -> bool:
+def init_distributed(device: torch.device) -> bool:
     """Initialise the default process group from torchrun's env; True when this call did it."""
-    import torch.distributed as dist
 
     if dist.is_initialized():
         return False
@@ -174,8 +180,6 @@ class StepDataset(Protocol):
 
 
 def _default_collate(items: list[Any]) -> Any:
-    from torch.utils.data import default_collate
-
     return default_collate(items)
 
 
@@ -535,16 +539,14 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename (never half-written).
 
-    Saved through a buffer (``gbench.fileio.save_torch``): identical states give identical bytes.
+    Saved through a buffer (``gbench.core.fileio.save_torch``): identical states give identical bytes.
     """
-    from gbench.fileio import save_torch
 
     return save_torch(path, dict(state))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`fit` (one-line DataError when unreadable)."""
-    from gbench.errors import DataError
 
     path = Path(path)
     if not path.is_file():
@@ -582,7 +584,6 @@ class _Progress:
         self._p = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"))
@@ -611,7 +612,6 @@ def _reduce_logs(logs: Mapping[str, float], world_size: int, device: torch.devic
     out = {k: float(v) for k, v in logs.items()}
     if world_size <= 1 or not out:
         return out
-    import torch.distributed as dist
 
     keys = sorted(out)
     t = torch.tensor([out[k] for k in keys], dtype=torch.float64, device=device)
@@ -624,7 +624,6 @@ def _agree_stop(ctx: FitContext, world_size: int, device: torch.device) -> bool:
     """Whether to stop after this step: rank 0's callbacks decide, every rank follows."""
     if world_size <= 1:
         return ctx.stop_reason is not None
-    import torch.distributed as dist
 
     flag = torch.tensor([1 if ctx.stop_reason is not None else 0], dtype=torch.int32, device=device)
     dist.broadcast(flag, 0)
@@ -637,7 +636,6 @@ def _gather_rng(world_size: int) -> list[dict[str, Any]]:
     state = _rng_state()
     if world_size <= 1:
         return [state]
-    import torch.distributed as dist
 
     states: list[Any] = [None] * world_size
     dist.all_gather_object(states, state)
@@ -679,7 +677,7 @@ def fit(
             overwrites ``last.pt``.
         resume: continue from ``out_dir/checkpoints/last.pt`` when it exists (else start fresh),
             after removing the temporary files a killed run left in ``out_dir``
-            (``gbench.fileio.clean_orphan_temps``). A run that had finished, or that a callback
+            (``gbench.core.fileio.clean_orphan_temps``). A run that had finished, or that a callback
             had stopped, is not trained further.
         progress: show a rich progress bar with the latest losses (rank 0 only).
         callbacks: :class:`Callback` objects, called on rank 0; one may end training early with
@@ -712,7 +710,7 @@ def fit(
     t0 = time.perf_counter()
     info = dist_info()
     dev = select_device(device, info.local_rank)
-    created_group = _init_distributed(dev) if info.distributed else False
+    created_group = init_distributed(dev) if info.distributed else False
     callbacks = list(callbacks)
     keys = [cb.state_key for cb in callbacks if cb.state_key is not None]
     if len(keys) != len(set(keys)):
@@ -732,8 +730,6 @@ def fit(
         stopped = ""
         cb_states: Mapping[str, Any] = {}
         if resume and out is not None and info.is_main:
-            from gbench.fileio import clean_orphan_temps
-
             for p in clean_orphan_temps(out):
                 log.info("removed %s (temporary file of a killed run)", p)
         if resume and ckpt_path is not None and ckpt_path.is_file():
@@ -767,7 +763,6 @@ def fit(
             wrap = getattr(module, "wrap_ddp", None)
             if wrap is None:
                 raise ValueError(f"{type(module).__name__} must implement wrap_ddp(wrap) to train under DDP")
-            from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [dev.index] if dev.type == "cuda" else None
             wrap(lambda net: DDP(net, device_ids=ids))
@@ -801,8 +796,6 @@ def fit(
                 for cb in callbacks:
                     cb.on_checkpoint(ctx, step, path)
             if info.distributed:
-                import torch.distributed as dist
-
                 dist.barrier()
             return path
 
@@ -859,14 +852,11 @@ def fit(
         torch.use_deterministic_algorithms(saved_flags[0], warn_only=saved_flags[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved_flags[2], saved_flags[3]
         if created_group:
-            import torch.distributed as dist
 
             dist.destroy_process_group()
 
 
 def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
-    from gbench.fileio import write_text
-
     keys: list[str] = []
     for h in history:
         for k in h:

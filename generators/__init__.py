@@ -15,13 +15,14 @@ Adding a generator is one module plus one line below (see ``generators/template.
 """
 from __future__ import annotations
 
-import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
-
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+from gbench.core.errors import DataError
 from gbench.core.registry import Registry
+from gbench.engine import load_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -86,8 +87,6 @@ def load(checkpoint: str | Path, name: str | None = None, device: str | torch.de
     Returns:
         The module with its trained weights, in eval mode.
     """
-    from gbench.engine import load_checkpoint
-    from gbench.errors import DataError
 
     ckpt = load_checkpoint(checkpoint, map_location=device)
     meta = ckpt.get("meta") or {}

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from generators.base import GeneratorModule
@@ -87,8 +88,6 @@ class MaskPaintModule(GeneratorModule):
         delta_sums = torch.stack([all_sum - fg_sum, fg_sum])
         delta_counts = torch.stack([torch.tensor(float(fg.numel()), dtype=torch.float64, device=fg.device) - n_fg, n_fg])
         if self._distributed:
-            import torch.distributed as dist
-
             packed = torch.cat([delta_sums.reshape(-1), delta_counts])
             dist.all_reduce(packed)
             delta_sums, delta_counts = packed[:6].reshape(2, 3), packed[6:]

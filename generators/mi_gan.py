@@ -116,6 +116,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gbench.core.errors import DataError
+from gbench.core.fileio import save_torch
+from gbench.core.profiles import get_profile
+
 __all__ = [
     "MIGANConfig", "BaseGenerator", "BaseCritic", "FocusEncoders", "FocusDecoders", "ResNet3d",
     "MultiFocusGenerator", "StackCritic", "MIGAN", "WGANGPModule", "gradient_penalty",
@@ -286,13 +290,12 @@ PROFILE_OPTIONS: dict[str, dict[str, Any]] = {
 
 
 def config_for_profile(profile: Any, **overrides: Any) -> MIGANConfig:
-    """The MI-GAN config for a :class:`gbench.profiles.Profile` (or its name), plus overrides.
+    """The MI-GAN config for a :class:`gbench.core.profiles.Profile` (or its name), plus overrides.
 
     The profile sets ``image_size`` (``migan_size``), ``planes`` (``focus_planes``), ``lr``, the
     widths of :data:`PROFILE_WIDTHS`, the critic norm of :data:`PROFILE_CRITIC_NORM` and the
     options of :data:`PROFILE_OPTIONS` (which may set ``lr`` for MI-GAN alone).
     """
-    from gbench.profiles import get_profile
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     g1, d1, g2, d2 = PROFILE_WIDTHS.get(prof.name, PROFILE_WIDTHS["paper"])
@@ -1052,7 +1055,6 @@ def load_mi_gan(path: str | Path, map_location: str | torch.device = "cpu") -> t
     Raises:
         DataError: missing or unreadable file, not an MI-GAN checkpoint.
     """
-    from gbench.errors import DataError
 
     p = Path(path)
     if p.is_dir():
@@ -1077,7 +1079,6 @@ def load_mi_gan(path: str | Path, map_location: str | torch.device = "cpu") -> t
 
 def save_mi_gan(model: MIGAN, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (config + weights of G1, D1, G2, D2 + ``meta``) atomically."""
-    from gbench.fileio import save_torch
 
     path = Path(path)
     blob = {"generator": "mi-gan", "config": model.cfg.to_dict(),

@@ -26,8 +26,24 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from generators.mi_gan import (MIGAN, MODEL_FILE, MIGANConfig, config_for_profile, load_mi_gan, save_mi_gan,
-                               stacks_to_tensor)
+from gbench.core.fileio import clean_orphan_temps, write_json, write_text
+from gbench.core.profiles import get_profile
+from gbench.core.provenance import provenance
+from gbench.data.io import write_png
+from gbench.data.multifocus import AUGMENTATIONS, augment_stack, stack_array, write_stack
+from gbench.data.resolve import load_stacks
+from gbench.data.synthetic_cells import cell_type_of
+from gbench.engine import StepLoader, fit
+from generators.mi_gan import (
+    MIGAN,
+    MODEL_FILE,
+    MIGANConfig,
+    config_for_profile,
+    load_mi_gan,
+    precise_batch_norm,
+    save_mi_gan,
+    stacks_to_tensor,
+)
 
 __all__ = ["StackTrainingSet", "train_phase", "train_migan", "MIGANRun", "stack_grid", "write_stack_grid",
            "sample_to_folder", "PROFILE_SCHEDULE", "schedule_for"]
@@ -48,7 +64,6 @@ PROFILE_SCHEDULE: dict[str, dict[str, int]] = {
 def schedule_for(profile: str) -> dict[str, int | None]:
     """``{"steps_g1", "steps_g2", "batch_size", "n_eval", "transfer_steps_g1", "transfer_steps_g2"}`` of a
     profile (None: the profile's generic values; the transfer budget defaults to MI-GAN1's)."""
-    from gbench.profiles import get_profile
 
     prof = get_profile(profile)
     sched = PROFILE_SCHEDULE.get(prof.name, {})
@@ -75,8 +90,6 @@ class StackTrainingSet:
     """
 
     def __init__(self, stacks: np.ndarray, phase: Literal["g1", "g2"], augment: bool = True) -> None:
-        from gbench.data.multifocus import AUGMENTATIONS
-
         if stacks.ndim != 5 or stacks.shape[-1] != 3 or stacks.dtype != np.uint8:
             raise ValueError(f"stacks must be (N, P, H, W, 3) uint8, got {stacks.shape} {stacks.dtype}")
         if phase not in ("g1", "g2"):
@@ -89,8 +102,6 @@ class StackTrainingSet:
         return len(self.stacks) * self.k
 
     def get(self, index: int, rng: np.random.Generator) -> torch.Tensor:
-        from gbench.data.multifocus import augment_stack
-
         stack = augment_stack(self.stacks[index // self.k], index % self.k)
         if self.phase == "g1":
             stack = stack[stack.shape[0] // 2][None]
@@ -110,7 +121,6 @@ def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *,
     Returns:
         The engine's :class:`~gbench.engine.FitResult`.
     """
-    from gbench.engine import StepLoader, fit
 
     if batch_size <= 0 or steps <= 0:
         raise ValueError(f"batch_size and steps must be positive, got {batch_size} and {steps}")
@@ -128,7 +138,6 @@ def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *,
 def _precise_bn(model: MIGAN, stacks: np.ndarray, phase: str, seed: int, batch: int = 64) -> None:
     """Precise BN of the phase's generator (see ``MIGANConfig.precise_bn``): G1 on 2,048 noise
     vectors drawn from ``seed``, G2 on every training I0 (all six augmentations)."""
-    from generators.mi_gan import precise_batch_norm
 
     dev = next(model.parameters()).device
     if phase == "g1":
@@ -213,10 +222,6 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
     Raises:
         DataError: bad data or ``init_from``. ValueError: bad options, incompatible resume.
     """
-    from gbench.data.multifocus import load_stacks, stack_array
-    from gbench.fileio import write_json
-    from gbench.profiles import get_profile
-    from gbench.provenance import provenance
 
     prof = get_profile(profile)
     out = Path(out)
@@ -242,8 +247,6 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
     builtin = str(data).startswith("synthetic-cells")
     opts: dict[str, Any] = {"size": size, "planes": cfg.planes}
     if builtin:
-        from gbench.data.synthetic_cells import cell_type_of
-
         n = n_train if n_train is not None else prof.migan_count(cell_type_of(str(data)))
         if split == "test":
             n = max(2, n // 4)
@@ -252,7 +255,6 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
         raise ValueError("--n-train applies only to the built-in synthetic-cells")
     dataset = load_stacks(data, split=split, **opts)  # type: ignore[arg-type]
     stacks = stack_array(dataset)
-    from gbench.fileio import clean_orphan_temps
 
     clean_orphan_temps(out)  # temp files of a killed run
     sched = schedule_for(prof.name)
@@ -320,7 +322,6 @@ def stack_grid(stacks: np.ndarray, gap: int = 2) -> np.ndarray:
 
 def write_stack_grid(path: str | Path, stacks: np.ndarray) -> Path:
     """Write :func:`stack_grid` as a PNG (atomically), like the paper's Fig. 4-7."""
-    from gbench.data.io import write_png
 
     write_png(path, stack_grid(stacks))
     return Path(path)
@@ -333,9 +334,6 @@ def sample_to_folder(run: str | Path, out: str | Path, n: int, seed: int = 0, fm
     Returns:
         The folder, loadable with ``multifocus:PATH``.
     """
-    from gbench.data.multifocus import write_stack
-    from gbench.fileio import write_json, write_text
-    from gbench.provenance import provenance
 
     if fmt not in ("npy", "tif", "png"):
         raise ValueError(f"format must be npy, tif or png, got {fmt!r}")

@@ -37,6 +37,7 @@ the same way for the L1 term and D. ``generate`` returns images in [0, 1].
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from generators.base import GeneratorModule, set_requires_grad, to_signed, to_unit
+from generators.sharpness import sharpness_loss
 
 __all__ = ["Pix2PixConfig", "UNetGenerator", "PatchDiscriminator", "Pix2PixModule", "gan_binary", "gan_dist",
            "num_downs_for"]
@@ -290,8 +292,6 @@ class Pix2PixModule(GeneratorModule):
         self.__dict__["_d_pair"] = wrap(_DiscriminatorPair(self.D))
 
     def _sharpness(self, contour: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        from generators.sharp_gan import sharpness_loss
-
         return sharpness_loss(contour, to_unit(fake), self.config.lam)
 
     def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
@@ -392,8 +392,6 @@ def gan_dist(**overrides: Any) -> Pix2PixModule:
 
 
 def _checked(overrides: dict[str, Any], cls: type = Pix2PixConfig) -> dict[str, Any]:
-    import dataclasses
-
     known = {f.name for f in dataclasses.fields(cls)}
     bad = sorted(set(overrides) - known)
     if bad:

@@ -12,7 +12,7 @@ Files under ``out``: ``checkpoints/last.pt`` (engine), ``history.csv`` (losses p
 training crops), ``run.json`` (config, profile, seed, versions, device, git revision, wall time,
 ``deviations`` from the paper the generator lists, and ``status`` / ``failure``).
 
-A run that did not learn is recorded as failed, not as a result (:mod:`gbench.failures`): a
+A run that did not learn is recorded as failed, not as a result (:mod:`gbench.metrics.failures`): a
 NaN/inf loss stops ``engine.fit``; ``train_generator`` then returns (``TrainResult.failure``,
 ``checkpoint``: the last finite one, else the state the failure left) and ``run.json`` says
 ``"status": "failed"`` with the loss and step. After a finished run the generator is run on a
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,10 +34,29 @@ from typing import Any
 import numpy as np
 import torch
 
+import generators
+from gbench.core.errors import DataError
+from gbench.core.fileio import clean_orphan_temps, folder_lock, write_json
+from gbench.core.hashing import Stage
+from gbench.core.profiles import Profile, get_profile
+from gbench.core.provenance import provenance
+from gbench.data.io import write_png
 from gbench.data.patches import augment, grid_positions, pad_to, random_crop
+from gbench.data.resolve import resolve_dataset
 from gbench.data.types import Dataset, Sample
-from gbench.engine import Callback, FitContext, FitResult, StepLoader, dist_info, fit
-from gbench.profiles import Profile, get_profile
+from gbench.engine import (
+    CHECKPOINT_NAME,
+    CHECKPOINT_VERSION,
+    Callback,
+    FitContext,
+    FitResult,
+    StepLoader,
+    dist_info,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
+from gbench.metrics.failures import output_failure
 
 __all__ = ["CropDataset", "SampleGrid", "TrainResult", "train_generator", "resolve_steps", "sample_grid", "run_key"]
 
@@ -129,7 +149,6 @@ class SampleGrid(Callback):
     def _write(self, ctx: FitContext, step: int) -> None:
         if ctx.out_dir is None:
             return
-        from gbench.data.io import write_png
 
         path = ctx.out_dir / "samples" / f"step-{step:06d}.png"
         write_png(path, sample_grid(ctx.module, self.items, ctx.device))
@@ -165,7 +184,6 @@ class TrainResult:
 def _data_identity(data: str, tiles: list[Sample]) -> dict[str, Any]:
     """What the training data is, by content: sha256 over every training tile's name, image and
     instance map (as loaded), so a resumed run cannot silently continue on other data."""
-    import hashlib
 
     h = hashlib.sha256()
     for t in tiles:
@@ -178,7 +196,7 @@ def _data_identity(data: str, tiles: list[Sample]) -> dict[str, Any]:
 
 def run_key(name: str, config: Mapping[str, Any], prof: Profile, seed: int, data: str,
             tiles: list[Sample]) -> tuple[str, dict[str, Any]]:
-    """The key of a training run: the stage-cache key (``reports.pipeline.Stage``) of everything the
+    """The key of a training run: the stage-cache key (``gbench.core.hashing.Stage``) of everything the
     weights depend on (generator, its full config, seed, batch size, the training tiles by content).
 
     The number of steps is not part of it (a resumed run may be extended), nor is the device.
@@ -186,7 +204,6 @@ def run_key(name: str, config: Mapping[str, Any], prof: Profile, seed: int, data
     Returns:
         ``(key, document)``: the sha256 and the JSON document it hashes.
     """
-    from reports.pipeline import Stage
 
     stage = Stage("train-gen", {"generator": name, "config": dict(config), "seed": int(seed),
                                 "batch_size": int(prof.batch_size), "data": _data_identity(data, tiles)})
@@ -195,8 +212,6 @@ def run_key(name: str, config: Mapping[str, Any], prof: Profile, seed: int, data
 
 def _check_resume(out: Path, key: str, document: Mapping[str, Any], data: str | None = None) -> None:
     """Refuse to resume a checkpoint made for another generator, config, seed or data."""
-    from gbench.engine import CHECKPOINT_NAME, load_checkpoint
-    from gbench.errors import DataError
 
     ckpt = out / "checkpoints" / CHECKPOINT_NAME
     if not ckpt.is_file():
@@ -256,7 +271,7 @@ def train_generator(
 
     Args:
         name: registered generator (``generators.available()``).
-        data: dataset name or path (``gbench.runner.resolve_dataset``; built-ins sized by the profile).
+        data: dataset name or path (``gbench.data.resolve.resolve_dataset``; built-ins sized by the profile).
         out: run folder.
         profile: ``smoke`` / ``demo`` / ``paper`` (crop size, batch size, learning rate, steps).
         seed: seeds weights, crops, augmentation and dropout.
@@ -283,11 +298,6 @@ def train_generator(
         DataError: ``out`` holds a run and neither ``resume`` nor ``overwrite`` is set; or
             ``resume`` finds a run of another generator, config, seed or data (the run key).
     """
-    import generators
-    from gbench.engine import CHECKPOINT_NAME
-    from gbench.errors import DataError
-    from gbench.fileio import clean_orphan_temps, folder_lock, write_json
-    from gbench.provenance import provenance
 
     t0 = time.perf_counter()
     prof = get_profile(profile) if isinstance(profile, str) else profile
@@ -299,8 +309,6 @@ def train_generator(
         opts = {"ngf": prof.gan_width, "ndf": prof.gan_width, **opts}
     module = generators.create(name, **opts)
     if dataset is None:
-        from gbench.runner import resolve_dataset
-
         dataset = resolve_dataset(data, "train", prof, data_seed)
     size = int(module.config.image_size)
     crops = CropDataset(dataset, size, module.train_item)
@@ -386,7 +394,6 @@ class _Watch(Callback):
 
     def partial_result(self, out: Path, t0: float) -> FitResult:
         """A :class:`FitResult` of the finite steps; ``checkpoint``: the last one written, if any."""
-        from gbench.engine import CHECKPOINT_NAME
 
         history = list(self.ctx.history) if self.ctx is not None else []
         ckpt = out / "checkpoints" / CHECKPOINT_NAME
@@ -402,7 +409,6 @@ def _failed_checkpoint(out: Path, module: Any, result: FitResult, seed: int, met
     """``checkpoints/last.pt`` of a run that failed before its first checkpoint: the module as the
     failure left it (engine format, ``meta["failure"]`` set), so synthesis and quality stages can
     load it and report the run as failed instead of stopping."""
-    from gbench.engine import CHECKPOINT_NAME, CHECKPOINT_VERSION, save_checkpoint
 
     state = {"version": CHECKPOINT_VERSION, "step": result.steps, "seed": seed, "world_size": result.world_size,
              "module": {k: v.detach().clone() for k, v in module.state_dict().items()},
@@ -416,10 +422,9 @@ CHECK_BATCH = 8
 
 
 def _output_check(module: Any, crops: CropDataset, seed: int, device: str) -> str:
-    """``gbench.failures.output_failure`` on the generator's outputs for :data:`CHECK_BATCH` training
+    """``gbench.metrics.failures.output_failure`` on the generator's outputs for :data:`CHECK_BATCH` training
     crops spread over the crop stream (fixed by ``seed``): near-constant across the batch, flat
     images or NaN/inf are a failed run."""
-    from gbench.failures import output_failure
 
     n = min(CHECK_BATCH, len(crops))
     idx = np.unique(np.linspace(0, len(crops) - 1, n).round().astype(int))

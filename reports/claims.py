@@ -1,7 +1,7 @@
 """The Sharp-GAN paper's claims, in its own words, checked with paired tests on our results.
 
 A claim compares two experiments ``a`` and ``b`` (kind, model, training set) on a few metrics,
-paired on the same test images (:func:`gbench.stats.compare_experiments`: per metric the
+paired on the same test images (:func:`gbench.core.stats.compare_experiments`: per metric the
 difference ``a - b``, its 95% paired-bootstrap CI and a p-value, Holm-corrected across the
 claim's metrics). Verdicts:
 
@@ -40,14 +40,21 @@ Claims (Sharp-GAN, Sec. 3.2 and 3.3), per segmentation architecture where it app
 """
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
+from gbench.core import stats
 from gbench.core.records import higher_is_better, metric_label, scope_columns
+from reports.compare import load_reference
 from reports.tables import display_name
 
 __all__ = ["Claim", "ClaimResult", "ByMeans", "QUALITY_METRICS", "SEG_METRICS", "DEFAULT_MARGIN", "VERDICTS",
@@ -143,7 +150,7 @@ class ClaimResult:
     verdict: str
     reason: str = ""
     scope: str = ""
-    differences: tuple[Any, ...] = ()  # gbench.stats.Difference per metric
+    differences: tuple[Any, ...] = ()  # gbench.core.stats.Difference per metric
     metric_verdicts: tuple[str, ...] = ()
     ours_by_means: ByMeans | None = None
     paper: ByMeans | None = None
@@ -288,8 +295,6 @@ def paper_outcome(claim: Claim, reference: pd.DataFrame | str | None = "sharp-ga
     if reference is None:
         return None
     if isinstance(reference, str):
-        from reports.compare import load_reference
-
         reference = load_reference(reference)
     return by_means(claim, _means(reference, claim.kind))
 
@@ -332,11 +337,10 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observatio
         observations: Per-image observations of the scope (None: every claim is untested).
         aggregation: ``mean`` or ``pooled`` (segmentation metrics; quality is always mean).
         alpha: Level of the Holm-corrected tests.
-        test: p-value test of :func:`gbench.stats.paired_difference`.
+        test: p-value test of :func:`gbench.core.stats.paired_difference`.
         n_resamples, seed: Bootstrap / permutation settings (seeded).
         reference: The paper's table (name or DataFrame) for its by-means outcome, or None.
     """
-    from gbench import stats
 
     paper = paper_outcome(claim, reference)
     ours = by_means(claim, _means(records, claim.kind)) if records is not None and not records.empty else None
@@ -417,8 +421,6 @@ def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None,
         **claim_options: Passed to :func:`sharp_gan_claims` (``seg_metrics``, generator names).
     """
     if isinstance(reference, str):
-        from reports.compare import load_reference
-
         reference = load_reference(reference)
     scopes = scope_columns(records)
     results: list[ClaimResult] = []
@@ -517,7 +519,6 @@ def claims_markdown(results: Sequence[ClaimResult], precision: int = 3) -> str:
 
 def claims_html(results: Sequence[ClaimResult], precision: int = 3) -> str:
     """An HTML table of the claims (verdict coloured, the paper's words in a second line)."""
-    import html
 
     esc = html.escape
     parts = ["<table>\n<tr><th>Scope</th><th>Claim</th><th>Ours</th><th>Evidence: a − b [95% CI] Holm p</th>"
@@ -539,10 +540,6 @@ _COLOUR = {"supported": "green", "not significant": "yellow", "contradicted": "r
 def claims_rich(results: Sequence[ClaimResult], precision: int = 3, title: str = "Paper claims") -> Any:
     """Rich tables of the claims for the terminal, one per scope: claim, verdict, per metric
     ``a − b [95% CI] p`` (or why untested), the paper's outcome by means."""
-    from rich.console import Group
-    from rich.markup import escape
-    from rich.table import Table
-    from rich.text import Text
 
     parts: list[Any] = [Text(f"{title}: {_tally(results)}", style="bold")]
     for scope in dict.fromkeys(r.scope for r in results):

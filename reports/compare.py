@@ -14,14 +14,15 @@ reason. A failed run is shown as ``failed``.
 """
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from gbench.core.records import METRIC_DIRECTIONS, records_from_dicts, scope_columns, sort_metrics
-from gbench.errors import DataError
-from reports.tables import ResultTable, arrow, display_name, pivot
+from gbench.core.errors import DataError
+from gbench.core.records import METRIC_DIRECTIONS, metric_label, records_from_dicts, scope_columns, sort_metrics
+from reports.tables import ResultTable, arrow, display_name, pivot, summarize
 
 __all__ = ["REFERENCE_DIR", "REFERENCES", "load_reference", "reference_records", "reference_table", "compare",
            "comparison_markdown", "comparison_html", "MATCH_KEYS", "PAPER_DATASETS", "comparable"]
@@ -131,7 +132,6 @@ def compare(ours: pd.DataFrame, reference: pd.DataFrame | str = "sharp-gan", obs
     ref = load_reference(reference) if isinstance(reference, str) else reference
     if ours.empty:
         raise ValueError("no records to compare")
-    from reports.tables import summarize
 
     group = ["kind", "model", "train_set", "metric"]
     scope = scope_columns(ours)
@@ -241,7 +241,6 @@ def _legend(sub: pd.DataFrame) -> str:
 
 def display_name_metric(metric: str) -> str:
     """``SSIM ↑``-style header."""
-    from gbench.core.records import metric_label
 
     return f"{metric_label(metric)} {arrow(metric)}".rstrip()
 
@@ -263,7 +262,6 @@ def comparison_markdown(cmp: pd.DataFrame, precision: int = 3) -> str:
 
 def comparison_html(cmp: pd.DataFrame, precision: int = 3) -> str:
     """HTML tables (one per kind), as :func:`comparison_markdown`."""
-    import html
 
     if cmp.empty:
         return "<p>No result matches a row of the reference tables.</p>\n"

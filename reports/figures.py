@@ -13,17 +13,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
+from gbench.core.fileio import atomic_path
+from gbench.core.profiles import PROFILES
 from gbench.core.records import metric_label, scope_columns
-from reports.tables import arrow, display_name, pivot
+from gbench.metrics.stain import CHANNELS
+from reports.compare import comparable, load_reference
+from reports.tables import arrow, display_name, pivot, summarize
 
 __all__ = ["sample_grid", "metric_bars", "pq_vs_synthetic", "pq_figure", "synthetic_count", "stain_figure",
            "stain_histograms", "grouped_bars_figure", "kind_bars", "paper_values", "TRAIN_SET_ORDER"]
 
 
 def _new_figure(width_in: float, height_in: float, dpi: int) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -31,8 +37,6 @@ def _new_figure(width_in: float, height_in: float, dpi: int) -> Any:
 
 
 def _save(fig: Any, path: str | Path, dpi: int) -> Path:
-    from gbench.fileio import atomic_path
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: figures are written as .png")
@@ -171,8 +175,6 @@ def synthetic_count(train_set: str, profile: str | None = None) -> int:
         raise ValueError(f"cannot tell the number of synthetic images of training set {train_set!r}")
     name = f"S{m.group(1)}{m.group(2).lower()}"
     if profile:
-        from gbench.profiles import PROFILES
-
         p = PROFILES.get(profile)
         if p is not None and name in dict(p.synthetic_counts):
             return p.synthetic_count(name)
@@ -196,8 +198,6 @@ def pq_figure(records: pd.DataFrame, metric: str = "pq", counts: Mapping[str, in
     ax = fig.add_subplot(1, 1, 1)
     band_kind = set()
     for i, arch in enumerate(dict.fromkeys(seg["model"])):
-        from reports.tables import summarize
-
         sub = seg[seg["model"] == arch]
         summ = summarize(sub, ["train_set"], observations, **stat_options)
         stats = summ[summ["status"] != "failed"].set_index("train_set")
@@ -260,7 +260,6 @@ def stain_figure(hist: Any, distances: pd.DataFrame | None = None, panel: tuple[
         hist: a :class:`gbench.metrics.stain.StainHistograms`.
         distances: :func:`gbench.metrics.stain.stain_distances` of ``hist`` (for the titles).
     """
-    from gbench.metrics.stain import CHANNELS
 
     regions = hist.regions()
     x = hist.centres()
@@ -319,7 +318,6 @@ def _hue_color(value: str, i: int) -> str:
 def paper_values(records: pd.DataFrame, reference: str = "sharp-gan") -> dict[tuple[str, str, str, str], float]:
     """The paper's values ``{(kind, model, train_set, metric): value}`` for records whose data and
     protocol are the paper's (:func:`reports.compare.comparable`); empty otherwise."""
-    from reports.compare import comparable, load_reference
 
     scopes = records[["dataset", "split", "profile"]].drop_duplicates()
     if scopes.empty or not all(comparable(str(r.dataset), str(r.split), str(r.profile))[0]
@@ -340,8 +338,6 @@ def grouped_bars_figure(records: pd.DataFrame, metrics: Sequence[str] | None = N
     comparable with them (:func:`paper_values`); one panel per metric, one legend. A failed run
     has no bar, only "failed". Returns the matplotlib Figure.
     """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     if table is None:
         table = pivot(records, metrics=metrics, observations=observations, **stat_options)

@@ -2,9 +2,9 @@
 
 Select each side by ``KEY=VALUE`` on the observation keys (``model=unet``, ``train_set=R+S3k``,
 ``dataset=cpm17``, ``seed=0`` ...); every selection must name exactly one experiment (any seeds).
-The comparison is :func:`gbench.stats.compare_experiments`: per metric ``a``, ``b``, ``a - b``,
+The comparison is :func:`gbench.core.stats.compare_experiments`: per metric ``a``, ``b``, ``a - b``,
 its 95% paired-bootstrap CI, the p-value of the chosen test, the Holm-adjusted p across the
-metrics and the metric's verdict (:func:`gbench.stats.metric_verdict`).
+metrics and the metric's verdict (:func:`gbench.core.stats.metric_verdict`).
 """
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from rich.markup import escape
+from rich.table import Table
 
 from gbench.core.observations import POOLED_STATS, SCORE_COLUMNS, obs_key_columns
-from gbench.core.records import sort_metrics
+from gbench.core.records import metric_label, sort_metrics
+from gbench.core.stats import POOLED_METRICS, metric_verdict
+from reports.tables import arrow
 
 __all__ = ["parse_selection", "select_experiment", "default_metrics", "compare_frame", "comparison_rich"]
 
@@ -68,7 +72,6 @@ def select_experiment(obs: pd.DataFrame, selection: dict[str, str], option: str)
 
 def default_metrics(a: pd.DataFrame, b: pd.DataFrame, aggregation: str) -> list[str]:
     """The score metrics both sides have (pooled: those with a pooled aggregate and the pooled sums)."""
-    from gbench.stats import POOLED_METRICS
 
     common = [m for m in SCORE_COLUMNS if m in a.columns and m in b.columns and a[m].notna().all()
               and b[m].notna().all()]
@@ -84,7 +87,6 @@ def default_metrics(a: pd.DataFrame, b: pd.DataFrame, aggregation: str) -> list[
 
 def compare_frame(diffs: Sequence[Any], alpha: float = 0.05) -> pd.DataFrame:
     """One row per metric: a, b, diff, ci_low, ci_high, p, p_holm, verdict, test, ci_method, images, seeds."""
-    from gbench.stats import metric_verdict
 
     return pd.DataFrame([{"metric": d.metric, "aggregation": d.aggregation, "a": d.a, "b": d.b, "diff": d.diff,
                           "ci_low": d.ci_low, "ci_high": d.ci_high, "p": d.p, "p_holm": d.p_adjusted,
@@ -99,12 +101,7 @@ def _p(p: float) -> str:
 def comparison_rich(diffs: Sequence[Any], label_a: str, label_b: str, alpha: float = 0.05,
                     precision: int = 3) -> Any:
     """A rich table of a paired comparison (verdicts coloured; test and CI method in the caption)."""
-    from rich.markup import escape
-    from rich.table import Table
 
-    from gbench.core.records import metric_label
-    from gbench.stats import metric_verdict
-    from reports.tables import arrow
 
     colour = {"better": "green", "non-inferior": "green", "worse": "red", "inferior": "red"}
     d0 = diffs[0]

@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from rich.markup import escape
+from rich.table import Table
 
+from gbench.core.errors import DataError
 from gbench.core.records import METRIC_DIRECTIONS, key_columns, load_records, metric_label, save_records
 
 __all__ = ["Tolerance", "TableMismatchError", "InvalidBaselineError", "RegressionReport", "compare_tables", "regress",
@@ -143,8 +146,6 @@ class RegressionReport:
 
     def to_rich(self, which: str = "worse", precision: int = 6) -> object:
         """A rich table of the cells of one status."""
-        from rich.markup import escape
-        from rich.table import Table
 
         sub = self.cells if which == "all" else self.cells[self.cells["status"] == which]
         shown = [k for k in self.keys if sub[k].nunique() > 1] or list(self.keys[:2])
@@ -268,7 +269,6 @@ def regress(baseline_path: str | Path, new_path: str | Path, tolerance: Toleranc
             (named by its path).
         TableMismatchError: the tables hold different experiments.
     """
-    from gbench.errors import DataError
 
     base = _filter(load_records(baseline_path), profile, seed, baseline_path)
     new = _filter(load_records(new_path), profile, seed, new_path)
@@ -279,8 +279,6 @@ def regress(baseline_path: str | Path, new_path: str | Path, tolerance: Toleranc
 
 
 def _filter(df: pd.DataFrame, profile: str | None, seed: int | None, path: str | Path) -> pd.DataFrame:
-    from gbench.errors import DataError
-
     if profile is not None:
         df = df[df["profile"] == profile]
     if seed is not None:
@@ -298,7 +296,6 @@ def update_baseline(new_path: str | Path, baseline_path: str | Path) -> Path:
         DataError: the new table has a NaN or infinite value in a cell recorded as ok (a
             baseline must hold numbers; a failed run is recorded with ``status`` ``failed``).
     """
-    from gbench.errors import DataError
 
     new = load_records(new_path)
     bad = _not_finite_ok(new)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.markup import escape
+from rich.table import Table
 
 from gbench.core.records import metric_label
 from reports.tables import ResultTable, arrow, display_name
@@ -151,8 +154,6 @@ def to_latex(table: ResultTable, precision: int = 3, caption: str | None = None,
 
 def to_rich(table: ResultTable, precision: int = 3) -> Any:
     """A :class:`rich.table.Table` for the terminal (best in bold green, failed in red, notes as caption)."""
-    from rich.markup import escape
-    from rich.table import Table
 
     notes = notes_text(table)
     out = Table(title=escape(table.title()), show_lines=False,
@@ -247,7 +248,6 @@ def html_page(title: str, sections: Sequence[tuple[str, str]], figures: Sequence
         figures: ``(caption, PNG path or bytes)`` pairs, embedded as ``data:image/png;base64``.
         provenance: Shown as JSON at the end (versions, revision, date ...).
     """
-    import json
 
     esc = html.escape
     parts = ["<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n",

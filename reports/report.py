@@ -24,15 +24,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import html as _html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from gbench import __version__
+from gbench.core.fileio import write_json, write_text
+from gbench.core.observations import load_observations, save_observations
+from gbench.core.provenance import git_revision, package_versions
 from gbench.core.records import save_records, scope_columns
+from gbench.core.stats import attach_intervals
 from reports import claims as _claims
 from reports import compare as _compare
+from reports import deviations as _deviations
 from reports import figures as _figures
 from reports import render as _render
 from reports.tables import pivot_by_kind
@@ -66,9 +73,6 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
     Returns:
         The manifest (also written to ``out/manifest.json``).
     """
-    from gbench import __version__
-    from gbench.fileio import write_json, write_text
-    from gbench.provenance import git_revision, package_versions
 
     if records.empty:
         raise ValueError("no records to report")
@@ -82,14 +86,9 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         files.append(rel)
 
     if observations is None and sources:
-        from gbench.core.observations import load_observations
-
         observations = load_observations([s for s in sources if Path(s).is_file()])
     stat = {"n_resamples": n_resamples, "seed": seed}
     if observations is not None:
-        from gbench.core.observations import save_observations
-        from gbench.stats import attach_intervals
-
         records = attach_intervals(records, observations, only_missing=True, **stat)
     save_records(records, out / "records.csv")
     files += ["records.csv", "records.manifest.json"]
@@ -147,14 +146,11 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         put("failed_runs.md", "# Failed runs\n\n" + text)
         md_parts.append("## Failed runs\n\nShown as `failed` in the tables, never as numbers; claims on them are "
                         "untested.\n\n" + text)
-        import html as _html
 
         html_sections.append(("Failed runs", "<ul>" + "".join(f"<li class='failed'>{_html.escape(x)}</li>"
                                                                for x in failed) + "</ul>\n"))
 
     if runs:
-        from reports import deviations as _deviations
-
         dev = _deviations.load_deviations(runs)
         if not dev.empty:
             put("deviations.md", _deviations.deviations_markdown(dev))

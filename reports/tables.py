@@ -13,6 +13,7 @@ renderers in :mod:`reports.render` only format it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gbench.core import stats
+from gbench.core.observations import obs_key_columns
 from gbench.core.records import KEY_COLUMNS, METRIC_DIRECTIONS, key_columns, metric_label, sort_metrics
 
 __all__ = ["ResultTable", "Cell", "FLOOR_MODEL", "SUMMARY_COLUMNS", "pivot", "pivot_by_kind", "summarize", "arrow",
@@ -63,7 +66,6 @@ def _match_obs(observations: pd.DataFrame | None, group: pd.DataFrame) -> pd.Dat
     cell's (constant) value; the seeds are the cell's seeds. None when a key varies in the cell."""
     if observations is None or len(observations) == 0:
         return None
-    from gbench.core.observations import obs_key_columns
 
     sub = observations
     for c in obs_key_columns(observations):
@@ -80,7 +82,6 @@ def _match_obs(observations: pd.DataFrame | None, group: pd.DataFrame) -> pd.Dat
 def _cell_summary(g: pd.DataFrame, metric: str, observations: pd.DataFrame | None,
                   stat_options: dict[str, Any]) -> dict[str, Any]:
     """mean, std, seeds, n and the interval of one cell (observations, else the record's CI)."""
-    from gbench import stats
 
     v = g["value"].astype("float64")
     out: dict[str, Any] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
@@ -134,7 +135,7 @@ def summarize(records: pd.DataFrame, rows: Sequence[str] | None = None, observat
     the 95% interval of the estimate.
 
     The interval comes from the per-image ``observations`` when they cover the cell (every seed:
-    :func:`gbench.stats.estimate`, two-level over seeds and images for several seeds), else from
+    :func:`gbench.core.stats.estimate`, two-level over seeds and images for several seeds), else from
     the records' own ``ci_low`` / ``ci_high`` (one seed), else it is NaN (``ci_source`` ``""``:
     the renderers fall back to ± std over seeds). A cell with a failed run has ``status``
     ``failed`` and the failed check in ``failure``.
@@ -303,7 +304,6 @@ def _floor_marks(sub: pd.DataFrame, rows: list[str], order: list[tuple[str, ...]
                  observations: pd.DataFrame | None, floor: str, alpha: float,
                  stat_options: dict[str, Any]) -> tuple[frozenset[tuple[tuple[str, ...], str]], list[str]]:
     """Cells of a quality table that do not significantly beat the floor generator's row."""
-    from gbench import stats
 
     if "model" not in rows or floor not in set(sub["model"]):
         return frozenset(), []
@@ -378,8 +378,6 @@ def _ci_note(summ: pd.DataFrame) -> list[str]:
         tail = [m for m in methods if "resamples" in m][:1]
         extra = ""
         if tail:
-            import re
-
             found = re.search(r"(\d+) resamples, seed (\d+)", tail[0])
             if found:
                 extra = f"; {found.group(1)} resamples, seed {found.group(2)}"

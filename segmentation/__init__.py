@@ -10,8 +10,6 @@ Example:
 """
 from __future__ import annotations
 
-import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
-
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +17,10 @@ from typing import Any
 
 from torch import nn
 
+import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from gbench.core.registry import Registry
+from segmentation.segnet import SegNet, SegNetConfig
+from segmentation.unet import UNetConfig, build_unet
 
 __all__ = ["SEGMENTERS", "SegmenterEntry", "create", "available", "config_for"]
 
@@ -37,9 +38,6 @@ SEGMENTERS: Registry[SegmenterEntry] = Registry("segmenter")
 
 
 def _register_builtins() -> None:
-    from segmentation.segnet import SegNet, SegNetConfig
-    from segmentation.unet import UNetConfig, build_unet
-
     SEGMENTERS.register("unet", SegmenterEntry(UNetConfig, build_unet, "smp U-Net, encoder option, random init"))
     SEGMENTERS.register("segnet", SegmenterEntry(SegNetConfig, SegNet, "SegNet, VGG16-BN encoder, index unpooling"))
 

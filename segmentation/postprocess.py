@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.morphology import h_maxima
+from skimage.segmentation import watershed
 
 from gbench.data.labels import relabel_sequential
 
@@ -122,7 +124,6 @@ def binary_instances(prob: np.ndarray, config: PostprocessConfig = PostprocessCo
 
 def _grow(markers: np.ndarray, fg: np.ndarray, relief: np.ndarray, connectivity: int) -> np.ndarray:
     """Watershed of ``relief`` from ``markers`` inside ``fg``; unmarked fg components added."""
-    from skimage.segmentation import watershed
 
     markers = np.where(fg, markers, 0)
     conn = 1 if connectivity == 4 else 2
@@ -174,8 +175,6 @@ def distance_instances(fg_prob: np.ndarray, dist: np.ndarray,
     if config.markers == "threshold":
         seeds = d > config.marker_threshold
     else:
-        from skimage.morphology import h_maxima
-
         seeds = h_maxima(d, config.h).astype(bool) & fg
     markers, _ = ndi.label(seeds, structure=_structure(config.connectivity))
     return _finish(_grow(markers, fg, -d, config.connectivity), config.min_area)

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from gbench.core.errors import DataError
+from gbench.core.profiles import PAPER, Profile
+from gbench.data.loaders import load_folder
 from gbench.data.types import Dataset
-from gbench.errors import DataError
-from gbench.profiles import PAPER, Profile
 
 __all__ = ["SetPart", "TrainSetSpec", "parse_train_spec", "scaled_count", "ResolvedPart", "resolve_part",
            "DEFAULT_SYNTHETIC_DIR", "PAPER_SETS"]
@@ -163,7 +164,6 @@ def resolve_part(part: SetPart, profile: Profile, synthetic_dir: str | Path | No
     """
     if part.kind != "synthetic":
         raise ValueError(f"resolve_part takes synthetic parts, got {part.token!r}")
-    from gbench.data.loaders import load_folder
 
     base = Path(synthetic_dir) if synthetic_dir is not None else DEFAULT_SYNTHETIC_DIR
     tried = [base / part.token, base / part.name, base]

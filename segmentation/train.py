@@ -37,10 +37,16 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from rich.progress import Progress
 from torch import nn
 
+import segmentation
+from gbench.core.fileio import write_json
 from gbench.data.patches import augment, grid_crops, random_crop
 from gbench.data.types import Dataset
+from gbench.engine import EarlyStopping, StepLoader, dist_info, fit, init_distributed, select_device
+from gbench.metrics.instance import aggregate, instance_metrics
 from segmentation.postprocess import PostprocessConfig, postprocess
 from segmentation.targets import Target, get_target
 
@@ -386,7 +392,6 @@ def evaluate(module: SegmenterModule, dataset: Dataset, post: PostprocessConfig,
         ``{"per_image": [{"name", dq, sq, pq, aji, aji_plus, tp, fp, fn, ...}, ...],
         "mean": aggregate(mode="mean"), "pooled": aggregate(mode="pooled")}``.
     """
-    from gbench.metrics.instance import aggregate, instance_metrics
 
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -398,8 +403,6 @@ def evaluate(module: SegmenterModule, dataset: Dataset, post: PostprocessConfig,
         groups.setdefault(t.shape, []).append(i)
     bar = None
     if progress:
-        from rich.progress import Progress
-
         bar = Progress(transient=True)
         task = bar.add_task(f"score {dataset.name}", total=len(tiles))
         bar.start()
@@ -428,8 +431,6 @@ def evaluate(module: SegmenterModule, dataset: Dataset, post: PostprocessConfig,
 
 @torch.inference_mode()
 def _validate(module: SegmenterModule, val: CropItems, post: PostprocessConfig, batch_size: int) -> dict[str, float]:
-    from gbench.metrics.instance import aggregate, instance_metrics
-
     dev = next(module.parameters()).device
     module.eval()
     losses, stats = [], []
@@ -488,8 +489,6 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
         A :class:`TrainOutcome` whose module holds the best validated weights (or the last ones
         without validation).
     """
-    import segmentation
-    from gbench.engine import StepLoader, dist_info
 
     out = Path(out_dir)
     is_main = dist_info().is_main  # under torchrun every rank trains and validates; rank 0 writes
@@ -514,16 +513,13 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
     # its own otherwise).
     own_group = False
     if dist_info().distributed:
-        from gbench.engine import _init_distributed, select_device
-
-        own_group = _init_distributed(select_device(device, dist_info().local_rank))
+        own_group = init_distributed(select_device(device, dist_info().local_rank))
     try:
         return _train(config, module, loader, val, steps, every, seed=seed, out=out, resume=resume,
                       progress=progress, device=device, description=description, is_main=is_main,
                       n_train=len(train_src), n_val=len(val_src))
     finally:
         if own_group:
-            import torch.distributed as dist
 
             dist.destroy_process_group()
 
@@ -531,9 +527,6 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
 def _train(config: SegmentConfig, module: SegmenterModule, loader: Any, val: CropItems | None, steps: int,
            every: int, *, seed: int, out: Path, resume: bool, progress: bool, device: Any, description: str,
            is_main: bool, n_train: int, n_val: int) -> TrainOutcome:
-    from gbench.engine import EarlyStopping, dist_info, fit, select_device
-    from gbench.fileio import write_json
-
     ckpt_dir = out / "checkpoints"
     if not resume and is_main:  # a fresh run never picks up a stale file of an earlier one
         for name in ("last.pt", "best.pt"):

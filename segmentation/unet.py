@@ -7,8 +7,11 @@ and CPU profiles pick ``resnet18`` (see ``segmentation.train.ARCH_DEFAULTS``).
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
+import segmentation_models_pytorch as smp
+from segmentation_models_pytorch.encoders.resnet import ResNetEncoder
 from torch import nn
 
 __all__ = ["UNetConfig", "build_unet"]
@@ -36,12 +39,8 @@ class UNetConfig:
     classes: int = 1
 
     def __post_init__(self) -> None:
-        import segmentation_models_pytorch as smp
-
         names = smp.encoders.get_encoder_names()
         if self.encoder not in names:
-            import difflib
-
             hint = difflib.get_close_matches(self.encoder, names, n=3)
             raise ValueError(f"unknown smp encoder {self.encoder!r}" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
         if not 3 <= self.encoder_depth <= 5:
@@ -61,7 +60,6 @@ def build_unet(config: UNetConfig | None = None) -> nn.Module:
         >>> net(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 1, 64, 64])
     """
-    import segmentation_models_pytorch as smp
 
     cfg = config or UNetConfig()
     net = smp.Unet(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights, encoder_depth=cfg.encoder_depth,
@@ -78,7 +76,6 @@ def _drop_unused_stages(encoder: nn.Module, depth: int) -> None:
     of resnet18's 11.2 M) and leave DistributedDataParallel waiting for gradients that never
     come. Other encoders are left as smp builds them.
     """
-    from segmentation_models_pytorch.encoders.resnet import ResNetEncoder
 
     if not isinstance(encoder, ResNetEncoder):
         return

@@ -33,6 +33,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+import pandas as pd
+
+from gbench.core.errors import DataError
+from gbench.core.fileio import atomic_path
 from gbench.core.records import KEY_COLUMNS
 
 __all__ = ["OBS_KEY_COLUMNS", "POOLED_STATS", "SCORE_COLUMNS", "observations_path", "make_observations",
@@ -83,8 +88,6 @@ def hash_test_set(items: Iterable[tuple[str, Any, Any]]) -> str:
             if isinstance(arr, (bytes, bytearray)):
                 h.update(bytes(arr))
             else:
-                import numpy as np
-
                 a = np.ascontiguousarray(arr)
                 h.update(f"{a.dtype.str}{a.shape}".encode())
                 h.update(a.tobytes())
@@ -107,7 +110,6 @@ def make_observations(kind: str, model: str, per_image: Sequence[Mapping[str, An
             each image is its own unit.
         **extra_keys: further experiment keys (``target``, ``data_seed`` ...), never ``aggregation``.
     """
-    import pandas as pd
 
     if "aggregation" in extra_keys:
         raise ValueError("observations serve every aggregation: do not pass an aggregation key")
@@ -132,12 +134,9 @@ def make_observations(kind: str, model: str, per_image: Sequence[Mapping[str, An
 
 def validate_observations(df: Any, path: str | Path | None = None) -> Any:
     """Check an observation table: key columns present, one row per (experiment, image), numbers."""
-    import pandas as pd
 
     def fail(problem: str) -> None:
         if path is not None:
-            from gbench.errors import DataError
-
             raise DataError(path, problem)
         raise ValueError(problem)
 
@@ -175,7 +174,6 @@ def validate_observations(df: Any, path: str | Path | None = None) -> Any:
 
 def save_observations(df: Any, path: str | Path) -> Path:
     """Write an observation table as CSV, atomically. ``path`` may be the records path beside it."""
-    from gbench.fileio import atomic_path
 
     df = validate_observations(df)
     target = Path(path)
@@ -197,9 +195,7 @@ def load_observations(path: str | Path | Sequence[str | Path], required: bool = 
         DataError: an unreadable or malformed file (one line naming it), or none found when
             ``required``.
     """
-    import pandas as pd
 
-    from gbench.errors import DataError
 
     if not isinstance(path, (str, Path)):
         frames = [f for f in (load_observations(p, required) for p in path) if f is not None]

@@ -42,7 +42,7 @@ Provenance (:data:`PROVENANCE_COLUMNS`)
 Files: :func:`save_records` writes ``NAME.csv`` (and ``NAME.parquet`` when pyarrow is
 installed) beside ``NAME.manifest.json`` (schema version, columns, row count, sha256 of the
 CSV, metrics with their directions), all atomically. :func:`load_records` reads them back
-and raises :class:`gbench.errors.DataError` naming the file and the problem.
+and raises :class:`gbench.core.errors.DataError` naming the file and the problem.
 
 This module imports neither torch nor any model code (``reports/`` depends on it).
 
@@ -57,12 +57,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib.util
 import json
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
+
+import pandas as pd
+
+from gbench import __version__
+from gbench.core.errors import DataError
+from gbench.core.fileio import atomic_path, write_json
+from gbench.core.provenance import provenance as _prov
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -174,10 +182,10 @@ def _conventions_json(conventions: Mapping[str, Any] | str | None) -> str:
 
 def provenance_columns(provenance: Mapping[str, Any] | None = None,
                        conventions: Mapping[str, Any] | str | None = None) -> dict[str, str]:
-    """The provenance columns from a :func:`gbench.provenance.provenance` dictionary.
+    """The provenance columns from a :func:`gbench.core.provenance.provenance` dictionary.
 
     Args:
-        provenance: ``gbench.provenance.provenance(...)`` output; ``None`` calls it (which asks
+        provenance: ``gbench.core.provenance.provenance(...)`` output; ``None`` calls it (which asks
             torch for the device, so pass the dictionary when torch must not be imported).
             Missing entries become ``""``.
         conventions: The metric conventions the values were computed under (a mapping, e.g.
@@ -187,13 +195,9 @@ def provenance_columns(provenance: Mapping[str, Any] | None = None,
         ``{column: str}`` for every column of :data:`PROVENANCE_COLUMNS`.
     """
     if provenance is None:
-        from gbench.provenance import provenance as _prov
-
         provenance = _prov()
     versions = provenance.get("versions") or {}
     if not versions:
-        from gbench import __version__
-
         versions = {"gbench": __version__}
     return {
         "gbench_version": str(versions.get("gbench", "")),
@@ -242,7 +246,6 @@ def records_from_dicts(rows: Iterable[Mapping[str, Any]]) -> Any:
         ValueError: a key or value column is missing, a value is not a number, ``kind`` is
             unknown, or two rows share all keys and the metric.
     """
-    import pandas as pd
 
     rows = [dict(r) for r in rows]
     if not rows:
@@ -258,8 +261,6 @@ def records_from_dicts(rows: Iterable[Mapping[str, Any]]) -> Any:
 
 
 def _empty_records() -> Any:
-    import pandas as pd
-
     return validate_records(pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS}))
 
 
@@ -272,17 +273,14 @@ def validate_records(df: Any, path: str | Path | None = None) -> Any:
     """Check and normalize a record DataFrame; return it with canonical dtypes.
 
     Keys and provenance become strings (``seed`` an integer), ``value`` float64 and ``n``
-    an integer. Errors name ``path`` when given (as :class:`gbench.errors.DataError`).
+    an integer. Errors name ``path`` when given (as :class:`gbench.core.errors.DataError`).
 
     Raises:
         DataError / ValueError: missing columns, bad numbers, unknown ``kind``, duplicates.
     """
-    import pandas as pd
 
     def fail(problem: str) -> None:
         if path is not None:
-            from gbench.errors import DataError
-
             raise DataError(path, problem)
         raise ValueError(problem)
 
@@ -338,7 +336,6 @@ def validate_records(df: Any, path: str | Path | None = None) -> Any:
 
 def _estimate_columns(df: Any, fail: Any) -> Any:
     """Fill and check :data:`ESTIMATE_COLUMNS` (defaults: no CI, ``n_images = n``, one seed, ok)."""
-    import pandas as pd
 
     defaults = {"ci_low": math.nan, "ci_high": math.nan, "ci_method": "", "n_images": None, "n_seeds": 1,
                 "status": "ok", "failure": "", "test_set": ""}
@@ -401,8 +398,6 @@ def _csv_path(path: str | Path) -> Path:
 
 
 def _has_pyarrow() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("pyarrow") is not None
 
 
@@ -420,7 +415,6 @@ def save_records(df: Any, path: str | Path, extra_manifest: Mapping[str, Any] | 
     Returns:
         The CSV path.
     """
-    from gbench.fileio import atomic_path, write_json
 
     df = validate_records(df)
     csv = _csv_path(path)
@@ -468,9 +462,7 @@ def load_records(path: str | Path | Sequence[str | Path]) -> Any:
         DataError: the file is missing, unreadable, or not in the record format (one line,
             naming the file).
     """
-    import pandas as pd
 
-    from gbench.errors import DataError
 
     if not isinstance(path, (str, Path)):
         frames = [load_records(p) for p in path]

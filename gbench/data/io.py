@@ -4,8 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import png
+import scipy.io
+import tifffile
+from PIL import Image
 
-from gbench.errors import DataError
+from gbench.core.errors import DataError
+from gbench.core.fileio import atomic_path
 
 __all__ = ["read_image", "read_label", "IMAGE_SUFFIXES", "LABEL_SUFFIXES", "write_png"]
 
@@ -73,9 +78,7 @@ def read_label(path: str | Path, key: str = "inst_map") -> np.ndarray:
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
     """Write a uint8 RGB/gray or uint16 gray array as PNG (atomically)."""
-    from PIL import Image
 
-    from gbench.fileio import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
@@ -89,12 +92,10 @@ def _read_array(path: Path) -> np.ndarray:
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
         if suffix in (".tif", ".tiff"):
-            import tifffile
 
             return np.asarray(tifffile.imread(path))
         if suffix == ".png" and _png_depth_and_colour(path) in ((16, 2), (16, 4), (16, 6)):
             return _read_png16(path)  # Pillow would keep only the high byte of each 16-bit colour sample
-        from PIL import Image
 
         with Image.open(path) as im:
             if im.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -117,7 +118,6 @@ def _png_depth_and_colour(path: Path) -> tuple[int, int] | None:
 
 def _read_png16(path: Path) -> np.ndarray:
     """A 16-bit colour (or gray + alpha) PNG at full depth: (H, W, planes) uint16."""
-    import png
 
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     planes = int(info["planes"])
@@ -129,7 +129,6 @@ def _read_mat(path: Path, key: str) -> np.ndarray:
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
-        import scipy.io
 
         data = scipy.io.loadmat(path)
     except Exception as exc:

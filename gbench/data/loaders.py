@@ -8,7 +8,9 @@ detecting a folder's layout.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -16,10 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from skimage.draw import polygon as draw_polygon
 
+from gbench.core.errors import DataError
 from gbench.data.io import IMAGE_SUFFIXES, LABEL_SUFFIXES, read_image, read_label
+from gbench.data.synthetic_he import synthetic_he
 from gbench.data.types import Dataset, Sample
-from gbench.errors import DataError
 
 __all__ = ["load_dataset", "LOADERS", "BUILTINS", "KNOWN_REAL", "COMBINED", "COMBINED_ALIASES", "data_root",
            "detect_layout", "rasterize_polygons", "read_monuseg_xml", "concat_datasets", "load_combined"]
@@ -113,7 +117,6 @@ def read_monuseg_xml(path: str | Path, shape: tuple[int, int] | None = None) -> 
         DataError: unparsable XML, no regions, a vertex without finite numeric X/Y, or one far
             outside the image (one line naming the file and the region).
     """
-    import math
 
     path = Path(path)
     try:
@@ -153,7 +156,6 @@ def rasterize_polygons(polygons: list[np.ndarray], shape: tuple[int, int]) -> tu
     vertices, or that ends up with no pixel of its own, is dropped (its id is not used: later
     polygons keep theirs); the count of dropped polygons is returned.
     """
-    from skimage.draw import polygon as draw_polygon
 
     inst = np.zeros(shape, dtype=np.int32)
     areas = [0.5 * abs(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1)))
@@ -335,7 +337,6 @@ def concat_datasets(parts: list[tuple[str, Dataset]], name: str, split: str) -> 
     A sample keeps its image and instances; its ``meta`` gains ``source`` (the prefix) and
     ``source_name`` (its name in the source dataset).
     """
-    import dataclasses
 
     owner: dict[str, tuple[str, Dataset, int]] = {}
     for prefix, ds in parts:
@@ -372,8 +373,6 @@ LOADERS: dict[str, Loader] = {"cpm": load_cpm, "monuseg": load_monuseg, "folder"
 
 
 def _synthetic_he(split: Split = "train", **kwargs: Any) -> Dataset:
-    from gbench.data.synthetic_he import synthetic_he
-
     return synthetic_he(split=split, **kwargs)
 
 

@@ -44,6 +44,7 @@ every ``count > k`` and every worker count.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
@@ -51,6 +52,8 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
+
+from gbench.data.labels import relabel_sequential
 
 __all__ = [
     "MaskStats",
@@ -599,7 +602,6 @@ def iter_synthesize(
         for k in range(count):
             yield _synthesize(h, w, image_rng(seed, start + k), st)[0]
         return
-    import multiprocessing as mp
 
     jobs = ((h, w, int(seed), start + k, st) for k in range(count))
     with mp.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
@@ -670,7 +672,6 @@ def mask_statistics(source: Any) -> dict[str, Any]:
         (total pixels), ``touching`` (nuclei 4-adjacent to another nucleus), ``per_image``
         (list of (nuclei, pixels)) and ``images``.
     """
-    from gbench.data.labels import relabel_sequential
 
     parts: dict[str, list[np.ndarray]] = {"a": [], "e": [], "border": [], "touch": []}
     per_image: list[tuple[int, int]] = []

@@ -26,13 +26,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import tifffile
 
+from gbench.core.errors import DataError
+from gbench.core.fileio import atomic_path
+from gbench.data.io import _read_array, read_image, write_png
 from gbench.data.types import Dataset
-from gbench.errors import DataError
 
 __all__ = [
     "PLANES", "FocusStack", "check_stack", "read_stack", "write_stack", "load_multifocus",
-    "load_stacks", "AUGMENTATIONS", "augment_stack", "augmented", "stack_array", "plane_labels",
+    "AUGMENTATIONS", "augment_stack", "augmented", "stack_array", "plane_labels",
 ]
 
 #: Focus planes of an MI-GAN stack (I-5 .. I+5).
@@ -124,7 +127,6 @@ def read_stack(path: str | Path, planes: int = PLANES, size: int | None = None) 
     Raises:
         DataError: unreadable file, wrong plane count, size or dtype, planes of different sizes.
     """
-    from gbench.data.io import _read_array, read_image
 
     path = Path(path)
     if path.is_dir():
@@ -148,8 +150,6 @@ def write_stack(path: str | Path, stack: np.ndarray) -> Path:
 
     The folder form writes ``00.png`` .. ``10.png`` (each file atomically).
     """
-    from gbench.data.io import write_png
-    from gbench.fileio import atomic_path
 
     arr = check_stack(stack, None, planes=int(np.asarray(stack).shape[0]))
     path = Path(path)
@@ -159,8 +159,6 @@ def write_stack(path: str | Path, stack: np.ndarray) -> Path:
             with open(tmp, "wb") as fh:
                 np.save(fh, arr, allow_pickle=False)
     elif suffix in (".tif", ".tiff"):
-        import tifffile
-
         with atomic_path(path) as tmp:
             tifffile.imwrite(tmp, arr, photometric="rgb")
     elif suffix == "":
@@ -245,40 +243,6 @@ def load_multifocus(root: str | Path, split: Literal["train", "test", "all"] = "
                    {"loader": "multifocus", "root": str(root), "planes": planes})
 
 
-def load_stacks(name_or_path: str | Path, split: Literal["train", "test", "all"] = "train", **options: Any) -> Dataset:
-    """Load focus stacks by name: ``synthetic-cells[:TYPE]``, ``multifocus:PATH`` or a folder path.
-
-    Args:
-        name_or_path: ``synthetic-cells`` (SiHa-like), ``synthetic-cells:siha``,
-            ``synthetic-cells:cancer``, ``multifocus:/data/cells`` or ``/data/cells``.
-        split: ``train``, ``test`` or ``all``.
-        **options: built-in options (``n``, ``size``, ``seed``) for ``synthetic-cells``;
-            ``planes`` / ``size`` checks for folders.
-
-    Raises:
-        DataError: missing folder or bad files. ValueError: unknown cell type, split or option.
-    """
-    text = str(name_or_path)
-    if text == "synthetic-cells" or text.startswith("synthetic-cells:"):
-        from gbench.data.synthetic_cells import synthetic_cells
-
-        cell_type = text.partition(":")[2] or "siha"
-        return synthetic_cells(cell_type, split=split, **options)
-    if text.startswith("multifocus:"):
-        text = text[len("multifocus:"):]
-    unknown = sorted(set(options) - {"planes", "size"})
-    if unknown:
-        raise ValueError(f"options {unknown} apply only to the built-in synthetic-cells, not {text!r}")
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise DataError(path, "no such folder and not a built-in (synthetic-cells:siha, synthetic-cells:cancer)")
-    return load_multifocus(path, split, name=str(name_or_path), **options)
-
-
-# ---------------------------------------------------------------------------------- augmentation
-
-#: The MI-GAN paper's augmentation: the original, rotations by 90, 180, 270 degrees and the
-#: up-down and left-right mirror flips (1,100 SiHa stacks -> 6,600).
 AUGMENTATIONS = ("identity", "rot90", "rot180", "rot270", "flip-ud", "flip-lr")
 
 

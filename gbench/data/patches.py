@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from gbench.data.labels import relabel_sequential
 from gbench.data.types import Sample
 
 __all__ = ["pad_to", "random_crop", "grid_positions", "grid_crops", "augment", "DIHEDRAL"]
@@ -46,8 +47,6 @@ def _pad_once(image: np.ndarray, instances: np.ndarray, th: int, tw: int) -> tup
     offset = int(instances.max()) if instances.size else 0
     inst = np.where(inst > 0, inst + region * offset, 0)
     if inst.size and inst.max() > np.iinfo(np.int32).max:
-        from gbench.data.labels import relabel_sequential
-
         inst, _ = relabel_sequential(inst)
     return img, inst.astype(np.int32)
 

@@ -5,16 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
+from gbench.core.fileio import atomic_path
 from gbench.data.conditioning import binary_mask, contour_map, distance_map
+from gbench.data.labels import relabel_sequential
 from gbench.data.types import Sample
-from gbench.fileio import atomic_path
 
 __all__ = ["preview_sheet", "instance_colors"]
 
 
 def instance_colors(instances: np.ndarray, seed: int = 0) -> np.ndarray:
     """Random but stable colours per nucleus id, black background: (H, W, 3) uint8."""
-    from gbench.data.labels import relabel_sequential
 
     lab, n = relabel_sequential(instances)
     rng = np.random.default_rng(seed)
@@ -25,10 +25,10 @@ def instance_colors(instances: np.ndarray, seed: int = 0) -> np.ndarray:
 def preview_sheet(samples: list[Sample], out: str | Path, title: str | None = None, dpi: int = 100) -> Path:
     """Write a PNG sheet with one row per sample and the columns image, instances, binary mask,
     distance map and contour map (contours drawn over the image). Written atomically."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib: the Agg backend is chosen first
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib: the Agg backend is chosen first
 
     if not samples:
         raise ValueError("preview_sheet needs at least one sample")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from rich.progress import track
 
 from gbench.data.labels import relabel_sequential
 from gbench.data.types import Dataset
@@ -16,8 +17,6 @@ def per_image_stats(dataset: Dataset, progress: bool = False) -> list[dict[str, 
     rows = []
     it = dataset
     if progress:
-        from rich.progress import track
-
         it = track(dataset, description=f"reading {dataset.name}", total=len(dataset), transient=True)
     for s in it:
         lab, n = relabel_sequential(s.instances)

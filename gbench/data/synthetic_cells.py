@@ -27,7 +27,7 @@ disjoint, and ``n`` only changes how many stacks are listed.
 Set sizes follow the paper's transfer setting: MI-GAN1 is trained on 1,100 SiHa cells, MI-GAN2
 on 541 cancer cells, "about half" (before the x6 augmentation). :data:`PAPER_COUNTS` holds those
 numbers; every profile keeps the cancer set about half the SiHa set
-(:meth:`gbench.profiles.Profile.migan_count`), and so do the defaults here (:data:`DEFAULT_COUNTS`).
+(:meth:`gbench.core.profiles.Profile.migan_count`), and so do the defaults here (:data:`DEFAULT_COUNTS`).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from gbench.data.multifocus import PLANES, FocusStack, SPLITS
+from gbench.data.multifocus import PLANES, SPLITS, FocusStack
 from gbench.data.types import Dataset
 
 __all__ = ["CellStats", "CELL_TYPES", "render_cell", "synthetic_cells", "DEFAULT_COUNTS", "PAPER_COUNTS",

@@ -3,30 +3,20 @@
 Each is a function on batches plus a torchmetrics ``Metric`` class; every module exposes
 ``CONVENTIONS`` describing its protocol choices, recorded with every result.
 """
-from gbench.metrics.instance import (
-    AggregatedJaccardIndex,
-    NucleiPQ,
-    aggregate,
-    aji,
-    aji_plus,
-    dq_sq_pq,
-    instance_metrics,
-)
-from gbench.metrics.quality import (
-    HIGHER_IS_BETTER,
-    FSIMMetric,
-    GMSDMetric,
-    NRMSEMetric,
-    SSIMMetric,
-    fsim,
-    gmsd,
-    nrmse,
-    quality_metrics,
-    ssim,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "ssim", "fsim", "gmsd", "nrmse", "quality_metrics", "HIGHER_IS_BETTER",
-    "SSIMMetric", "FSIMMetric", "GMSDMetric", "NRMSEMetric",
-    "dq_sq_pq", "aji", "aji_plus", "instance_metrics", "aggregate", "NucleiPQ", "AggregatedJaccardIndex",
-]
+_INSTANCE = ("dq_sq_pq", "aji", "aji_plus", "instance_metrics", "aggregate", "NucleiPQ", "AggregatedJaccardIndex")
+_QUALITY = ("ssim", "fsim", "gmsd", "nrmse", "quality_metrics", "HIGHER_IS_BETTER", "SSIMMetric", "FSIMMetric",
+            "GMSDMetric", "NRMSEMetric")
+__all__ = [*_QUALITY, *_INSTANCE]
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names load their module on first use, so the torch-free modules of this
+    package (``failures``, ``stain``) import without torch (tests/metrics/test_failures.py)."""
+    if name in _INSTANCE:
+        return getattr(importlib.import_module("gbench.metrics.instance"), name)
+    if name in _QUALITY:
+        return getattr(importlib.import_module("gbench.metrics.quality"), name)
+    raise AttributeError(f"module 'gbench.metrics' has no attribute {name!r}")

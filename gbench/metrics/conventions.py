@@ -47,14 +47,26 @@ piq or torchmetrics passes them; gbench's own entries compute in float64.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import piq
 import torch
+from piq.fsim import _construct_filters, _phase_congruency
+from piq.functional import gradient_map, rgb2yiq, scharr_filter, similarity_map
+from piq.gmsd import _gmsd
+from scipy.signal import correlate2d
+from skimage.metrics import structural_similarity
 from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+
+from gbench.metrics.quality import nrmse, ssim
 
 __all__ = ["Convention", "catalogue", "score_conventions", "conventions_table", "library_version",
            "matlab_ssim", "fsim_full_resolution", "gmsd_full_resolution"]
@@ -62,7 +74,6 @@ __all__ = ["Convention", "catalogue", "score_conventions", "conventions_table", 
 
 def library_version(dist: str) -> str:
     """The installed version of a distribution (``""`` when absent)."""
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version(dist)
@@ -104,8 +115,6 @@ def _np_hwc(x: Tensor) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- SSIM
 
 def _ssim_skimage_defaults(fake: Tensor, real: Tensor) -> Tensor:
-    from skimage.metrics import structural_similarity
-
     f, r = _np_hwc(fake), _np_hwc(real)
     return torch.tensor([structural_similarity(ri, fi, channel_axis=-1, data_range=255) for fi, ri in zip(f, r)],
                         dtype=torch.float64)
@@ -113,26 +122,19 @@ def _ssim_skimage_defaults(fake: Tensor, real: Tensor) -> Tensor:
 
 def _exact(fn: Callable[..., Tensor]) -> dict[str, str]:
     """``precision="exact"`` where gbench's metric has a fast float32 path: conventions are float64."""
-    import inspect
 
     return {"precision": "exact"} if "precision" in inspect.signature(fn).parameters else {}
 
 
 def _ssim_ours(fake: Tensor, real: Tensor) -> Tensor:
-    from gbench.metrics.quality import ssim
-
     return ssim(fake, real, **_exact(ssim)).to(torch.float64).cpu()
 
 
 def _ssim_piq(fake: Tensor, real: Tensor) -> Tensor:
-    import piq
-
     return piq.ssim(_f(fake), _f(real), data_range=1.0, reduction="none").to(torch.float64).cpu()
 
 
 def _ssim_torchmetrics(fake: Tensor, real: Tensor) -> Tensor:
-    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
-
     f, r = _f(fake), _f(real)
     return torch.stack([tm_ssim(f[i:i + 1], r[i:i + 1], reduction="none").reshape(()) for i in range(len(f))]) \
         .to(torch.float64).cpu()
@@ -169,8 +171,6 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
 
 
 def _filter2_valid(win: np.ndarray, img: np.ndarray) -> np.ndarray:
-    from scipy.signal import correlate2d
-
     return correlate2d(img, win, mode="valid")
 
 
@@ -200,15 +200,11 @@ def matlab_ssim(fake: Tensor, real: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------- FSIM
 
 def _fsim_piq(fake: Tensor, real: Tensor) -> Tensor:
-    import piq
-
     return piq.fsim(_f(fake), _f(real), data_range=1.0, reduction="none").to(torch.float64).cpu()
 
 
 def fsim_full_resolution(fake: Tensor, real: Tensor, chromatic: bool = True) -> Tensor:
     """piq's FSIMc without its average pooling (piq's own filters, phase congruency and maps)."""
-    from piq.fsim import _construct_filters, _phase_congruency
-    from piq.functional import gradient_map, rgb2yiq, scharr_filter, similarity_map
 
     x, y = fake.to(torch.float32), real.to(torch.float32)
     x_yiq, y_yiq = rgb2yiq(x), rgb2yiq(y)
@@ -232,15 +228,11 @@ def fsim_full_resolution(fake: Tensor, real: Tensor, chromatic: bool = True) -> 
 # ---------------------------------------------------------------------------------------------- GMSD
 
 def _gmsd_piq(fake: Tensor, real: Tensor) -> Tensor:
-    import piq
-
     return piq.gmsd(_f(fake), _f(real), data_range=1.0, reduction="none").to(torch.float64).cpu()
 
 
 def gmsd_full_resolution(fake: Tensor, real: Tensor) -> Tensor:
     """piq's GMSD core on the full-resolution luma (no 2x2 pooling)."""
-    from piq.functional import rgb2yiq
-    from piq.gmsd import _gmsd
 
     return _gmsd(rgb2yiq(_f(fake))[:, :1], rgb2yiq(_f(real))[:, :1]).reshape(-1).to(torch.float64).cpu()
 
@@ -249,8 +241,6 @@ def gmsd_full_resolution(fake: Tensor, real: Tensor) -> Tensor:
 
 def _nrmse(norm: str) -> Callable[[Tensor, Tensor], Tensor]:
     def fn(fake: Tensor, real: Tensor) -> Tensor:
-        from gbench.metrics.quality import nrmse
-
         return nrmse(fake, real, normalization=norm, **_exact(nrmse)).to(torch.float64).cpu()
 
     return fn
@@ -312,7 +302,6 @@ def score_conventions(fake: Tensor, real: Tensor, metrics: Sequence[str] = ("ssi
 def conventions_table(per_pair: dict[tuple[str, str], Sequence[float]], entries: Sequence[Convention]) -> Any:
     """Side-by-side summary: one row per convention (``metric, convention, matches, mean, std, n,
     delta`` = mean minus the gbench default's mean of that metric, ``default``). A DataFrame."""
-    import pandas as pd
 
     rows = []
     values = {k: np.asarray(v.cpu().numpy() if isinstance(v, Tensor) else v, dtype=np.float64)

@@ -51,6 +51,10 @@ from typing import Any, Final
 import numpy as np
 import torch
 from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance, poly_kernel
+
+from gbench.metrics.features import extract
 
 __all__ = ["DISTRIBUTION_METRICS", "HIGHER_IS_BETTER", "CONVENTIONS", "CI_METHOD", "fid", "kid", "precision_recall",
            "density_coverage", "distribution_metrics", "DistributionAccumulator", "DistributionResult"]
@@ -110,7 +114,6 @@ def fid(real: Any, fake: Any) -> float:
         >>> abs(fid(x, x)) < 1e-8
         True
     """
-    from torchmetrics.image.fid import FrechetInceptionDistance
 
     r, f = _pair(real, fake, 2, "FID")
     metric = FrechetInceptionDistance(feature=_PassThrough(r.shape[1]), reset_real_features=True)
@@ -121,8 +124,6 @@ def fid(real: Any, fake: Any) -> float:
 
 
 def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
-    from torchmetrics.image.kid import poly_kernel
-
     m, n = len(x), len(y)
     kxx, kyy, kxy = poly_kernel(x, x), poly_kernel(y, y), poly_kernel(x, y)
     return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
@@ -131,7 +132,6 @@ def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
 
 def kid(real: Any, fake: Any, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
     """KID: mean and std over subsets (std 0 when every sample is used once; see the module docstring)."""
-    from torchmetrics.image.kid import KernelInceptionDistance
 
     r, f = _pair(real, fake, 2, "KID")
     if subsets < 1 or subset_size < 2:
@@ -251,7 +251,6 @@ class DistributionAccumulator:
 
     def update(self, images: np.ndarray, real: bool) -> None:
         """Add uint8 images ``(N, H, W, 3)`` to the real or the synthetic side."""
-        from gbench.metrics.features import extract
 
         (self._real if real else self._fake).append(extract(self.extractor, np.asarray(images)))
 

@@ -30,6 +30,7 @@ Extractors (:func:`build_extractor` specs)
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -37,9 +38,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from gbench.errors import DataError
+from gbench.core.errors import DataError
 
 __all__ = ["FeatureExtractor", "RandomConvExtractor", "InceptionExtractor", "TimmExtractor", "build_extractor",
            "inception_cache_path", "INCEPTION_FILE", "INCEPTION_URL", "NOT_COMPARABLE", "EXTRACTORS", "file_sha256",
@@ -173,8 +175,6 @@ class RandomConvExtractor(FeatureExtractor):
         return {**super().info(), "seed": self.seed}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
         self._check_input(x)
         x = x.float().div(127.5).sub(1.0)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
@@ -226,7 +226,9 @@ class InceptionExtractor(FeatureExtractor):
         if not path.is_file():
             raise _missing_inception(path, weights is not None)
         try:
-            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+            from torch_fidelity.feature_extractor_inceptionv3 import (
+                FeatureExtractorInceptionV3,  # lazy: optional dependency (gbench[fid])
+            )
         except ImportError:
             raise ValueError("the inception extractor needs torch-fidelity: pip install 'gbench[fid]' "
                              "(or pip install torch-fidelity)") from None
@@ -267,9 +269,9 @@ class TimmExtractor(FeatureExtractor):
     def __init__(self, name: str, weights: str | Path | None, device: str | torch.device | None = None) -> None:
         super().__init__()
         try:
-            import timm
-            from timm.data import resolve_model_data_config
-            from timm.models import load_state_dict
+            import timm  # lazy: optional dependency (gbench[timm])
+            from timm.data import resolve_model_data_config  # lazy: optional dependency (gbench[timm])
+            from timm.models import load_state_dict  # lazy: optional dependency (gbench[timm])
         except ImportError:
             raise ValueError("the timm extractor needs timm: pip install 'gbench[timm]'") from None
         self.spec = f"timm:{name}"
@@ -281,8 +283,6 @@ class TimmExtractor(FeatureExtractor):
             raise MissingWeightsError(path, f"weights file for timm:{name} not found (pass a local timm state dict "
                                             "with --weights; gbench downloads nothing)")
         if not timm.is_model(name):
-            import difflib
-
             hint = difflib.get_close_matches(name, timm.list_models(), n=3)
             raise ValueError(f"unknown timm model {name!r}" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
         model = timm.create_model(name, pretrained=False, num_classes=0)
@@ -323,8 +323,6 @@ class TimmExtractor(FeatureExtractor):
         self.to(_device(device)).eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
         self._check_input(x)
         x = x.float().div(255.0)
         if tuple(x.shape[-2:]) != self.size:

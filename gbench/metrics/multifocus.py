@@ -41,8 +41,7 @@ Focus curve
 
 Inter-plane consistency
     SSIM between successive planes (``I-5/I-4`` .. ``I+4/I+5``) of each stack
-    (:func:`gbench.metrics.quality.ssim`: Wang et al. settings, 11x11 Gaussian window, RGB mean;
-    scikit-image's ``structural_similarity`` with the same settings when that module is absent).
+    (:func:`gbench.metrics.quality.ssim`: Wang et al. settings, 11x11 Gaussian window, RGB mean).
     Real and synthetic distributions are compared per plane pair and pooled by their means
     and the 1-Wasserstein distance (``scipy.stats.wasserstein_distance``) between them.
 
@@ -59,6 +58,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from scipy import linalg
+from scipy.stats import wasserstein_distance
+from torchvision.models import inception_v3
+
+from gbench.core.errors import DataError
+from gbench.data.multifocus import plane_labels
+from gbench.metrics.distribution import fid
+from gbench.metrics.distribution import kid as distribution_kid
+from gbench.metrics.features import RandomConvExtractor, build_extractor, extract
+from gbench.metrics.focus import focus_curve, variance_of_laplacian
+from gbench.metrics.quality import ssim
 
 __all__ = [
     "NOT_COMPARABLE", "CONVENTIONS", "fid_from_features", "kid_from_features", "gaussian_stats", "frechet_distance",
@@ -97,7 +110,6 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                      eps: float = 1e-6) -> float:
     """``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2))`` with scipy's ``sqrtm`` (from Gaussian statistics)."""
-    from scipy import linalg
 
     diff = mu1 - mu2
     covmean = linalg.sqrtm(sigma1 @ sigma2)
@@ -112,7 +124,6 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
     """FID between two feature sets ``(N_r, D)`` and ``(N_f, D)``: :func:`gbench.metrics.distribution.fid`."""
-    from gbench.metrics.distribution import fid
 
     return fid(real, fake)
 
@@ -121,9 +132,7 @@ def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, su
                       seed: int = 0) -> tuple[float, float]:
     """KID (unbiased polynomial-kernel MMD^2): mean and standard deviation over subsets,
     :func:`gbench.metrics.distribution.kid` (every sample once, std 0, when both sets fit one subset)."""
-    from gbench.metrics.distribution import kid
-
-    return kid(real, fake, subsets, subset_size, seed)
+    return distribution_kid(real, fake, subsets, subset_size, seed)
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -146,8 +155,6 @@ class RandomConvFeatures:
 
     def __init__(self, seed: int = 0, widths: tuple[int, ...] = (16, 32, 64), input_size: int = 64,
                  device: str | None = None) -> None:
-        from gbench.metrics.features import RandomConvExtractor
-
         self.module = RandomConvExtractor(seed=seed, widths=widths, input_size=input_size, device=device)
         self.seed, self.input_size, self.dim = self.module.seed, self.module.input_size, self.module.num_features
         self.num_features = self.dim
@@ -181,10 +188,6 @@ class InceptionFeatures:
     dim = 2048
 
     def __init__(self, weights: str | Path, device: str | None = None) -> None:
-        import torch
-        from torchvision.models import inception_v3
-
-        from gbench.errors import DataError
 
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -209,9 +212,6 @@ class InceptionFeatures:
         return f"inception-v3({self.path.name})"
 
     def __call__(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
-
         mean = torch.tensor([0.485, 0.456, 0.406], device=self.device).view(1, 3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225], device=self.device).view(1, 3, 1, 1)
         out = []
@@ -238,15 +238,12 @@ def get_extractor(name: str = "random-conv", *, seed: int = 0, inception_weights
                              "gbench does not download weights. The offline default is random-conv.")
         return InceptionFeatures(inception_weights, device=device)
     if name == "inception" or name.startswith("timm:"):
-        from gbench.metrics.features import build_extractor
-
         return build_extractor(name, inception_weights, seed=seed, device=device)
     raise ValueError(f"unknown feature extractor {name!r} (known: random-conv, inception-v3, inception, timm:NAME)")
 
 
 def plane_features(stacks: np.ndarray, extractor: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Features of every plane: ``(N, P, H, W, 3)`` uint8 -> ``(N, P, D)`` float64."""
-    from gbench.metrics.features import extract
 
     n, p = stacks.shape[:2]
     flat = stacks.reshape(n * p, *stacks.shape[2:])
@@ -257,44 +254,11 @@ def plane_features(stacks: np.ndarray, extractor: Callable[[np.ndarray], np.ndar
 # ----------------------------------------------------------------------------------- focus and SSIM
 
 
-def _luma(stacks: np.ndarray) -> np.ndarray:
-    x = np.asarray(stacks, dtype=np.float64) / 255.0
-    return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
-
-
-def variance_of_laplacian(gray: np.ndarray) -> np.ndarray:
-    """Variance of the 4-neighbour Laplacian over the valid region, per image of ``(..., H, W)``."""
-    g = np.asarray(gray, dtype=np.float64)
-    if g.shape[-1] < 3 or g.shape[-2] < 3:
-        raise ValueError(f"images must be at least 3x3 for the Laplacian, got {g.shape[-2:]}")
-    lap = (g[..., :-2, 1:-1] + g[..., 2:, 1:-1] + g[..., 1:-1, :-2] + g[..., 1:-1, 2:] - 4.0 * g[..., 1:-1, 1:-1])
-    return lap.reshape(*lap.shape[:-2], -1).var(axis=-1)
-
-
-def focus_curve(stacks: np.ndarray) -> np.ndarray:
-    """Sharpness per plane: ``(N, P, H, W, 3)`` uint8 -> ``(N, P)`` variance of the Laplacian of the luma."""
-    s = np.asarray(stacks)
-    if s.ndim != 5 or s.shape[-1] != 3:
-        raise ValueError(f"focus_curve needs stacks (N, P, H, W, 3), got shape {s.shape}")
-    return variance_of_laplacian(_luma(s))
-
-
 def _ssim_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SSIM of image pairs ``(M, H, W, 3)`` uint8 -> (M,) float64."""
-    try:
-        from gbench.metrics.quality import ssim
-    except ImportError:  # pragma: no cover - quality metrics not installed
-        ssim = None
-    if ssim is not None:
-        import torch
-
-        ta = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)
-        tb = torch.from_numpy(np.ascontiguousarray(b)).permute(0, 3, 1, 2)
-        return ssim(tb, ta).double().cpu().numpy()
-    from skimage.metrics import structural_similarity  # pragma: no cover
-
-    return np.array([structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                           channel_axis=-1, data_range=255) for x, y in zip(a, b)])
+    ta = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)
+    tb = torch.from_numpy(np.ascontiguousarray(b)).permute(0, 3, 1, 2)
+    return ssim(tb, ta).double().cpu().numpy()
 
 
 def interplane_ssim(stacks: np.ndarray) -> np.ndarray:
@@ -361,9 +325,7 @@ def evaluate_multifocus(real: np.ndarray, fake: np.ndarray, *, extractor: Any = 
     Raises:
         ValueError: shapes or dtypes that do not match, fewer than 2 stacks on a side.
     """
-    from scipy.stats import wasserstein_distance
 
-    from gbench.data.multifocus import plane_labels
 
     real = np.asarray(real)
     fake = np.asarray(fake)
@@ -387,8 +349,6 @@ def evaluate_multifocus(real: np.ndarray, fake: np.ndarray, *, extractor: Any = 
 
     def say(msg: str) -> None:
         if progress:
-            from rich.console import Console
-
             Console(stderr=True).print(f"[dim]multifocus:[/] {msg}")
 
     say(f"features ({ext_name}) of {nr} real and {nf} synthetic stacks x {real.shape[1]} planes")

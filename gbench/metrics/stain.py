@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+import pandas as pd
+from scipy.stats import wasserstein_distance
+from skimage.color import rgb2hed
 
 __all__ = ["CHANNELS", "REGIONS", "BINS", "RANGE_MAX", "CONVENTIONS", "stain_channels", "StainHistograms",
            "stain_distances"]
@@ -47,7 +50,6 @@ CONVENTIONS: Final[dict[str, str]] = {
 
 def stain_channels(images: np.ndarray) -> np.ndarray:
     """H and E optical densities: uint8 ``(..., H, W, 3)`` -> float ``(..., H, W, 2)``."""
-    from skimage.color import rgb2hed
 
     a = np.asarray(images)
     if a.shape[-1] != 3 or a.dtype != np.uint8:
@@ -117,8 +119,6 @@ def stain_distances(hist: StainHistograms) -> Any:
     Raises:
         ValueError: a side has no images.
     """
-    import pandas as pd
-    from scipy.stats import wasserstein_distance
 
     for side in ("real", "synthetic"):
         if hist.images[side] == 0:

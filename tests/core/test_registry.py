@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from gbench.core import Registry
-from gbench.profiles import PROFILES, Profile, get_profile
+from gbench.core.profiles import PROFILES, Profile, get_profile
 
 
 def test_registry_register_get_and_errors() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from gbench.data import load_dataset
 from gbench.data.loaders import concat_datasets
-from gbench.errors import DataError
+from gbench.core.errors import DataError
 from tests.data.test_loaders import write_cpm
 
 

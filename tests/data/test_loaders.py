@@ -12,7 +12,7 @@ from PIL import Image
 
 from gbench.data import detect_layout, load_dataset
 from gbench.data.loaders import rasterize_polygons, read_monuseg_xml
-from gbench.errors import DataError
+from gbench.core.errors import DataError
 from tests.conftest import random_disks
 
 

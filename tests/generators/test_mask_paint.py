@@ -10,7 +10,7 @@ import torch
 
 import generators
 from gbench.engine import StepLoader
-from gbench.profiles import SMOKE
+from gbench.core.profiles import SMOKE
 from generators.train import CropDataset, train_generator
 from tests.generators.test_train import tiles
 
@@ -86,8 +86,8 @@ def test_untrained_and_one_class_fallbacks() -> None:
 
 def test_quality_and_synthesis_work_with_mask_paint(trained, tmp_path: Path) -> None:  # noqa: ANN001
     from gbench.data.types import Dataset, Sample
-    from generators.evaluate import evaluate_generator
-    from generators.synthesize import synthesize
+    from gbench.pipelines.generator_eval import evaluate_generator
+    from gbench.pipelines.synthesis import synthesize
 
     out, res = trained
     ckpt = out / "checkpoints" / "last.pt"

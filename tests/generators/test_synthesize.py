@@ -13,11 +13,11 @@ import pytest
 from gbench.data.io import read_image, read_label, write_png
 from gbench.data.loaders import load_dataset
 from gbench.data.masks import synthesize_instance_map
-from gbench.errors import DataError
-from generators.synthesize import file_sha256, synthesize
+from gbench.core.errors import DataError
+from gbench.pipelines.synthesis import file_sha256, synthesize
 from generators.train import train_generator
 from tests.generators.test_train import TINY, tiles
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +132,8 @@ def test_cli_synthesize_with_fitted_masks(tmp_path: Path, checkpoints: dict[str,
 def test_evaluate_generator_matches_file_scoring(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
     import generators
     from gbench.data.patches import grid_crops
-    from gbench.quality_eval import find_pairs, score_pairs
-    from generators.evaluate import evaluate_generator
+    from gbench.pipelines.quality import find_pairs, score_pairs
+    from gbench.pipelines.generator_eval import evaluate_generator
 
     ds = tiles(2, 80)
     recs = evaluate_generator("sharp-gan", checkpoints["sharp-gan"], ds, profile="smoke", seed=0, batch_size=3,
@@ -141,7 +141,7 @@ def test_evaluate_generator_matches_file_scoring(tmp_path: Path, checkpoints: di
     assert len(recs) == 2 * 4  # 2x2 grid of 64-px crops per 80-px tile
     assert recs[0]["name"] == "t0@y0x0" and recs[1]["name"] == "t0@y0x16" and recs[0]["split"] == "test"
     assert {"ssim", "fsim", "gmsd", "nrmse", "checkpoint_sha256", "generator", "profile", "seed"} <= set(recs[0])
-    # the same crops written as PNGs and scored by gbench.quality_eval give the same numbers
+    # the same crops written as PNGs and scored by gbench.pipelines.quality give the same numbers
     module = generators.load(checkpoints["sharp-gan"], "sharp-gan")
     import torch
 
@@ -161,7 +161,7 @@ def test_cli_quality_scores_several_generators(tmp_path: Path, checkpoints: dict
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import pandas as pd
 
-    from generators.evaluate import evaluate_generator
+    from gbench.pipelines.generator_eval import evaluate_generator
 
     out = tmp_path / "q"
     assert run_cli(monkeypatch, "quality", "--generator", "sharp-gan", "--checkpoint", str(checkpoints["sharp-gan"]),

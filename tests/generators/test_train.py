@@ -10,10 +10,10 @@ import torch
 
 from gbench.data.types import Dataset, Sample
 from gbench.engine import StepLoader, load_checkpoint
-from gbench.profiles import SMOKE
+from gbench.core.profiles import SMOKE
 from generators.train import CropDataset, train_generator
 from tests.conftest import random_disks
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 TINY = {"ngf": 8, "ndf": 8}
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from gbench.errors import DataError
+from gbench.core.errors import DataError
 from gbench.metrics.distribution import (CI_METHOD, DistributionAccumulator, density_coverage, distribution_metrics,
                                          fid, kid, precision_recall)
 from gbench.metrics.features import (INCEPTION_FILE, MissingWeightsError, RandomConvExtractor, build_extractor,

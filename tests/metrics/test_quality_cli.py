@@ -12,8 +12,8 @@ from PIL import Image
 from skimage.metrics import normalized_root_mse, structural_similarity
 
 from gbench.cli import main
-from gbench.errors import DataError
-from gbench.quality_eval import find_pairs, run_quality
+from gbench.core.errors import DataError
+from gbench.pipelines.quality import find_pairs, run_quality
 
 
 def _tissue(seed: int, shape: tuple[int, int] = (48, 56)) -> np.ndarray:

@@ -12,9 +12,9 @@ from PIL import Image
 from gbench.core.records import load_records
 from gbench.metrics.distribution import CI_METHOD, DISTRIBUTION_METRICS
 from gbench.metrics.features import file_sha256
-from gbench.quality_eval import run_quality
+from gbench.pipelines.quality import run_quality
 from tests.metrics.test_quality_cli import make_folders
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 
 def _labelled(root: Path) -> tuple[Path, Path]:

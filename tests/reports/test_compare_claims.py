@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gbench.core.records import records_from_dicts
-from gbench.errors import DataError
+from gbench.core.errors import DataError
 from reports.claims import check_claims, claims_detail_frame, claims_markdown, paper_outcome, sharp_gan_claims
 from reports.compare import compare, comparison_markdown, load_reference, reference_records
 from tests.reports.fixtures import QUALITY, fixed_records, observations_for, quality_rows, segmentation_rows
@@ -112,7 +112,7 @@ def test_compare_only_side_by_side_when_not_the_papers_protocol() -> None:
 
 
 def test_compare_and_claims_per_scope_with_extra_keys() -> None:
-    """Records of two datasets and two aggregations (extra key, as segmentation/bench.py writes) are
+    """Records of two datasets and two aggregations (extra key, as gbench/pipelines/segmentation_grid.py writes) are
     compared and checked scope by scope, never averaged together."""
     recs = fixed_records()
     seg = recs[recs.kind == "segmentation"]
@@ -195,7 +195,7 @@ def test_claim_verdicts_on_constructed_observations() -> None:
         assert len(r.differences) == 4 and r.n_seeds == (3, 3)
         one = _result(check_claims(recs[recs["seed"] == 1], observations=obs, n_resamples=200), "dist>binary")
         assert one.n_seeds == (1, 1)  # the records' seeds only
-        assert [d.p_adjusted for d in r.differences] == pytest.approx(__import__("gbench.stats").stats.holm(
+        assert [d.p_adjusted for d in r.differences] == pytest.approx(__import__("gbench.core.stats").core.stats.holm(
             [d.p for d in r.differences]))
     sup = _result(check_claims(cases["supported"], observations=observations_for(cases["supported"]),
                                n_resamples=500), "dist>binary")

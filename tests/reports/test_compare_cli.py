@@ -11,7 +11,7 @@ from gbench.core.observations import load_observations, make_observations, save_
 from gbench.core.records import save_records
 from gbench.metrics.instance import instance_metrics
 from tests.reports.fixtures import fixed_records, observations_for
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 
 @pytest.fixture()

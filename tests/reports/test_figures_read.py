@@ -14,7 +14,7 @@ from gbench.core.records import save_records
 from reports.figures import TRAIN_SET_ORDER, grouped_bars_figure, pq_figure, stain_figure
 from reports.tables import display_name
 from tests.reports.fixtures import fixed_records, observations_for
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 
 def _paper_scope(recs):  # the paper's data and protocol: the paper's values are comparable

@@ -10,7 +10,7 @@ import pytest
 from gbench.core.records import load_records, manifest_path, save_records
 from reports.regress import InvalidBaselineError, TableMismatchError, Tolerance, compare_tables, parse_tolerances
 from tests.reports.fixtures import fixed_records
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 
 def _cell(df: pd.DataFrame, model: str, train_set: str, metric: str, seed: int = 0) -> pd.Series:

@@ -153,7 +153,7 @@ def test_summarize_columns() -> None:
 
 
 def test_cells_show_the_ci_from_observations_across_seeds() -> None:
-    from gbench import stats
+    from gbench.core import stats
 
     recs = fixed_records()
     obs = observations_for(recs)

@@ -9,7 +9,7 @@ import pytest
 from gbench.core.observations import save_observations
 from gbench.core.records import load_records, save_records
 from tests.reports.fixtures import fixed_records, observations_for
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -57,7 +57,7 @@ def test_report_filters_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_report_with_extra_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Segmentation records with ``aggregation`` = mean | pooled (as segmentation/bench.py writes them)."""
+    """Segmentation records with ``aggregation`` = mean | pooled (as gbench/pipelines/segmentation_grid.py writes them)."""
     import pandas as pd
 
     recs = fixed_records()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gbench.errors import DataError
-from gbench.profiles import DEMO, PAPER, SMOKE
+from gbench.core.errors import DataError
+from gbench.core.profiles import DEMO, PAPER, SMOKE
 from segmentation.sets import parse_train_spec, resolve_part, scaled_count
 
 

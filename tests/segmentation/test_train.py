@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from gbench.profiles import SMOKE
-from gbench.runner import resolve_dataset
+from gbench.core.profiles import SMOKE
+from gbench.data.resolve import resolve_dataset
 from segmentation import train as train_mod
-from segmentation.bench import RESULT_COLUMNS, run_cell
+from gbench.pipelines.segmentation_grid import RESULT_COLUMNS, run_cell
 from segmentation.train import (SegmenterModule, config_from_profile, evaluate, split_train_val,
                                 train_segmenter)
 from tests.segmentation.test_sets import write_synthetic_set
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 TINY = {"model": {"width": 0.125}}
 
@@ -105,7 +105,7 @@ def test_profile_settings_demo_small_paper_untouched() -> None:
     """demo: the shallow U-Net (no unused encoder stage: every parameter gets a gradient, so DDP
     needs no find_unused_parameters) at its own crop and lr; paper: the paper's settings."""
     import segmentation
-    from gbench.profiles import DEMO, PAPER
+    from gbench.core.profiles import DEMO, PAPER
 
     cfg = config_from_profile(DEMO, "unet")
     assert (cfg.image_size, cfg.lr, cfg.batch_size, cfg.max_steps) == (96, 1e-3, 8, 100)
@@ -266,7 +266,7 @@ def test_cell_under_ddp_two_cpu_processes(tmp_path: Path) -> None:
     """Two gloo ranks train one cell: rank 0 validates and writes, both ranks run every step."""
     import torch.multiprocessing as mp
 
-    from tests.test_engine import _free_port
+    from tests.engine.test_engine import _free_port
 
     mp.spawn(_ddp_cell_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))

@@ -1,0 +1,88 @@
+"""Datasets by name and profile: a built-in one is sized by the profile and drawn from a data seed."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from gbench.core.errors import DataError
+from gbench.core.observations import hash_test_set
+from gbench.core.profiles import Profile, get_profile
+from gbench.data.loaders import BUILTINS, load_dataset
+from gbench.data.multifocus import load_multifocus
+from gbench.data.synthetic_cells import synthetic_cells
+from gbench.data.types import Dataset
+
+__all__ = ["resolve_dataset", "split_hash", "load_stacks"]
+
+
+def resolve_dataset(name: str, split: str, profile: Profile | str, data_seed: int = 0) -> Dataset:
+    """Load a dataset; built-in ones are sized by the profile and drawn from ``data_seed``.
+
+    ``data_seed`` picks *which* built-in tiles, crops and masks exist; it is never the training
+    seed (initialisation, order, augmentation), so runs with different training seeds are
+    tested on the same images. Real datasets ignore it.
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    if name in BUILTINS:
+        n = prof.builtin_test if split == "test" else prof.builtin_train
+        if split == "all":
+            n = None
+        return load_dataset(name, split=split, n=n, size=prof.builtin_size, seed=data_seed)  # type: ignore[arg-type]
+    return load_dataset(name, split=split)  # type: ignore[arg-type]
+
+
+_TEST_SET_HASHES: dict[tuple[Any, ...], str] = {}
+
+
+def split_hash(name: str, split: str, profile: Profile | str, data_seed: int = 0,
+                  dataset: Dataset | None = None) -> str:
+    """:func:`gbench.core.observations.hash_test_set` of a dataset split, once per process.
+
+    The hash covers every sample's name, image and instance map, so two results carry the same
+    hash exactly when they were scored on the same images and labels. It is cached per
+    (dataset, split, data_seed and, for a built-in, the profile's sizes); ``dataset`` (the same
+    split, already loaded) saves loading it again.
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    if name in BUILTINS:
+        key: tuple[Any, ...] = (name, split, int(data_seed), prof.builtin_train, prof.builtin_test, prof.builtin_size)
+    else:
+        key = (str(Path(name).expanduser().resolve()) if Path(name).expanduser().exists() else name, split)
+    if key not in _TEST_SET_HASHES:
+        ds = dataset if dataset is not None else resolve_dataset(name, split, prof, data_seed)
+        _TEST_SET_HASHES[key] = hash_test_set((s.name, s.image, s.instances) for s in ds)
+    return _TEST_SET_HASHES[key]
+
+
+def load_stacks(name_or_path: str | Path, split: Literal["train", "test", "all"] = "train", **options: Any) -> Dataset:
+    """Load focus stacks by name: ``synthetic-cells[:TYPE]``, ``multifocus:PATH`` or a folder path.
+
+    Args:
+        name_or_path: ``synthetic-cells`` (SiHa-like), ``synthetic-cells:siha``,
+            ``synthetic-cells:cancer``, ``multifocus:/data/cells`` or ``/data/cells``.
+        split: ``train``, ``test`` or ``all``.
+        **options: built-in options (``n``, ``size``, ``seed``) for ``synthetic-cells``;
+            ``planes`` / ``size`` checks for folders.
+
+    Raises:
+        DataError: missing folder or bad files. ValueError: unknown cell type, split or option.
+    """
+    text = str(name_or_path)
+    if text == "synthetic-cells" or text.startswith("synthetic-cells:"):
+        cell_type = text.partition(":")[2] or "siha"
+        return synthetic_cells(cell_type, split=split, **options)
+    if text.startswith("multifocus:"):
+        text = text[len("multifocus:"):]
+    unknown = sorted(set(options) - {"planes", "size"})
+    if unknown:
+        raise ValueError(f"options {unknown} apply only to the built-in synthetic-cells, not {text!r}")
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise DataError(path, "no such folder and not a built-in (synthetic-cells:siha, synthetic-cells:cancer)")
+    return load_multifocus(path, split, name=str(name_or_path), **options)
+
+
+# ---------------------------------------------------------------------------------- augmentation
+
+#: The MI-GAN paper's augmentation: the original, rotations by 90, 180, 270 degrees and the
+#: up-down and left-right mirror flips (1,100 SiHa stacks -> 6,600).

@@ -1,0 +1,143 @@
+"""Image quality of a trained generator, the Sharp-GAN Table 1 protocol.
+
+The generator is run on the real test split's own instance maps: every test tile is cut into
+grid crops of the profile's size (``gbench.data.patches.grid_crops``, the last crop of a row or
+column flush with the tile's edge), each crop's instance map is turned into the generator's
+conditioning map, and the synthetic crop is scored against the real crop with
+``gbench.metrics.quality.quality_metrics`` (SSIM, FSIM, GMSD, NRMSE; their conventions are in
+``gbench.metrics.quality.CONVENTIONS``). The synthetic image is quantized to 8 bits first, as a
+written PNG would be, so scoring saved images gives the same numbers.
+
+Every crop row names its source ``tile``: the grid crops of one tile are one resampling unit for
+confidence intervals and paired tests (``gbench.pipelines.quality.quality_results``). Each row also
+carries the test-set hash (``test_set``, :func:`gbench.data.resolve.split_hash` of the tiles) and the
+generator's failure check on its outputs (``failure``: ``gbench.metrics.failures.output_failure`` on the
+first batch of generated crops; ``""`` when it looks sane).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+import generators
+from gbench.core.observations import hash_test_set
+from gbench.core.profiles import Profile, get_profile
+from gbench.data.patches import grid_crops
+from gbench.data.resolve import resolve_dataset, split_hash
+from gbench.engine import select_device
+from gbench.metrics.failures import output_failure
+from gbench.metrics.quality import quality_metrics
+from gbench.pipelines.synthesis import file_sha256
+
+__all__ = ["evaluate_generator", "QUALITY_METRICS"]
+
+QUALITY_METRICS: tuple[str, ...] = ("ssim", "fsim", "gmsd", "nrmse")
+
+
+def evaluate_generator(
+    name: str,
+    checkpoint: str | Path,
+    dataset: str | Any,
+    profile: str | Profile = "demo",
+    seed: int = 0,
+    *,
+    data_seed: int = 0,
+    split: str = "test",
+    metrics: Sequence[str] = QUALITY_METRICS,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    observe: Any = None,
+) -> list[dict[str, Any]]:
+    """Score generator ``name`` on the real test crops' own maps.
+
+    Args:
+        name: generator name (must match the checkpoint).
+        checkpoint: ``last.pt`` written by ``gbench train-gen``.
+        dataset: dataset name/path (``gbench.data.resolve.resolve_dataset``) or a loaded ``Dataset``.
+        profile: crop size (``image_size``) and default batch size.
+        seed: the generator's training seed, recorded (the generator runs in eval mode, so its
+            output does not depend on it).
+        data_seed: seed of a built-in dataset (which test tiles exist).
+        split: which split to score (the paper: ``test``).
+        metrics: quality metric names.
+        batch_size: crops per generator / metric batch.
+        device: None picks CUDA when available.
+        progress: progress bar.
+        observe: ``observe(names, real, fake, inst)`` sees every batch of crops: uint8
+            ``(N, H, W, 3)`` real and synthetic (as scored), instance maps ``(N, H, W)`` (e.g.
+            :meth:`gbench.pipelines.diagnostics.Diagnostics.observe`).
+
+    Returns:
+        One record (a flat dict) per crop, in tile then grid order::
+
+            {"name": "<tile>@y<Y>x<X>", "tile": str, "y": int, "x": int, "size": int,
+             "generator": str, "conditioning": str, "checkpoint_sha256": str,
+             "dataset": str, "split": str, "profile": str, "seed": int, "data_seed": int,
+             "test_set": str, "failure": str,
+             "ssim": float, "fsim": float, "gmsd": float, "nrmse": float}
+
+        (one key per requested metric). ``pandas.DataFrame(records)`` has the columns of
+        ``gbench.pipelines.quality.score_pairs`` (``name`` + metrics) plus the context columns, so
+        ``gbench.pipelines.quality.summarize_scores`` applies to it directly.
+    """
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    if isinstance(dataset, (str, Path)):
+        ds = resolve_dataset(str(dataset), split, prof, data_seed)
+        test_set = split_hash(str(dataset), split, prof, data_seed, dataset=ds)
+    else:
+        ds = dataset
+        test_set = hash_test_set((s.name, s.image, s.instances) for s in ds)
+    size = prof.image_size
+    bs = int(batch_size or prof.batch_size)
+    dev = select_device(device)
+    module = generators.load(checkpoint, name, dev)
+    sha = file_sha256(checkpoint)
+    context = {"generator": name, "conditioning": module.conditioning, "checkpoint_sha256": sha,
+               "dataset": getattr(ds, "name", str(dataset)), "split": split, "profile": prof.name, "seed": seed,
+               "data_seed": data_seed, "test_set": test_set}
+    records: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], np.ndarray, np.ndarray]] = []
+    checked: list[torch.Tensor] = []  # generated crops for the failure check (up to 16, different inputs)
+
+    def flush() -> None:
+        if not pending:
+            return
+        cond = torch.from_numpy(np.stack([module.condition_map(inst) for _, _, inst in pending])).to(dev)
+        fake = module.generate(cond).float().cpu()
+        fake8 = (fake.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        if sum(len(c) for c in checked) < 16:
+            checked.append(fake[: 16 - sum(len(c) for c in checked)])
+        real8 = torch.from_numpy(np.stack([img for _, img, _ in pending])).permute(0, 3, 1, 2).contiguous()
+        values = quality_metrics(fake8, real8, tuple(metrics))
+        if observe is not None:
+            observe([rec["name"] for rec, _, _ in pending], real8.permute(0, 2, 3, 1).numpy(),
+                    fake8.permute(0, 2, 3, 1).contiguous().numpy(), np.stack([inst for _, _, inst in pending]))
+        for i, (rec, _, _) in enumerate(pending):
+            records.append({**rec, **{m: float(values[m][i]) for m in metrics}})
+        pending.clear()
+
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"quality {name}", total=len(ds))
+        for sample in ds:
+            for img, inst, (y, x) in grid_crops(sample.image, sample.instances, size):
+                rec = {"name": f"{sample.name}@y{y}x{x}", "tile": sample.name, "y": int(y), "x": int(x), "size": size,
+                       **context}
+                pending.append((rec, img, inst))
+                if len(pending) >= bs:
+                    flush()
+            bar.advance(task)
+        flush()
+    if not records:
+        raise ValueError(f"no {split} crops to score in {context['dataset']}")
+    failure = output_failure(torch.cat(checked).numpy())
+    for rec in records:
+        rec["failure"] = failure
+    return records

@@ -1,0 +1,338 @@
+"""``gbench reproduce sharp-gan``: the whole Sharp-GAN pipeline, stage by stage, cached.
+
+Stages (each a :class:`gbench.pipelines.stages.Stage` keyed by a hash of its config and inputs, so a
+rerun skips what is done, a changed config reruns only what depends on it, and a killed run
+continues where it stopped — training stages resume from their own checkpoints):
+
+1. ``train-<generator>``: GAN-binary, GAN-DIST and Sharp-GAN on the real training split, and the
+   ``mask-paint`` floor (the training split's mean nucleus and background colours, one pass):
+   Table 1's "did training do anything" row; it draws no synthetic set.
+2. ``quality-<generator>``: Table 1 protocol (``gbench.pipelines.generator_eval.evaluate_generator``): the
+   generator is run on the real test split's own maps and scored with SSIM, FSIM, GMSD, NRMSE;
+   records with 95% confidence intervals and per-crop observations (the crops of one tile are
+   one resampling unit); a generator whose outputs are near-constant or whose losses went
+   NaN/inf is recorded as ``failed``.
+3. ``synthesize``: Sharp-GAN draws the synthetic set once, as many images as the profile's
+   largest set (S10k); S3k reads the first images of the same set (sample k depends only on
+   the seed and k, so S3k is a subset of S10k, as the paper's two sets could be).
+4. ``segment-<arch>-<train set>-seed<k>``: Table 2 protocol (``gbench.pipelines.segmentation_grid.run_cell``).
+5. the report folder (``reports.report.write_report``): tables in every format, ours beside the
+   paper's, the paper's claims checked, figures, ``report.html``, ``manifest.json``.
+
+Seeds: ``seed`` trains the generators and draws the synthetic set; ``data_seed`` draws a built-in
+dataset (train and test tiles); ``seeds`` are the segmentation *training* seeds only, so every
+cell of Table 2 (and Table 1) is tested on the same images, and every record carries the same
+``test_set`` hash. ``records.csv`` and ``observations.csv`` (per-image values behind every
+confidence interval and paired test) are written side by side.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+import generators as generator_registry
+from gbench.core.fileio import write_text
+from gbench.core.observations import load_observations, save_observations
+from gbench.core.profiles import Profile, get_profile
+from gbench.core.provenance import provenance
+from gbench.core.records import load_records, save_records
+from gbench.data.patches import grid_crops
+from gbench.data.resolve import resolve_dataset
+from gbench.metrics.failures import generator_failure
+from gbench.pipelines.generator_eval import evaluate_generator
+from gbench.pipelines.quality import quality_results
+from gbench.pipelines.segmentation_grid import run_cell
+from gbench.pipelines.stages import Stage, StageCache
+from gbench.pipelines.synthesis import synthesize
+from generators.train import train_generator
+from reports.figures import sample_grid
+from reports.report import write_report
+from segmentation.sets import parse_train_spec
+
+__all__ = ["reproduce_sharp_gan", "ReproduceResult", "GENERATORS", "ARCHS", "TRAIN_SETS"]
+
+GENERATORS: tuple[str, ...] = ("mask-paint", "gan-binary", "gan-dist", "sharp-gan")
+ARCHS: tuple[str, ...] = ("segnet", "unet")
+TRAIN_SETS: tuple[str, ...] = ("R", "S3k", "R+S3k", "S10k", "R+S10k")
+SYNTH_GENERATOR = "sharp-gan"
+
+
+@dataclass
+class ReproduceResult:
+    out: Path
+    records: Any
+    report: dict[str, Any]
+    stages: list[dict[str, Any]]
+    seconds: float
+
+
+def _stage_slug(train_set: str) -> str:
+    """``R+S3k`` -> ``R-and-S3k`` (stage folder names take letters, digits, '-', '_', '.')."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", train_set.replace("+", "-and-"))
+
+
+def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, data_seed: int, path: Path,
+                 count: int = 4) -> Path:
+    """Figure: the first ``count`` test crops, one row each: input map, real, each generator."""
+
+
+    test = resolve_dataset(data, "test", prof, data_seed)
+    crops: list[tuple[np.ndarray, np.ndarray]] = []
+    for sample in test:
+        for image, inst, _ in grid_crops(sample.image, sample.instances, prof.image_size):
+            crops.append((image, inst))
+            if len(crops) == count:
+                break
+        if len(crops) == count:
+            break
+    generated: dict[str, list[np.ndarray]] = {}
+    inputs: list[np.ndarray] = []
+    for name, ckpt in checkpoints.items():
+        module = generator_registry.load(ckpt, name)
+        cond = np.stack([module.condition_map(inst) for _, inst in crops])
+        if not inputs or module.conditioning == "distance-map":
+            inputs = list(cond[:, 0])
+        with torch.no_grad():
+            fake = module.generate(torch.from_numpy(cond)).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        generated[name] = [np.round(f * 255).astype(np.uint8) for f in fake]
+    return sample_grid(inputs, [img for img, _ in crops], generated, path, input_label="distance map")
+
+
+def _generator_failure(train_dir: Path, output_check: str) -> str:
+    """The failed check of a trained generator: the ``failure`` its ``run.json`` records (a NaN/inf
+    loss that stopped training, near-constant outputs on training maps), else NaN/inf in its loss
+    history (``history.csv`` of its training folder), else ``output_check`` (the
+    near-constant-output check of the quality stage)."""
+
+
+
+    run_json = train_dir / "run.json"
+    if run_json.is_file():
+        recorded = json.loads(run_json.read_text(encoding="utf-8")).get("failure") or ""
+        if recorded:
+            return f"training: {recorded}"
+    history = train_dir / "history.csv"
+    if history.is_file():
+        msg = generator_failure(history=pd.read_csv(history))
+        if msg:
+            return msg
+    return output_check
+
+
+def _dataset_inputs(data: str) -> tuple[Path, ...]:
+    """A dataset folder enters the stage keys by content; a built-in by its name (in the config)."""
+    p = Path(data).expanduser()
+    return (p,) if p.exists() else ()
+
+
+def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "demo", seed: int = 0,
+                        out: str | Path = "runs/reproduce", seeds: Sequence[int] | None = None,
+                        generators: Sequence[str] = GENERATORS, archs: Sequence[str] = ARCHS,
+                        train_sets: Sequence[str] = TRAIN_SETS, gen_steps: int | None = None,
+                        progress: bool = True, console: Any = None, data_seed: int = 0,
+                        timings: Sequence[dict[str, Any]] = ()) -> ReproduceResult:
+    """Run (or continue) the Sharp-GAN pipeline and write the report folder under ``out``.
+
+    Args:
+        data: real dataset (name or folder): its train split trains everything, its test split
+            is scored.
+        profile: ``smoke`` / ``demo`` / ``paper``.
+        seed: seed of the generators and the synthetic set.
+        out: run folder: ``stages/`` (one folder per stage and key), ``records.csv``,
+            ``observations.csv``, ``report/``.
+        seeds: segmentation training seeds (default: the profile's ``seeds``); the test images
+            do not change with them.
+        generators: generators of Table 1 (Sharp-GAN is needed for the synthetic sets).
+        archs: segmentation architectures of Table 2.
+        train_sets: training sets of Table 2.
+        gen_steps: generator optimiser steps (default: the profile's schedule).
+        progress: progress bars.
+        console: a rich console for stage lines and the final tables.
+        data_seed: seed of a built-in dataset (which train and test tiles exist); part of every
+            stage key.
+        timings: steps timed before this call (``{"stage", "spent_s"}``; ``gbench demo``'s data
+            preview), shown first in the closing time table.
+    """
+
+
+    t0 = time.perf_counter()
+    console = console or Console()
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    seeds = tuple(prof.seeds if seeds is None else seeds)
+    if not seeds:
+        raise ValueError("reproduce needs at least one segmentation seed")
+    needs_synth = any(p.kind == "synthetic" for t in train_sets for p in parse_train_spec(t).parts)
+    if needs_synth and SYNTH_GENERATOR not in generators:
+        raise ValueError(f"the synthetic training sets are drawn by {SYNTH_GENERATOR}: keep it in --generators")
+    out = Path(out)
+    cache = StageCache(out / "stages")
+    base = {"data": data, "profile": prof.to_dict(), "seed": seed, "data_seed": data_seed}
+    data_inputs = _dataset_inputs(data)
+    stages: list[dict[str, Any]] = []
+    frames: list[Any] = []
+    obs_frames: list[Any] = []
+
+    def run(stage: Stage, fn: Any) -> Any:
+        t_stage = time.perf_counter()
+        res = cache.run(stage, fn)
+        verb = "cached" if res.skipped else "done"
+        console.print(f"[dim]stage[/] {stage.name}: {verb} ({res.seconds:.1f} s) -> {res.path}")
+        # seconds: the stage's own run (the original one when cached); spent_s: this call's time
+        stages.append({"stage": stage.name, "key": res.key, "path": str(res.path), "skipped": res.skipped,
+                       "seconds": round(res.seconds, 3), "spent_s": round(time.perf_counter() - t_stage, 3)})
+        return res
+
+    # 1-2: generators and Table 1 ------------------------------------------------------------
+    trained: dict[str, Path] = {}
+    train_runs: list[Path] = []  # their run.json: status, deviations from the paper
+    for name in generators:
+        train_stage = Stage(f"train-{name}", {**base, "generator": name, "steps": gen_steps}, data_inputs)
+
+        def train(folder: Path, name: str = name) -> dict[str, Any]:
+            res = train_generator(name, data, folder, profile=prof, seed=seed, resume=True, steps=gen_steps,
+                                  progress=progress, data_seed=data_seed,
+                                  keep_optimizer_state=False)  # the stage key fixes the steps: never extended
+            return {"outputs": [str(Path(res.checkpoint).relative_to(folder))]}
+
+        tr = run(train_stage, train)
+        trained[name] = tr.path / tr.result["outputs"][0]
+        train_runs.append(tr.path / "run.json")
+
+        def quality(folder: Path, name: str = name, tr_path: Path = tr.path) -> dict[str, Any]:
+            rows = evaluate_generator(name, trained[name], data, prof, seed, data_seed=data_seed, progress=progress)
+            per_crop = pd.DataFrame(rows)
+
+            write_text(folder / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g"))
+            metrics = [m for m in ("ssim", "fsim", "gmsd", "nrmse") if m in per_crop]
+            recs, obs = quality_results(per_crop, name, train_set="R", profile=prof.name, seed=seed,
+                                        dataset=str(per_crop["dataset"].iloc[0]), split="test",
+                                        test_set=str(per_crop["test_set"].iloc[0]), metrics=metrics,
+                                        provenance=provenance(profile=prof.name, seed=seed, data_seed=data_seed),
+                                        failure=_generator_failure(tr_path, str(per_crop["failure"].iloc[0])),
+                                        unit_key="tile", data_seed=data_seed)
+            save_records(recs, folder / "records.csv")
+            save_observations(obs, folder / "records.csv")
+            return {"outputs": ["records.csv", "observations.csv", "per_crop.csv"], "crops": len(per_crop)}
+
+        q = run(Stage(f"quality-{name}", {**base, "generator": name, "split": "test"}, (tr.path,)), quality)
+        frames.append(load_records(q.path / "records.csv"))
+        obs_frames.append(load_observations(q.path / "records.csv", required=True))
+
+    # 3: the synthetic set ---------------------------------------------------------------------
+    synth_dir: Path | None = None
+    if needs_synth:
+        count = max(c for _, c in prof.synthetic_counts)
+
+        def synth(folder: Path) -> dict[str, Any]:
+            res = synthesize(SYNTH_GENERATOR, trained[SYNTH_GENERATOR], count, folder / "S", seed=seed, profile=prof,
+                             data=data, progress=progress, data_seed=data_seed)
+            console.print(f"synthesized {count} images at {res.images_per_s:.2f} images/s")
+            return {"outputs": ["S/manifest.csv"], "count": count}
+
+        s = run(Stage("synthesize", {**base, "generator": SYNTH_GENERATOR, "count": count},
+                      (cache.path(Stage(f"train-{SYNTH_GENERATOR}", {**base, "generator": SYNTH_GENERATOR,
+                                                                     "steps": gen_steps}, data_inputs)),)), synth)
+        synth_dir = s.path
+
+    # 4: segmentation, Table 2 -----------------------------------------------------------------
+    for k in seeds:
+        for arch in archs:
+            for train_set in train_sets:
+                spec = parse_train_spec(train_set)
+                inputs = data_inputs + ((synth_dir,) if spec.synthetic and synth_dir is not None else ())
+                cfg = {**base, "arch": arch, "train_set": train_set, "seg_seed": k, "target": "binary"}
+
+                def segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k) -> dict[str, Any]:
+                    row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
+                                   synthetic_dir=synth_dir, resume=True, progress=progress, data_seed=data_seed)
+                    cell = Path(row["run_dir"]).relative_to(folder)
+                    return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
+                            "pq": row.get("pq_mean"), "status": row.get("status", "ok")}
+
+                res = run(Stage(f"segment-{arch}-{_stage_slug(train_set)}-seed{k}", cfg, inputs), segment)
+                frames.append(load_records(res.path / res.result["outputs"][0]))
+                obs_frames.append(load_observations(res.path / res.result["outputs"][0], required=True))
+
+    # 5: records and report ---------------------------------------------------------------------
+    t_report = time.perf_counter()
+    save_records(pd.concat(frames, ignore_index=True), out / "records.csv")
+    if obs_frames:
+        save_observations(pd.concat(obs_frames, ignore_index=True), out / "records.csv")
+    # read back: the canonical form ("" rather than NaN for a key a record kind lacks, such as a
+    # quality record's ``aggregation``), so every table and claim groups all kinds
+    records = load_records(out / "records.csv")
+    manifest = write_report(records, out / "report", reference="sharp-gan",
+                            title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed}, data seed {data_seed})",
+                            console=console, sources=[out / "records.csv"], runs=train_runs)
+    if trained:
+        grid = _sample_grid(trained, data, prof, data_seed, out / "report" / "figures" / "samples.png")
+        console.print(f"sample grid: {grid}")
+    comparison = out / "report" / "comparison.md"
+    if comparison.is_file():
+        console.print(Markdown(comparison.read_text(encoding="utf-8")))
+    report_s = {"stage": "report", "spent_s": round(time.perf_counter() - t_report, 3)}
+    console.print(time_table([*timings, *stages, report_s],
+                             time.perf_counter() - t0 + sum(float(t["spent_s"]) for t in timings)))
+    console.print(f"report: {out / 'report' / 'report.html'}")
+    for line in failed_runs(records):
+        console.print(f"[bold red]failed run:[/] [red]{line}[/]")
+    return ReproduceResult(out, records, manifest, stages, time.perf_counter() - t0)
+
+
+def time_table(stages: Sequence[dict[str, Any]], total_s: float | None = None) -> Any:
+    """A rich table of where the time went: one row per stage (wall time, share of the total).
+
+    Args:
+        stages: ``{"stage", "spent_s" (or "seconds"), "skipped"?}`` rows in the order they ran;
+            ``spent_s`` is the time this run spent on the stage (a cached stage: the lookup).
+        total_s: the whole run's wall time; the time outside the listed stages (imports, loading
+            records, printing) becomes an ``other`` row. Default: the sum of the stages.
+    """
+
+    spent = [float(st["spent_s"] if "spent_s" in st else st["seconds"]) for st in stages]
+    listed = sum(spent)
+    total = max(float(total_s), listed) if total_s is not None else listed
+    rows = [(str(st["stage"]) + (" (cached)" if st.get("skipped") else ""), sec) for st, sec in zip(stages, spent)]
+    if total - listed >= 0.05:
+        rows.append(("other", total - listed))
+    t = Table(title="Where the time went", show_header=True, title_justify="left")
+    t.add_column("stage")
+    t.add_column("wall time", justify="right")
+    t.add_column("share", justify="right")
+    for name, sec in rows:
+        t.add_row(name, _fmt_seconds(sec), f"{100 * sec / total:.1f}%" if total > 0 else "-")
+    t.add_section()
+    t.add_row("total", _fmt_seconds(total), "100%" if total > 0 else "-")
+    return t
+
+
+def _fmt_seconds(sec: float) -> str:
+    """``9.5 s``, ``1 min 05 s``."""
+    if sec < 60:
+        return f"{sec:.1f} s"
+    m, s = divmod(int(round(sec)), 60)
+    return f"{m} min {s:02d} s"
+
+
+def failed_runs(records: Any) -> list[str]:
+    """One line per failed experiment of a record table (``kind model train_set seed: failure``)."""
+    if "status" not in records.columns:
+        return []
+    bad = records[records["status"] == "failed"]
+    lines = []
+    for r in bad.drop_duplicates(["kind", "model", "train_set", "seed"]).itertuples():
+        what = f"{r.model} {r.train_set} seed {r.seed}" if r.kind == "segmentation" else f"{r.model} (Table 1)"
+        lines.append(f"{what}: {r.failure}")
+    return lines

@@ -1,0 +1,261 @@
+"""Drawing a synthetic set (S3k, S10k) with a trained generator: ``gbench synthesize``.
+
+Sample ``k`` of a set: the instance map ``gbench.data.masks.synthesize_instance_map(size, seed, k,
+stats)`` (nucleus-like polygons, Hou et al. 2019, as Sharp-GAN uses; ``stats`` fitted to the
+real training set with ``fit_mask_stats`` when ``--data`` is given, else the defaults), turned
+into the generator's conditioning map and run through the generator in eval mode (BatchNorm
+running statistics, no dropout; pix2pix instead keeps dropout and batch statistics at test time,
+which would make an image depend on the other images of its batch).
+
+Layout of ``out`` (the ``folder`` dataset layout, one flat split: load it with ``split="all"``)::
+
+    images/<sample_id>.png   RGB, 8 bit
+    labels/<sample_id>.png   instance ids, 16-bit gray (0 = background)
+    manifest.csv             sample_id, index, generator, conditioning, checkpoint_sha256, seed,
+                             size, image_path, label_path
+    run.json                 settings, mask statistics, provenance, images/s
+
+``sample_id = <generator>-s<seed>-<k:06d>``. A sample is complete when both PNGs exist (each is
+written atomically). Calling :func:`synthesize` again (``gbench synthesize --resume``) skips
+complete samples and fills in the rest; a larger ``--count`` extends the set. ``out`` made with another generator, checkpoint,
+seed, size or mask statistics is refused. Labels depend only on ``(seed, k, stats, size)``;
+images on those and the checkpoint (up to float rounding in batched convolutions: at most one
+gray level between different batch sizes, identical for the same batch size).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+import generators
+from gbench.core.errors import DataError
+from gbench.core.fileio import clean_orphan_temps, folder_lock, write_json, write_text
+from gbench.core.hashing import file_sha256
+from gbench.core.profiles import Profile, get_profile
+from gbench.core.provenance import provenance
+from gbench.data.io import write_png
+from gbench.data.masks import DEFAULT_STATS, fit_mask_stats, synthesize_instance_map
+from gbench.data.resolve import resolve_dataset
+from gbench.engine import select_device
+
+__all__ = ["synthesize", "SynthResult", "file_sha256", "sample_id", "MANIFEST_COLUMNS"]
+
+MANIFEST_COLUMNS = ("sample_id", "index", "generator", "conditioning", "checkpoint_sha256", "seed", "size",
+                    "image_path", "label_path")
+
+
+def sample_id(generator: str, seed: int, index: int) -> str:
+    return f"{generator}-s{seed}-{index:06d}"
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What a synthesis run did.
+
+    Attributes:
+        out: the set's folder.
+        count: samples in the set.
+        generated: samples made by this call (the rest were already complete).
+        seconds: wall time of this call (loading the checkpoint and fitting mask statistics included).
+        images_per_s: generated per second of the generation loop (mask drawing, conditioning,
+            generator and PNG writing; setup excluded).
+        generator_images_per_s: generated / seconds spent in the generator alone.
+        manifest: path of manifest.csv.
+    """
+
+    out: Path
+    count: int
+    generated: int
+    seconds: float
+    images_per_s: float
+    generator_images_per_s: float
+    manifest: Path
+
+
+def _settings(name: str, module: Any, sha: str, seed: int, size: int, stats: Any) -> dict[str, Any]:
+    return {"generator": name, "conditioning": module.conditioning, "checkpoint_sha256": sha, "seed": int(seed),
+            "size": int(size), "mask_stats": dataclasses.asdict(stats)}
+
+
+def _check_existing(out: Path, settings: dict[str, Any]) -> None:
+    run = out / "run.json"
+    if run.is_file():
+        try:
+            old = json.loads(run.read_text(encoding="utf-8"))["settings"]
+        except (ValueError, KeyError, TypeError):
+            raise DataError(run, "unreadable run.json of an earlier synthesis; use another --out") from None
+        diff = [k for k in settings if json.dumps(old.get(k), sort_keys=True) != json.dumps(settings[k], sort_keys=True)]
+        if diff:
+            raise DataError(out, f"holds a set made with different {', '.join(diff)}; use another --out")
+    manifest = out / "manifest.csv"
+    if manifest.is_file():
+        try:
+            text = manifest.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise DataError(manifest, "not UTF-8 text: not a manifest of gbench synthesize; use another --out") from None
+        for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+            for key in ("generator", "checkpoint_sha256", "seed"):
+                if str(row.get(key)) != str(settings[key]):
+                    raise DataError(manifest, f"line {line}: {key} {row.get(key)!r} differs from this run's "
+                                              f"{settings[key]!r}; use another --out")
+
+
+def _write_manifest(out: Path, settings: dict[str, Any], indices: list[int]) -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(MANIFEST_COLUMNS)
+    for k in indices:
+        sid = sample_id(settings["generator"], settings["seed"], k)
+        w.writerow([sid, k, settings["generator"], settings["conditioning"], settings["checkpoint_sha256"],
+                    settings["seed"], settings["size"], f"images/{sid}.png", f"labels/{sid}.png"])
+    return write_text(out / "manifest.csv", buf.getvalue())
+
+
+def synthesize(
+    name: str,
+    checkpoint: str | Path,
+    count: int,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    profile: str | Profile = "demo",
+    data: str | None = None,
+    stats: Any = None,
+    size: int | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    data_seed: int = 0,
+) -> SynthResult:
+    """Write ``count`` synthetic (image, instance label) pairs to ``out``.
+
+    Args:
+        name: generator name; must match the checkpoint's.
+        checkpoint: ``last.pt`` from ``gbench train-gen``.
+        count: samples in the set (indices ``0 .. count-1``).
+        out: set folder.
+        seed: mask seed: sample ``k`` depends only on ``(seed, k)`` (and the other settings).
+        profile: gives the default image size (``image_size``) and batch size.
+        data: fit the mask statistics to this dataset's training split (recommended: the
+            generator's training data); None uses ``gbench.data.masks.DEFAULT_STATS``.
+        data_seed: draws a built-in ``data`` (which tiles the statistics are fitted to).
+        stats: a ``MaskStats`` to use instead (overrides ``data``).
+        size: image side (default: the profile's ``image_size``).
+        batch_size: generator batch (default: the profile's ``batch_size``).
+        device: None picks CUDA when available.
+        progress: progress bar.
+
+    Returns:
+        A :class:`SynthResult`.
+
+    Raises:
+        DataError: unreadable checkpoint, ``out`` holding another set, another synthesize
+            writing ``out`` right now (``gbench.core.fileio.folder_lock``).
+        ValueError: bad counts or sizes (a size the generator cannot make is found by running
+            it once before anything is written), generator name not matching the checkpoint.
+    """
+
+    if count <= 0:
+        raise ValueError(f"--count must be positive, got {count}")
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    size = int(size or prof.image_size)
+    bs = int(batch_size or prof.batch_size)
+    if size <= 0 or bs <= 0:
+        raise ValueError("size and batch size must be positive")
+    t0 = time.perf_counter()
+    dev = select_device(device)
+    module = generators.load(checkpoint, name, dev)
+    sha = file_sha256(checkpoint)
+    if stats is None and data is not None:
+        stats = fit_mask_stats(resolve_dataset(data, "train", prof, data_seed), seed=seed)
+    stats = stats or DEFAULT_STATS
+    out = Path(out)
+    settings = _settings(name, module, sha, seed, size, stats)
+    _check_existing(out, settings)
+    _check_generates(module, name, size, seed, stats, dev)  # a bad --size fails here, before any file is written
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):  # a second synthesize into the same folder is refused while this one runs
+        _check_existing(out, settings)  # again, under the lock
+        clean_orphan_temps(out)  # temp files of a killed run
+        return _synthesize_locked(name, module, count, out, seed, prof, data, stats, size, bs, dev, settings,
+                                  checkpoint, progress, t0, data_seed)
+
+
+def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, dev: Any) -> None:
+    """Run the generator on one map of ``size``: refuse a size it cannot make (one line)."""
+
+    inst = synthesize_instance_map(size, seed, 0, stats=stats)
+    cond = torch.from_numpy(np.stack([module.condition_map(inst)])).to(dev)
+    try:
+        with torch.no_grad():
+            fake = module.generate(cond)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"--size {size}: generator {name!r} cannot make images of this size "
+                         f"({str(exc).splitlines()[0]})") from None
+    if tuple(fake.shape[-2:]) != (size, size):
+        raise ValueError(f"--size {size}: generator {name!r} made {tuple(fake.shape[-2:])} images instead")
+
+
+def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int, prof: Profile, data: str | None,
+                       stats: Any, size: int, bs: int, dev: Any, settings: dict[str, Any], checkpoint: str | Path,
+                       progress: bool, t0: float, data_seed: int = 0) -> SynthResult:
+    def paths(k: int) -> tuple[Path, Path]:
+        sid = sample_id(name, seed, k)
+        return out / "images" / f"{sid}.png", out / "labels" / f"{sid}.png"
+
+    todo = [k for k in range(count) if not all(p.is_file() for p in paths(k))]
+    done_before = count - len(todo)
+    run_info = {"command": "synthesize", "settings": settings, "checkpoint": str(checkpoint), "count": count,
+                "data_seed": data_seed,
+                "data": data, "profile_settings": prof.to_dict(), "batch_size": bs}
+    write_json(out / "run.json", {**run_info, "status": "running", "provenance": provenance(profile=prof.name, seed=seed)})
+
+    gen_seconds = 0.0
+    t_loop = time.perf_counter()
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[rate]}"))
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"synthesize {name}", total=count, completed=done_before, rate="")
+        for start in range(0, len(todo), bs):
+            chunk = todo[start:start + bs]
+            maps = [synthesize_instance_map(size, seed, k, stats=stats) for k in chunk]
+            cond = torch.from_numpy(np.stack([module.condition_map(m) for m in maps])).to(dev)
+            tg = time.perf_counter()
+            with torch.no_grad():
+                fake = module.generate(cond)
+            img = (fake.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            gen_seconds += time.perf_counter() - tg
+            for k, inst, rgb in zip(chunk, maps, img):
+                if inst.max(initial=0) > np.iinfo(np.uint16).max:
+                    raise ValueError(f"sample {k}: {int(inst.max())} nuclei do not fit a 16-bit label PNG")
+                ipath, lpath = paths(k)
+                write_png(lpath, inst.astype(np.uint16))
+                write_png(ipath, np.ascontiguousarray(rgb))
+            made = start + len(chunk)
+            rate = made / max(time.perf_counter() - t_loop, 1e-9)
+            bar.update(task, completed=done_before + made, rate=f"{rate:.2f} img/s")
+            if (start // bs) % 20 == 19:
+                _write_manifest(out, settings, [k for k in range(count) if all(p.is_file() for p in paths(k))])
+    loop_seconds = time.perf_counter() - t_loop
+    manifest = _write_manifest(out, settings, list(range(count)))
+    seconds = time.perf_counter() - t0
+    n = len(todo)
+    result = SynthResult(out, count, n, seconds, n / loop_seconds if n else 0.0,
+                         n / gen_seconds if gen_seconds > 0 else 0.0, manifest)
+    write_json(out / "run.json", {**run_info, "status": "complete", "generated_this_run": n,
+                                  "seconds": seconds, "setup_seconds": seconds - loop_seconds,
+                                  "images_per_s": result.images_per_s,
+                                  "generator_images_per_s": result.generator_images_per_s,
+                                  "device": str(dev), "provenance": provenance(profile=prof.name, seed=seed)})
+    return result
