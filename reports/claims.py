@@ -537,10 +537,29 @@ def claims_html(results: Sequence[ClaimResult], precision: int = 3) -> str:
 _COLOUR = {"supported": "green", "not significant": "yellow", "contradicted": "red", "untested": "dim"}
 
 
-def claims_rich(results: Sequence[ClaimResult], precision: int = 3, title: str = "Paper claims") -> Any:
+def claims_rich(results: Sequence[ClaimResult], precision: int = 3, title: str = "Paper claims", *,
+                compact: bool = False, aggregation: str | None = None) -> Any:
     """Rich tables of the claims for the terminal, one per scope: claim, verdict, per metric
-    ``a − b [95% CI] p`` (or why untested), the paper's outcome by means."""
+    ``a − b [95% CI] p`` (or why untested), the paper's outcome by means.
 
+    ``compact``: one short table for a summary screen (claim, our verdict, the paper's outcome by
+    means; the evidence is in the report). ``aggregation``: keep the claims of that
+    segmentation aggregation (``mean`` or ``pooled``) and those with none (quality).
+    """
+    if aggregation:
+        results = [r for r in results if "aggregation " not in r.scope or f"aggregation {aggregation}" in r.scope]
+    if compact:
+        table = Table(title=f"{title}: {_tally(results)}", title_justify="left", show_lines=False,
+                      caption="paired tests on the same test images (Holm); evidence, CIs and the paper's words: "
+                              "the report's claims section" + (f"; segmentation claims on the per-image {aggregation}"
+                                                               if aggregation else ""),
+                      caption_justify="left")
+        table.add_column("Claim", ratio=3)
+        table.add_column("Ours", no_wrap=True)
+        table.add_column("Paper (by means)", ratio=1)
+        for r in results:
+            table.add_row(escape(r.claim.text), f"[{_COLOUR[r.verdict]}]{escape(r.verdict)}[/]", escape(r.paper_text()))
+        return table
     parts: list[Any] = [Text(f"{title}: {_tally(results)}", style="bold")]
     for scope in dict.fromkeys(r.scope for r in results):
         table = Table(title=escape(scope) if scope else None, show_lines=True, title_justify="left")

@@ -152,28 +152,60 @@ def to_latex(table: ResultTable, precision: int = 3, caption: str | None = None,
     return "\n".join(lines) + "\n"
 
 
-def to_rich(table: ResultTable, precision: int = 3) -> Any:
-    """A :class:`rich.table.Table` for the terminal (best in bold green, failed in red, notes as caption)."""
+def to_rich(table: ResultTable, precision: int = 3, *, compact: bool = False,
+            only: Mapping[str, str] | None = None) -> Any:
+    """A :class:`rich.table.Table` for the terminal (best in bold green, failed in red, notes as caption).
 
+    The row labels never shrink (rich drops the text of columns that do not fit; a table of
+    numbers without its row names is useless): label columns keep their full width and the metric
+    columns fold instead.
+
+    Args:
+        compact: For a summary screen: each cell's interval goes on a second line under its
+            estimate, and the Seeds/Images columns become one caption line when every row has the
+            same counts.
+        only: Keep the rows whose key columns have these values (e.g. ``{"aggregation": "mean"}``);
+            a note says what was left out. Keys the table does not have are ignored.
+    """
+    keep = {k: v for k, v in (only or {}).items() if k in table.row_keys}
+    idx = {k: table.row_keys.index(k) for k in keep}
+    cells = [(row, c) for row, c in _cells(table, precision) if all(row[idx[k]] == v for k, v in keep.items())]
+    dropped = len(table.rows) - len(cells)
     notes = notes_text(table)
-    out = Table(title=escape(table.title()), show_lines=False,
+    if dropped:
+        notes = [*notes, "shown: " + ", ".join(f"{table.row_label(k).lower()} {display_name(v)}"
+                                                for k, v in keep.items())
+                 + f" ({dropped} more rows in the report)"]
+    counts = {(table.row_seeds(row), table.row_images(row)) for row, _ in cells}
+    fold_counts = compact and len(counts) == 1
+    if fold_counts:
+        seeds, images = next(iter(counts))
+        notes = [*notes, f"every row: {seeds} seed(s), {images} test images"]
+    out = Table(title=escape(table.title()), show_lines=compact,
                 caption=escape("\n".join(notes)) if notes else None, caption_justify="left")
-    for k in table.row_keys:
-        out.add_column(escape(table.row_label(k)), justify="left")
+    shown = [j for j, k in enumerate(table.row_keys) if k not in keep]  # a filtered key is one value: in the note
+    for j in shown:
+        k = table.row_keys[j]
+        labels = [display_name(row[j]) for row, _ in cells]
+        width = max([len(table.row_label(k)), *map(len, labels)])
+        out.add_column(escape(table.row_label(k)), justify="left", no_wrap=True, min_width=width)
     for m in table.metrics:
-        out.add_column(escape(table.header(m)), justify="right", no_wrap=True)
-    out.add_column("Seeds", justify="right")
-    out.add_column("Images", justify="right")
-    for row, cells in _cells(table, precision):
+        out.add_column(escape(table.header(m)), justify="right", overflow="fold")
+    if not fold_counts:
+        out.add_column("Seeds", justify="right", no_wrap=True)
+        out.add_column("Images", justify="right", no_wrap=True)
+    for row, row_cells in cells:
         texts = []
-        for v, unc, best, mark in cells:
+        for v, unc, best, mark in row_cells:
             if v == "failed":
                 texts.append("[bold red]failed[/]")
                 continue
             head = f"[bold green]{v}[/]" if best else v
-            texts.append(head + (f"[yellow]{mark}[/]" if mark else "") + (f" [dim]{escape(unc)}[/]" if unc else ""))
-        out.add_row(*[escape(x) for x in _row_labels(table, row)], *texts, table.row_seeds(row),
-                    table.row_images(row))
+            sep = "\n" if compact else " "
+            texts.append(head + (f"[yellow]{mark}[/]" if mark else "") + (f"{sep}[dim]{escape(unc)}[/]" if unc else ""))
+        tail = [] if fold_counts else [table.row_seeds(row), table.row_images(row)]
+        labels = _row_labels(table, row)
+        out.add_row(*[escape(labels[j]) for j in shown], *texts, *tail)
     return out
 
 

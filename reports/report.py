@@ -51,7 +51,8 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
                  title: str = "gbench report", console: Any = None,
                  sources: Sequence[str | Path] = (), runs: Sequence[str | Path] = (),
                  observations: pd.DataFrame | None = None, margin: float = 0.05, alpha: float = 0.05,
-                 test: str = "permutation", n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+                 test: str = "permutation", n_resamples: int = 2000, seed: int = 0,
+                 compact: bool = False) -> dict[str, Any]:
     """Render ``records`` into the folder ``out`` (see the module docstring).
 
     Args:
@@ -60,7 +61,10 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         reference: Reference table name for the comparison, or None for none.
         precision: Decimals shown.
         title: Page title.
-        console: A rich console to print the tables on (None: print nothing).
+        console: A rich console to print the tables and claims on, after every file is written
+            (None: print nothing).
+        compact: Print a summary screen instead: intervals under the estimates, the per-image
+            mean rows of the segmentation table, one short table of the claims' verdicts.
         sources: Record files the records came from (their sha256 go in the manifest).
         runs: Training ``run.json`` files (or their folders): their ``deviations`` from the
             papers become the "Deviations from the papers" section and ``deviations.md``.
@@ -99,6 +103,7 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
     html_sections: list[tuple[str, str]] = []
     figures: list[tuple[str, Path]] = []
 
+    screen: list[Any] = []  # printed together at the end, so nothing the report writes scrolls them away
     tables = pivot_by_kind(records, observations, alpha=alpha, **stat)
     table_html = []
     for t in tables:
@@ -108,8 +113,7 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         put(f"tables/{name}.csv", _render.to_csv(t))
         md_parts.append(_render.to_markdown(t, precision))
         table_html.append(_render.to_html(t, precision))
-        if console is not None:
-            console.print(_render.to_rich(t, precision))
+        screen.append(_render.to_rich(t, precision, compact=compact, only={"aggregation": "mean"} if compact else None))
     html_sections.append(("Results", "".join(table_html)))
 
     if reference:
@@ -137,8 +141,8 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
             put("claims_detail.csv", _claims.claims_detail_frame(results).to_csv(index=False, lineterminator="\n"))
             md_parts.append("## Paper claims\n\n" + _claims.claims_markdown(results, precision))
             html_sections.append(("Paper claims", _claims.claims_html(results, precision)))
-            if console is not None:
-                console.print(_claims.claims_rich(results, precision))
+            screen.append(_claims.claims_rich(results, precision, compact=compact,
+                                              aggregation="mean" if compact else None))
 
     failed = _failed_runs(records)
     if failed:
@@ -195,6 +199,9 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
                                "alpha": alpha, "margin": margin, "observations": observations is not None},
                 **prov}
     write_json(out / "manifest.json", manifest)
+    if console is not None:
+        for item in screen:
+            console.print(item)
     return manifest
 
 

@@ -273,25 +273,40 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
     # read back: the canonical form ("" rather than NaN for a key a record kind lacks, such as a
     # quality record's ``aggregation``), so every table and claim groups all kinds
     records = load_records(out / "records.csv")
-    manifest = write_report(records, out / "report", reference="sharp-gan",
-                            title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed}, data seed {data_seed})",
-                            console=console, sources=[out / "records.csv"], runs=train_runs)
     if trained:
         grid = _sample_grid(trained, data, prof, data_seed, out / "report" / "figures" / "samples.png")
         console.print(f"sample grid: {grid}")
-    comparison = out / "report" / "comparison.md"
-    if comparison.is_file():
-        console.print(Markdown(comparison.read_text(encoding="utf-8")))
+    # the final screen: Table 1, Table 2 and the claims (printed by write_report once every file is
+    # written), the time table, the report's path; the per-metric evidence, the pooled rows and
+    # the comparison with the paper's numbers are in the report
+    console.rule("Results")
+    manifest = write_report(records, out / "report", reference="sharp-gan",
+                            title=f"Sharp-GAN reproduction ({prof.name} profile, {data}, seed {seed}, data seed {data_seed})",
+                            console=console, sources=[out / "records.csv"], runs=train_runs, compact=True)
     report_s = {"stage": "report", "spent_s": round(time.perf_counter() - t_report, 3)}
     console.print(time_table([*timings, *stages, report_s],
-                             time.perf_counter() - t0 + sum(float(t["spent_s"]) for t in timings)))
-    console.print(f"report: {out / 'report' / 'report.html'}")
+                             time.perf_counter() - t0 + sum(float(t["spent_s"]) for t in timings), group=True))
+    for line in failed_runs(records):
+        console.print(f"[bold red]failed run:[/] [red]{line}[/]")
+    comparison = out / "report" / "comparison.md"
+    console.print(f"report: {out / 'report' / 'report.html'}"
+                  + (f" (ours vs the paper's numbers: {comparison.name})" if comparison.is_file() else ""))
     for line in failed_runs(records):
         console.print(f"[bold red]failed run:[/] [red]{line}[/]")
     return ReproduceResult(out, records, manifest, stages, time.perf_counter() - t0)
 
 
-def time_table(stages: Sequence[dict[str, Any]], total_s: float | None = None) -> Any:
+def _stage_family(name: str) -> str:
+    """The row a stage joins in a grouped time table: ``segment-unet-R-seed0`` -> ``segment unet``,
+    ``quality-sharp-gan`` -> ``quality``; other stages keep their name."""
+    if name.startswith("segment-"):
+        return "segment " + name.split("-")[1]
+    if name.startswith("quality-"):
+        return "quality"
+    return name
+
+
+def time_table(stages: Sequence[dict[str, Any]], total_s: float | None = None, group: bool = False) -> Any:
     """A rich table of where the time went: one row per stage (wall time, share of the total).
 
     Args:
@@ -299,12 +314,26 @@ def time_table(stages: Sequence[dict[str, Any]], total_s: float | None = None) -
             ``spent_s`` is the time this run spent on the stage (a cached stage: the lookup).
         total_s: the whole run's wall time; the time outside the listed stages (imports, loading
             records, printing) becomes an ``other`` row. Default: the sum of the stages.
+        group: one row per stage family (the segmentation cells of each architecture, the quality
+            stages) with its stage count, for a summary screen; the order is that of first use.
     """
 
     spent = [float(st["spent_s"] if "spent_s" in st else st["seconds"]) for st in stages]
     listed = sum(spent)
     total = max(float(total_s), listed) if total_s is not None else listed
-    rows = [(str(st["stage"]) + (" (cached)" if st.get("skipped") else ""), sec) for st, sec in zip(stages, spent)]
+    if group:
+        fam: dict[str, list[tuple[float, bool]]] = {}
+        for st, sec in zip(stages, spent):
+            fam.setdefault(_stage_family(str(st["stage"])), []).append((sec, bool(st.get("skipped"))))
+        rows = []
+        for name, items in fam.items():
+            cached = sum(c for _, c in items)
+            label = name + (f" ({len(items)} stages)" if len(items) > 1 else "")
+            if cached:
+                label += " (cached)" if cached == len(items) else f" ({cached} cached)"
+            rows.append((label, sum(s for s, _ in items)))
+    else:
+        rows = [(str(st["stage"]) + (" (cached)" if st.get("skipped") else ""), sec) for st, sec in zip(stages, spent)]
     if total - listed >= 0.05:
         rows.append(("other", total - listed))
     t = Table(title="Where the time went", show_header=True, title_justify="left")

@@ -27,3 +27,18 @@ def test_time_table_rows_shares_and_other() -> None:
     # without a total, the shares are of the listed stages
     text = _render(time_table(stages))
     assert "other" not in text and "75.0%" in text
+
+
+def test_grouped_time_table_sums_families() -> None:
+    stages = [{"stage": "train-sharp-gan", "spent_s": 40.0}, {"stage": "quality-sharp-gan", "spent_s": 1.0},
+              {"stage": "quality-gan-dist", "spent_s": 2.0, "skipped": True},
+              {"stage": "segment-unet-R-seed0", "spent_s": 20.0},
+              {"stage": "segment-unet-R-and-S3k-seed0", "spent_s": 30.0},
+              {"stage": "segment-segnet-R-seed0", "spent_s": 7.0, "skipped": True}]
+    text = _render(time_table(stages, total_s=100.0, group=True))
+    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") >= 3}
+    assert "segment unet (2 stages)" in lines and "50.0 s" in lines["segment unet (2 stages)"]
+    assert "50.0%" in lines["segment unet (2 stages)"]
+    assert "quality (2 stages) (1 cached)" in lines and "3.0%" in lines["quality (2 stages) (1 cached)"]
+    assert "segment segnet (cached)" in lines and "train-sharp-gan" in lines
+    assert not any(k.startswith("segment-") for k in lines)  # no per-cell rows

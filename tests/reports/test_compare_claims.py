@@ -307,3 +307,22 @@ def test_quality_claims_kept_when_quality_rows_lack_an_extra_key() -> None:
     ids = [r.claim.id for r in check_claims(both)]
     assert ids.count("dist>binary") == 1 and ids.count("sharp>dist") == 1
     assert len(ids) == 2 + 11
+
+
+def test_compact_claims_screen_lists_each_claim_once_with_its_verdict() -> None:
+    from rich.console import Console
+
+    from reports.claims import claims_rich
+
+    recs = fixed_records()
+    pooled = recs[recs["kind"] == "segmentation"].assign(aggregation="pooled")
+    both = pd.concat([recs, pooled], ignore_index=True)
+    results = check_claims(both, n_resamples=200)
+    assert any("aggregation pooled" in r.scope for r in results)
+    console = Console(width=200, record=True)
+    console.print(claims_rich(results, compact=True, aggregation="mean"))
+    text = console.export_text()
+    shown = [r for r in results if "aggregation pooled" not in r.scope]
+    assert f"{sum(r.verdict == 'supported' for r in shown)} supported" in text
+    assert text.count("GAN-DIST beats GAN-Binary") == 1  # one row per claim, not one per scope
+    assert "Holm" in text and "“" not in text  # no quotes on the summary screen

@@ -226,3 +226,32 @@ def test_floor_generator_marks() -> None:
     by_means = pivot(recs)
     assert {(r[0], m) for r, m in by_means.below_floor} == {("gan-binary", "gmsd"), ("gan-binary", "nrmse")}
     assert "by means" in to_markdown(by_means)
+
+
+def test_compact_rich_keeps_row_labels_at_80_columns(tables: dict) -> None:
+    """A terminal of 80 columns: the row names must survive (rich used to shrink them to nothing)
+    and the numbers fold rather than vanish behind an ellipsis."""
+    from rich.console import Console
+
+    for compact in (False, True):
+        console = Console(width=80, record=True)
+        console.print(to_rich(tables["segmentation"], compact=compact))
+        text = console.export_text()
+        assert "R+S (10k)" in text and "U-Net" in text and "SegNet" in text, text
+        assert "…" not in text
+        assert "0.800" in text
+    # compact: rows with equal counts get one caption line for them instead of two columns
+    console = Console(width=120, record=True)
+    console.print(to_rich(tables["segmentation"], compact=True, only={"model": "unet"}))
+    text = console.export_text()
+    assert "Seeds" not in text and "every row: 2 seed(s), 8 test images" in text and "SegNet" not in text
+
+
+def test_compact_rich_only_filters_rows(tables: dict) -> None:
+    from rich.console import Console
+
+    t = tables["segmentation"]
+    console = Console(width=200, record=True)
+    console.print(to_rich(t, only={"train_set": "R"}))
+    text = console.export_text()
+    assert "R+S (10k)" not in text and "more rows in the report" in text
