@@ -16,7 +16,15 @@ Data come from a :class:`StepLoader`, which builds batch ``s`` from ``(seed, s)`
 epoch permutation comes from ``np.random.default_rng([seed, epoch])`` and each item's
 augmentation from ``np.random.default_rng([seed, epoch, index])``. A resumed run therefore sees
 exactly the batches an uninterrupted run sees without replaying earlier ones, and under DDP the
-union of the ranks' shards is the single-process batch.
+union of the ranks' shards is the single-process batch. ``fit(..., runtime=Runtime(workers=k))``
+builds those batches in ``k`` DataLoader worker processes (:meth:`StepLoader.batches`): the same
+batches, in the same order, so the same weights on the CPU whatever ``k``.
+
+How a run executes on its device (:class:`gbench.core.runtime.Runtime`, auto by default: on CUDA
+bf16 autocast, channels-last, DataLoader workers with pinned memory and non-blocking copies,
+``cudnn.benchmark``; on the CPU float32, 0 workers, deterministic algorithms) is resolved by
+``fit`` and returned in :attr:`FitResult.runtime`, with the time spent waiting for data
+(:attr:`FitResult.data_wait_s`).
 
 ``fit`` writes ``out_dir/checkpoints/last.pt`` atomically every ``checkpoint_every`` steps and at
 the end (step, module state, optimiser and scheduler states, torch RNG states of every rank,
@@ -32,9 +40,11 @@ train-with-early-stopping job.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,10 +57,11 @@ import torch.distributed as dist
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from gbench.core.errors import DataError
 from gbench.core.fileio import clean_orphan_temps, save_torch, write_text
+from gbench.core.runtime import Runtime
 
 __all__ = [
     "fit",
@@ -67,6 +78,8 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "move_to_device",
+    "backward",
+    "optimizer_step",
     "CHECKPOINT_NAME",
 ]
 
@@ -153,17 +166,50 @@ def init_distributed(device: torch.device) -> bool:
     return True
 
 
-def move_to_device(obj: Any, device: torch.device) -> Any:
-    """Move every tensor in a (nested) dict / list / tuple to ``device``."""
+def move_to_device(obj: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Move every tensor in a (nested) dict / list / tuple to ``device`` (non-blocking: from pinned
+    memory the copy overlaps the computation). ``channels_last``: 4-D floating-point tensors
+    (image batches) in NHWC memory format."""
     if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
+        t = obj.to(device, non_blocking=True)
+        if channels_last and t.dim() == 4 and t.is_floating_point():
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t
     if isinstance(obj, Mapping):
-        return type(obj)({k: move_to_device(v, device) for k, v in obj.items()})  # type: ignore[call-arg]
+        return type(obj)({k: move_to_device(v, device, channels_last) for k, v in obj.items()})  # type: ignore[call-arg]
     if isinstance(obj, tuple):
-        return tuple(move_to_device(v, device) for v in obj)
+        return tuple(move_to_device(v, device, channels_last) for v in obj)
     if isinstance(obj, list):
-        return [move_to_device(v, device) for v in obj]
+        return [move_to_device(v, device, channels_last) for v in obj]
     return obj
+
+
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """4-D parameters and buffers (2-D convolution weights) of ``module`` in NHWC memory format, in
+    place (the parameter objects, hence the optimisers' references, are kept; 5-D ones of 3-D
+    convolutions are left as they are)."""
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            if t.dim() == 4:
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return module
+
+
+def backward(module: nn.Module, loss: torch.Tensor) -> None:
+    """``loss.backward()`` for a ``training_step``; under ``--amp fp16`` the loss is scaled by the
+    run's gradient scaler (``fit`` hands it to modules that set ``supports_fp16 = True``, which
+    call this and :func:`optimizer_step` instead of ``backward()`` / ``step()``)."""
+    scaler = module.__dict__.get("grad_scaler")
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def optimizer_step(module: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``, or the gradient scaler's step (unscale, skip on inf/NaN) under fp16."""
+    scaler = module.__dict__.get("grad_scaler")
+    if scaler is not None:
+        scaler.step(optimizer)
+    else:
+        optimizer.step()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,6 +320,58 @@ class StepLoader:
         """This rank's collated share of global batch ``step``."""
         return self.collate([self.item(e, i) for e, i in self.indices(step)])
 
+    def batches(self, start: int, end: int, *, workers: int = 0, pin_memory: bool = False) -> Iterable[Any]:
+        """Batches ``start .. end - 1`` in order: ``self.batch(s)`` for each ``s``.
+
+        With ``workers`` > 0 they are built in ``torch.utils.data.DataLoader`` worker processes
+        (a map-style dataset over step indices, :class:`StepBatches`: worker ``w`` builds whole
+        batches, crops, augmentation and conditioning maps included) and arrive in step order, so
+        they are the batches of ``workers=0``, bit for bit, whatever the number of workers. The
+        workers live for the whole iteration (one iterator over every step: what persistent
+        workers buy an epoch loop) and prefetch two batches each. Worker RNGs (torch, numpy,
+        ``random``) are seeded from ``(seed, start, worker id)`` (:func:`seed_worker`), although
+        items draw only from their own ``np.random.default_rng([seed, epoch, index])``.
+        ``pin_memory`` puts each batch in page-locked memory (for non-blocking copies to CUDA).
+        """
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        if workers == 0 and not pin_memory:
+            return (self.batch(s) for s in range(start, end))
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + start)  # the workers' base seed
+        return DataLoader(StepBatches(self, start, end), batch_size=None, shuffle=False, num_workers=workers,
+                          collate_fn=_keep, pin_memory=pin_memory, worker_init_fn=seed_worker if workers else None,
+                          generator=gen, persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
+
+
+def _keep(batch: Any) -> Any:
+    """The DataLoader's collate for ready-made batches (module level: workers may pickle it)."""
+    return batch
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: numpy's and ``random``'s global generators from the worker's torch seed
+    (the DataLoader derives it from its seeded ``generator`` and the worker id)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class StepBatches(Dataset):
+    """Map-style dataset of whole batches: item ``k`` is ``loader.batch(start + k)``."""
+
+    def __init__(self, loader: StepLoader, start: int, end: int) -> None:
+        if end < start:
+            raise ValueError(f"StepBatches: end {end} < start {start}")
+        self.loader, self.start, self.end = loader, int(start), int(end)
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, k: int) -> Any:
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return self.loader.batch(self.start + k)
+
 
 # ---------------------------------------------------------------------------------------------
 # Callbacks and results
@@ -292,6 +390,8 @@ class FitContext:
     data: Any
     history: list[dict[str, float]] = field(default_factory=list)
     stop_reason: str | None = None
+    #: seconds this call has waited for batches so far (fetch and copy to the device)
+    data_wait_s: float = 0.0
 
     @property
     def is_main(self) -> bool:
@@ -490,6 +590,10 @@ class FitResult:
         stopped_early: a callback ended training before ``max_steps`` (in this or an earlier,
             resumed call).
         stop_reason: why (empty when not stopped).
+        data_wait_s: seconds of this call spent waiting for batches (building them, or waiting for
+            the workers, and the copy to the device).
+        runtime: the resolved :class:`gbench.core.runtime.Runtime` the run used (``amp``,
+            ``channels_last``, ``workers``, ``deterministic``) and ``cudnn_benchmark``.
     """
 
     steps: int
@@ -501,6 +605,8 @@ class FitResult:
     world_size: int
     stopped_early: bool = False
     stop_reason: str = ""
+    data_wait_s: float = 0.0
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     def mean(self, key: str, first: int | None = None, last: int | None = None) -> float:
         """Mean of one logged value over the first or last ``n`` steps (or all)."""
@@ -658,6 +764,7 @@ def fit(
     meta: Mapping[str, Any] | None = None,
     description: str = "train",
     keep_optimizer_state: bool = True,
+    runtime: Runtime | None = None,
 ) -> FitResult:
     """Train ``module`` for ``max_steps`` optimiser steps (in total, counting resumed ones).
 
@@ -691,6 +798,14 @@ def fit(
             checkpoint written when training is over (``last.pt`` then holds the weights, step,
             history and callback states: a small file, but the run cannot be extended to more
             steps later).
+        runtime: how the run executes (:class:`gbench.core.runtime.Runtime`; None: all auto),
+            resolved for the device: ``amp`` runs each ``training_step`` under ``torch.autocast``
+            (``fp16`` also with a ``GradScaler``, for modules with ``supports_fp16``, see
+            :func:`backward`); ``channels_last`` converts the 4-D weights and image batches;
+            ``workers`` builds batches in DataLoader workers (:meth:`StepLoader.batches`; pinned
+            memory on CUDA); ``deterministic`` False turns ``cudnn.benchmark`` on instead of
+            deterministic algorithms. On the CPU the auto runtime is today's: float32, 0 workers,
+            deterministic.
 
     Returns:
         A :class:`FitResult`.
@@ -715,11 +830,24 @@ def fit(
     keys = [cb.state_key for cb in callbacks if cb.state_key is not None]
     if len(keys) != len(set(keys)):
         raise ValueError(f"two callbacks share a state_key: {sorted(k for k in keys if keys.count(k) > 1)}")
+    rt = (runtime or Runtime()).resolve(dev.type)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(rt.amp))
+    if rt.amp == "fp16" and not getattr(module, "supports_fp16", False):
+        raise ValueError(f"--amp fp16 needs loss scaling, which {type(module).__name__} does not do "
+                         "(no supports_fp16); use --amp bf16 or off")
+    scaler = torch.amp.GradScaler(dev.type) if rt.amp == "fp16" else None
     saved_flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
                    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
-        seed_everything(seed + info.rank)
+        seed_everything(seed + info.rank, deterministic=bool(rt.deterministic))
+        if not rt.deterministic:
+            torch.use_deterministic_algorithms(False)
+            torch.backends.cudnn.deterministic = False
+            torch.backends.cudnn.benchmark = dev.type == "cuda"
         module.to(dev)
+        if rt.channels_last:
+            to_channels_last(module)
+        module.__dict__["grad_scaler"] = scaler
         optimizers = _optimizers(module)
         schedulers = _schedulers(module)
         loader = data.with_rank(info.world_size, info.rank) if info.distributed else data
@@ -750,6 +878,8 @@ def fit(
                 raise ValueError(f"{ckpt_path}: the run finished at step {ckpt['step']} and its optimiser state was "
                                  f"dropped, so it cannot be continued to {max_steps} steps; start a new run")
             cb_states = ckpt.get("callbacks") or {}
+            if scaler is not None and ckpt.get("grad_scaler"):
+                scaler.load_state_dict(ckpt["grad_scaler"])
             rng = ckpt.get("rng", [])
             if len(rng) == info.world_size:
                 _set_rng_state(rng[info.rank])
@@ -791,6 +921,8 @@ def fit(
                 if keep_optimizer_state or not final:
                     state["optimizers"] = {k: o.state_dict() for k, o in optimizers.items()}
                     state["schedulers"] = {k: s.state_dict() for k, s in schedulers.items()}
+                    if scaler is not None:
+                        state["grad_scaler"] = scaler.state_dict()
                 path = save_checkpoint(ckpt_path, state)
                 _write_history(out / "history.csv", history)  # type: ignore[operator]
                 for cb in callbacks:
@@ -810,10 +942,16 @@ def fit(
         end = start if stopped else max_steps
         final_step = start
         module.train()
+        batches = iter(loader.batches(start, end, workers=int(rt.workers or 0), pin_memory=dev.type == "cuda"))
         try:
             for step in range(start, end):
-                batch = move_to_device(loader.batch(step), dev)
-                logs = module.training_step(batch, step)
+                t_wait = time.perf_counter()
+                batch = move_to_device(next(batches), dev, channels_last=bool(rt.channels_last))
+                ctx.data_wait_s += time.perf_counter() - t_wait
+                with torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext():
+                    logs = module.training_step(batch, step)
+                if scaler is not None:
+                    scaler.update()
                 for sch in schedulers.values():
                     sch.step()
                 logs = _reduce_logs(logs, info.world_size, dev)
@@ -838,16 +976,19 @@ def fit(
                         cb.on_train_end(ctx, final_step)
                 last_path = checkpoint(final_step, final=True)
         finally:
+            del batches  # DataLoader workers end with their iterator
             bar.close()
         result = FitResult(steps=max(start, final_step), start_step=start, history=list(history),
                            checkpoint=last_path if info.is_main else ckpt_path, wall_time_s=time.perf_counter() - t0,
                            device=str(dev), world_size=info.world_size, stopped_early=bool(stopped),
-                           stop_reason=stopped)
+                           stop_reason=stopped, data_wait_s=ctx.data_wait_s,
+                           runtime={**rt.to_dict(), "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)})
         if info.is_main:
             for cb in callbacks:
                 cb.on_fit_end(ctx, result)
         return result
     finally:
+        module.__dict__.pop("grad_scaler", None)
         # the global determinism switches are put back as they were (the RNG state is not)
         torch.use_deterministic_algorithms(saved_flags[0], warn_only=saved_flags[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved_flags[2], saved_flags[3]
