@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gbench.engine import backward, optimizer_step
 from generators.base import GeneratorModule, set_requires_grad, to_signed, to_unit
 from generators.sharpness import sharpness_loss
 
@@ -269,6 +270,10 @@ class Pix2PixModule(GeneratorModule):
     batch, logged even when ``beta = 0``) and ``g_total``.
     """
 
+    #: steps through ``engine.backward`` / ``engine.optimizer_step`` (one gradient scaler for both
+    #: optimisers, updated once per step by ``fit``): ``--amp fp16`` works
+    supports_fp16 = True
+
     def __init__(self, config: Pix2PixConfig) -> None:
         super().__init__(config)
         gen = torch.Generator().manual_seed(int(config.init_seed))
@@ -307,15 +312,15 @@ class Pix2PixModule(GeneratorModule):
         logit_fake, logit_real = self._d_pair(torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1))
         d_fake = F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
         d_real = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-        (0.5 * (d_fake + d_real)).backward()
-        opt_d.step()
+        backward(self, 0.5 * (d_fake + d_real))
+        optimizer_step(self, opt_d)
 
         # G: GAN term (non-saturating or Eq. 3) + lambda_l1 * L1 + beta * L_sharp, D frozen
         set_requires_grad(self.D, False)
         opt_g.zero_grad(set_to_none=True)
         total, g_gan, l1, sharp = self.generator_loss(cond, fake, real, batch["contour"])
-        total.backward()
-        opt_g.step()
+        backward(self, total)
+        optimizer_step(self, opt_g)
         set_requires_grad(self.D, True)
         return {"d_real": d_real.item(), "d_fake": d_fake.item(), "g_gan": g_gan.item(), "l1": l1.item(),
                 "sharp": sharp.item(), "g_total": total.item()}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -22,6 +22,29 @@ DataSeedOpt = Annotated[int, typer.Option(
 
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace what the output folder holds (its previous contents are deleted first).")]
+
+# How training runs on the device (gbench.core.runtime.Runtime); None: auto for the device.
+AmpOpt = Annotated[Optional[str], typer.Option(
+    "--amp", help="Mixed precision of training: bf16, fp16 or off [default: bf16 on CUDA, off on the CPU].")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    "--workers", help="DataLoader worker processes building training batches (same batches whatever the number) "
+                      "[default: 0 on the CPU; on CUDA min(8, CPUs per GPU - 1)].")]
+ChannelsLastOpt = Annotated[Optional[bool], typer.Option(
+    "--channels-last/--no-channels-last", help="NHWC memory format for training [default: on with CUDA].")]
+DeterministicOpt = Annotated[Optional[bool], typer.Option(
+    "--deterministic/--no-deterministic", help="Deterministic algorithms; off lets cudnn.benchmark pick the fastest "
+                                               "kernels [default: on for the CPU, off on CUDA].")]
+
+
+def with_runtime(prof: Any, amp: str | None, workers: int | None, channels_last: bool | None,
+                 deterministic: bool | None) -> Any:
+    """``prof`` with the runtime options given on the command line (a bad value: one line, exit 2)."""
+    import dataclasses
+
+    from gbench.core.runtime import Runtime
+
+    return dataclasses.replace(prof, runtime=Runtime(amp=amp, channels_last=channels_last, workers=workers,
+                                                     deterministic=deterministic))
 
 #: Files or folders that mark a folder as gbench output (``--overwrite`` empties only such folders).
 OUTPUT_MARKERS = ("run.json", "summary.json", "summary.csv", "manifest.json", "manifest.csv", "records.csv",
