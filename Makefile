@@ -27,6 +27,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_masks.py
 	$(PY) benchmarks/bench_instance.py
+	$(PY) benchmarks/bench_labels.py
 	$(PY) benchmarks/bench_quality.py
 	$(PY) benchmarks/bench_generators.py
 	$(PY) benchmarks/bench_segment.py

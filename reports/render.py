@@ -8,11 +8,14 @@ and test-image counts of each row, an arrow for the better direction of every me
 mean of each column in bold (at the displayed precision; ties are all bold; metrics of unknown
 direction and failed cells are never bold) and its notes below. :func:`html_page` builds one
 self-contained page (CSS inline, figures as base64 PNG) from rendered parts.
+
+The libraries do the writing: Markdown and CSV by pandas (tabulate), LaTeX by pandas'
+``Styler.to_latex`` (booktabs rules, caption, label), HTML by the jinja2 templates in
+``reports/templates`` (escaping); this module decides what each cell says.
 """
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from jinja2 import Environment, PackageLoader
 from rich.markup import escape
 from rich.table import Table
 
@@ -29,6 +33,9 @@ from reports.tables import ResultTable, arrow, display_name
 __all__ = ["to_markdown", "to_latex", "to_rich", "to_csv", "to_html", "html_page", "latex_escape", "fmt", "notes_text"]
 
 _DASH = "–"
+#: The HTML templates (``reports/templates``); autoescape: every value is HTML-escaped unless marked ``safe``.
+_TEMPLATES = Environment(loader=PackageLoader("reports", "templates"), autoescape=True, trim_blocks=True,
+                         keep_trailing_newline=True)
 _LATEX_ARROWS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$"}
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
@@ -101,7 +108,7 @@ def to_markdown(table: ResultTable, precision: int = 3) -> str:
 
 def to_latex(table: ResultTable, precision: int = 3, caption: str | None = None, label: str | None = None,
              float_env: bool = True) -> str:
-    r"""A booktabs LaTeX table (needs ``\usepackage{booktabs}``).
+    r"""A booktabs LaTeX table (needs ``\usepackage{booktabs}``), written by pandas' ``Styler.to_latex``.
 
     Cells read ``estimate [low, high]`` (95% CI) or ``mean $\pm$ std``; the best mean of each
     column is ``\textbf``, headers carry ``$\uparrow$``/``$\downarrow$``, repeated leading row
@@ -109,28 +116,22 @@ def to_latex(table: ResultTable, precision: int = 3, caption: str | None = None,
     Sharp-GAN paper's Table 2. The notes follow the table as a footnote-size paragraph.
     """
     nkeys = len(table.row_keys)
-    spec = "l" * nkeys + "c" * len(table.metrics) + "rr"
     heads = [latex_escape(table.row_label(k)) for k in table.row_keys]
     for m in table.metrics:
         a = arrow(m)
         heads.append(latex_escape(metric_label(m)) + (" " + _LATEX_ARROWS[a] if a else ""))
     heads += ["Seeds", "Images"]
-    lines = []
-    if float_env:
-        lines += [r"\begin{table}[t]", r"\centering"]
-        lines.append(r"\caption{" + latex_escape(caption if caption is not None else table.title()) + "}")
-        if label:
-            lines.append(r"\label{" + label + "}")
-    lines += [r"\begin{tabular}{" + spec + "}", r"\toprule", " & ".join(heads) + r" \\", r"\midrule"]
+    body = []
     previous: tuple[str, ...] | None = None
     for row, cells in _cells(table, precision):
         labels = [latex_escape(x) for x in _row_labels(table, row)]
-        if previous is not None and nkeys > 1 and row[0] != previous[0]:
-            lines.append(r"\midrule")
         if previous is not None and nkeys > 1:
             for i in range(nkeys - 1):
                 if row[: i + 1] == previous[: i + 1]:
                     labels[i] = ""
+            if row[0] != previous[0]:
+                # Styler has no rule between groups of rows: the row of a new group starts with one
+                labels[0] = "\\midrule\n" + labels[0]
         texts = []
         for v, unc, best, mark in cells:
             text = rf"\textbf{{{v}}}" if best else (r"\textit{failed}" if v == "failed" else v)
@@ -140,16 +141,20 @@ def to_latex(table: ResultTable, precision: int = 3, caption: str | None = None,
             elif unc:
                 text += " {\\scriptsize " + unc + "}"
             texts.append(text)
-        lines.append(" & ".join(labels + texts + [table.row_seeds(row), table.row_images(row)]) + r" \\")
+        body.append(labels + texts + [table.row_seeds(row), table.row_images(row)])
         previous = row
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    notes = notes_text(table)
-    if notes:
-        lines.append(r"\par\footnotesize " + r" \\ ".join(latex_escape(n).replace("†", r"$^\dagger$")
-                                                           for n in notes))
+    # cells and headers are escaped above (escape=None below), so the markup in them survives
+    styler = pd.DataFrame(body, columns=heads).style.hide(axis="index")
+    wrap = {}
     if float_env:
-        lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
+        wrap = {"position": "t", "position_float": "centering", "label": label,
+                "caption": latex_escape(caption if caption is not None else table.title())}
+    tex = styler.to_latex(column_format="l" * nkeys + "c" * len(table.metrics) + "rr", hrules=True, **wrap)
+    notes = notes_text(table)
+    if notes:  # a paragraph under the tabular, inside the float (Styler has no place for it)
+        par = r"\par\footnotesize " + r" \\ ".join(latex_escape(n).replace("†", r"$^\dagger$") for n in notes)
+        tex = tex.replace("\\end{tabular}\n", "\\end{tabular}\n" + par + "\n", 1)
+    return tex
 
 
 def to_rich(table: ResultTable, precision: int = 3, *, compact: bool = False,
@@ -234,27 +239,14 @@ def to_csv(table: ResultTable) -> str:
 
 
 def to_html(table: ResultTable, precision: int = 3) -> str:
-    """An HTML ``<table>`` fragment (caption, arrows, best in bold, CI small, failed in red, notes)."""
-    esc = html.escape
-    parts = [f"<table>\n<caption>{esc(table.title())}</caption>\n<thead><tr>"]
-    parts += [f"<th>{esc(table.row_label(k))}</th>" for k in table.row_keys]
-    parts += [f"<th>{esc(table.header(m))}</th>" for m in table.metrics]
-    parts.append("<th>Seeds</th><th>Images</th></tr></thead>\n<tbody>\n")
-    for row, cells in _cells(table, precision):
-        parts.append("<tr>" + "".join(f"<td class='key'>{esc(x)}</td>" for x in _row_labels(table, row)))
-        for v, unc, best, mark in cells:
-            if v == "failed":
-                parts.append("<td class='failed'>failed</td>")
-                continue
-            text = (f"<b>{esc(v)}</b>" if best else esc(v)) + (f"<sup>{mark}</sup>" if mark else "")
-            text += f" <span class='ci'>{esc(unc)}</span>" if unc else ""
-            parts.append(f"<td>{text}</td>")
-        parts.append(f"<td>{esc(table.row_seeds(row))}</td><td>{esc(table.row_images(row))}</td></tr>\n")
-    parts.append("</tbody>\n</table>\n")
-    notes = notes_text(table)
-    if notes:
-        parts.append("<p class='notes'>" + "<br>".join(esc(n) for n in notes) + "</p>\n")
-    return "".join(parts)
+    """An HTML ``<table>`` fragment (caption, arrows, best in bold, CI small, failed in red, notes),
+    from the jinja2 template ``reports/templates/table.html`` (every text is HTML-escaped)."""
+    rows = [{"labels": _row_labels(table, row), "seeds": table.row_seeds(row), "images": table.row_images(row),
+             "cells": [{"value": v, "unc": unc, "best": best, "mark": mark} for v, unc, best, mark in cells]}
+            for row, cells in _cells(table, precision)]
+    heads = [table.row_label(k) for k in table.row_keys] + [table.header(m) for m in table.metrics]
+    return _TEMPLATES.get_template("table.html").render(title=table.title(), heads=heads, rows=rows,
+                                                        notes=notes_text(table))
 
 
 _CSS = """
@@ -272,7 +264,8 @@ overflow-x:auto;font-size:.85em}
 
 def html_page(title: str, sections: Sequence[tuple[str, str]], figures: Sequence[tuple[str, str | Path | bytes]] = (),
               provenance: Mapping[str, Any] | None = None) -> str:
-    """A self-contained HTML page: inline CSS, sections of HTML, figures as base64 PNG.
+    """A self-contained HTML page: inline CSS, sections of HTML, figures as base64 PNG (jinja2
+    template ``reports/templates/page.html``).
 
     Args:
         title: Page title.
@@ -280,24 +273,12 @@ def html_page(title: str, sections: Sequence[tuple[str, str]], figures: Sequence
         figures: ``(caption, PNG path or bytes)`` pairs, embedded as ``data:image/png;base64``.
         provenance: Shown as JSON at the end (versions, revision, date ...).
     """
-
-    esc = html.escape
-    parts = ["<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n",
-             f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>{esc(title)}</h1>\n"]
-    for heading, fragment in sections:
-        parts.append(f"<section>\n<h2>{esc(heading)}</h2>\n{fragment}</section>\n")
-    if figures:
-        parts.append("<section>\n<h2>Figures</h2>\n")
-        for caption, png in figures:
-            data = png if isinstance(png, bytes) else Path(png).read_bytes()
-            if not data.startswith(b"\x89PNG"):
-                raise ValueError(f"figure {caption!r} is not a PNG image")
-            b64 = base64.b64encode(data).decode("ascii")
-            parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{b64}'>"
-                         f"<figcaption>{esc(caption)}</figcaption></figure>\n")
-        parts.append("</section>\n")
-    if provenance:
-        parts.append("<section>\n<h2>Provenance</h2>\n<pre>"
-                     + esc(json.dumps(dict(provenance), indent=2, default=str)) + "</pre>\n</section>\n")
-    parts.append("</body>\n</html>\n")
-    return "".join(parts)
+    embedded = []
+    for caption, png in figures:
+        data = png if isinstance(png, bytes) else Path(png).read_bytes()
+        if not data.startswith(b"\x89PNG"):
+            raise ValueError(f"figure {caption!r} is not a PNG image")
+        embedded.append((caption, base64.b64encode(data).decode("ascii")))
+    prov = json.dumps(dict(provenance), indent=2, default=str) if provenance else ""
+    return _TEMPLATES.get_template("page.html").render(title=title, css=_CSS, sections=sections, figures=embedded,
+                                                       provenance=prov)

@@ -6,7 +6,6 @@ import pytest
 from skimage.measure import regionprops
 
 from gbench.data.conditioning import binary_mask, condition, contour_map, distance_map
-from gbench.data.labels import relabel_sequential
 from tests.conftest import ATOL_F32, random_disks
 
 
@@ -107,16 +106,3 @@ def test_condition_shapes_and_errors() -> None:
         contour_map(-inst)
     with pytest.raises(ValueError, match="2-D"):
         binary_mask(inst[None])
-
-
-def test_relabel_sequential_preserves_order_and_handles_huge_ids() -> None:
-    inst = np.array([[0, 9, 9], [1000000007, 4, 0]], dtype=np.int64)
-    lab, n = relabel_sequential(inst)
-    assert n == 3
-    np.testing.assert_array_equal(lab, [[0, 2, 2], [3, 1, 0]])
-    small = np.array([[5, 5], [2, 0]], dtype=np.uint16)
-    lab2, n2 = relabel_sequential(small)
-    assert n2 == 2 and lab2.tolist() == [[2, 2], [1, 0]]
-    full = np.full((3, 3), 4, dtype=np.uint8)  # no background pixel
-    lab3, n3 = relabel_sequential(full)
-    assert n3 == 1 and (lab3 == 1).all()
