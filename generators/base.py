@@ -1,12 +1,20 @@
-"""The interface every generator implements: a trainable ``nn.Module`` for ``gbench.engine.fit``.
+"""The contracts of the two generator registries (``generators.GENERATORS`` and
+``generators.STACK_GENERATORS``), checked when an entry is registered.
 
-Tensor conventions at the boundary (STYLE.md section 7): conditioning maps ``cond`` are
-float ``(N, C, H, W)`` in [0, 1]; images are float ``(N, 3, H, W)`` in [0, 1]. A generator that
-works in [-1, 1] (tanh output) converts inside.
+* :class:`GeneratorModule`: an *image* generator, a trainable ``nn.Module`` for
+  ``gbench.engine.fit`` mapping a conditioning map to an image (pix2pix, Sharp-GAN, mask-paint).
+  Tensor conventions at the boundary (STYLE.md section 7): conditioning maps ``cond`` are float
+  ``(N, C, H, W)`` in [0, 1]; images are float ``(N, 3, H, W)`` in [0, 1]. A generator that works
+  in [-1, 1] (tanh output) converts inside.
+* :class:`StackGenerator`: an unconditional *multi-focus stack* generator (MI-GAN): noise ->
+  ``(planes, S, S, 3)`` uint8 stacks. It takes no conditioning map and trains in its own phases,
+  so it is not a :class:`GeneratorModule` and has its own registry and commands
+  (``gbench train-migan``, ``sample-migan``, ``quality-multifocus``).
 """
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 import numpy as np
@@ -15,7 +23,7 @@ from torch import nn
 
 from gbench.data.conditioning import condition, contour_map
 
-__all__ = ["GeneratorModule", "set_requires_grad", "to_unit", "to_signed"]
+__all__ = ["GeneratorModule", "StackGenerator", "set_requires_grad", "to_unit", "to_signed"]
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -84,3 +92,76 @@ class GeneratorModule(nn.Module):
         """The config as a plain dict (stored in checkpoints; ``create(name, **d)`` rebuilds it)."""
         d = dataclasses.asdict(self.config)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    #: Config fields ``gbench train-gen`` and ``GeneratorModule`` rely on.
+    REQUIRED_CONFIG_FIELDS: typing.ClassVar[tuple[str, ...]] = ("conditioning", "image_size", "lr", "init_seed")
+
+    @classmethod
+    def check_contract(cls, module_cls: type) -> None:
+        """Raise TypeError unless ``module_cls`` implements the contract (called at registration).
+
+        It must override ``generate`` and ``training_step``, and its ``__init__`` must take a
+        frozen config dataclass with :data:`REQUIRED_CONFIG_FIELDS`.
+        """
+        _check_overrides(module_cls, cls, ("generate", "training_step"))
+        _check_config(module_cls, cls.REQUIRED_CONFIG_FIELDS)
+
+
+class StackGenerator(nn.Module):
+    """Base class of unconditional multi-focus stack generators (``generators.STACK_GENERATORS``).
+
+    Attributes:
+        name: registry name.
+        config: the frozen config dataclass the model was built from (with ``image_size`` and
+            ``planes``).
+
+    Subclasses implement :meth:`sample`; how they train is their own (MI-GAN: two phases through
+    ``gbench.engine.fit``, ``generators.mi_gan_train``).
+    """
+
+    name: str = "unnamed"
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    def sample(self, n: int, seed: int = 0, batch_size: int = 64) -> np.ndarray:
+        """``n`` stacks ``(n, planes, S, S, 3)`` uint8, in eval mode; the same seed gives the same stacks."""
+        raise NotImplementedError
+
+    #: Config fields every stack generator has.
+    REQUIRED_CONFIG_FIELDS: typing.ClassVar[tuple[str, ...]] = ("image_size", "planes")
+
+    @classmethod
+    def check_contract(cls, module_cls: type) -> None:
+        """Raise TypeError unless ``module_cls`` overrides ``sample`` and takes a frozen config
+        dataclass with :data:`REQUIRED_CONFIG_FIELDS` (called at registration)."""
+        _check_overrides(module_cls, cls, ("sample",))
+        _check_config(module_cls, cls.REQUIRED_CONFIG_FIELDS)
+
+
+def _check_overrides(module_cls: type, base: type, methods: tuple[str, ...]) -> None:
+    missing = [m for m in methods if getattr(module_cls, m, None) is getattr(base, m, None)]
+    if missing:
+        raise TypeError(f"{module_cls.__qualname__} does not implement {', '.join(missing)}")
+
+
+def _check_config(module_cls: type, fields: tuple[str, ...]) -> None:
+    """``module_cls.__init__`` takes a frozen config dataclass (its first annotated argument) with ``fields``."""
+    try:
+        hints = typing.get_type_hints(module_cls.__init__)
+    except Exception as exc:  # an annotation that does not resolve
+        raise TypeError(f"{module_cls.__qualname__}.__init__: unresolvable annotations ({exc})") from None
+    hints.pop("return", None)
+    config_cls = next(iter(hints.values()), None)
+    for arg in typing.get_args(config_cls) or ():  # ``Config | None``
+        if dataclasses.is_dataclass(arg):
+            config_cls = arg
+    if not (isinstance(config_cls, type) and dataclasses.is_dataclass(config_cls)):
+        raise TypeError(f"{module_cls.__qualname__}.__init__ must take a config dataclass as its first argument")
+    if not config_cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise TypeError(f"{config_cls.__qualname__} must be a frozen dataclass")
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    missing = [f for f in fields if f not in names]
+    if missing:
+        raise TypeError(f"{config_cls.__qualname__} lacks the config field(s) {', '.join(missing)}")

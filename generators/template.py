@@ -16,12 +16,23 @@
    * implements ``wrap_ddp(wrap)`` if it should run under torchrun: store ``wrap(net)`` for every
      network ``training_step`` calls, outside the registered submodules
      (``self.__dict__["_g_train"] = wrap(self.G)``) so state_dict keys do not change.
-3. A factory ``def my_gan(**overrides) -> MyModule`` that rejects unknown options.
-4. One line in ``generators/__init__.py``::
+3. A factory ``def my_gan(**overrides) -> MyModule`` that rejects unknown options. Keep the
+   return annotation: the registry reads the contract from it.
+4. In ``generators/__init__.py``, the module's name in the ``from generators import ...`` line
+   and one registration line::
 
-       GENERATORS.register("my-gan", "generators.my_gan:my_gan")
+       GENERATORS.register("my-gan", my_gan.my_gan)
 
-5. Tests in ``tests/generators/``: shapes, gradient flow, one smoke ``train_generator`` run.
+   Registration checks the contract (:meth:`generators.base.GeneratorModule.check_contract`):
+   a factory not annotated to return a ``GeneratorModule`` subclass, a module without
+   ``generate`` or ``training_step``, or a config without ``conditioning``, ``image_size``,
+   ``lr`` and ``init_seed`` is a TypeError at import.
+5. Nothing else: ``tests/generators/test_registered.py`` runs every registered generator through
+   its smoke path (train a couple of steps on CPU, reload, generate). Add tests of your own in
+   ``tests/generators/`` for what is particular to it (shapes, losses).
+
+A multi-focus *stack* generator (noise -> focus stack, like MI-GAN) implements
+:class:`generators.base.StackGenerator` instead and registers in ``STACK_GENERATORS``.
 
 Below: a complete, working (but deliberately trivial) example, not registered.
 """

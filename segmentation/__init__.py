@@ -4,6 +4,12 @@
 replaced by ``overrides`` (``create("unet", encoder="resnet18", classes=3)``,
 ``create("segnet", width=0.25)``); ``available()`` lists the names.
 
+:data:`SEGMENTERS` holds one :class:`SegmenterEntry` per architecture; its contract is checked at
+registration (a frozen config dataclass with ``in_channels`` and ``classes``, a builder). Adding an
+architecture is one module (copy ``segmentation/template.py``), one line in
+:func:`_register_builtins` and one ``SegmenterSection`` per profile in ``gbench/core/profiles.py``
+(a profile without one is an error naming it, never a silent fallback).
+
 Example:
     >>> import segmentation
     >>> net = segmentation.create("segnet", width=0.125)
@@ -22,24 +28,50 @@ from gbench.core.registry import Registry
 from segmentation.segnet import SegNet, SegNetConfig
 from segmentation.unet import UNetConfig, build_unet
 
-__all__ = ["SEGMENTERS", "SegmenterEntry", "create", "available", "config_for"]
+__all__ = ["SEGMENTERS", "SegmenterEntry", "create", "available", "config_for", "label"]
+
+
+#: Config fields ``segmentation.train`` relies on (it sets ``classes`` from the training target).
+REQUIRED_CONFIG_FIELDS: tuple[str, ...] = ("in_channels", "classes")
 
 
 @dataclass(frozen=True)
 class SegmenterEntry:
-    """A registered segmenter: its config class and a builder ``config -> nn.Module``."""
+    """A registered segmenter (the contract of :data:`SEGMENTERS`, checked when it is built).
+
+    Attributes:
+        config_cls: a frozen dataclass with :data:`REQUIRED_CONFIG_FIELDS` (every field with a default).
+        build: ``config -> nn.Module`` mapping ``(N, in_channels, H, W)`` float images in [0, 1]
+            (``H``, ``W`` multiples of 32) to ``(N, classes, H, W)`` logits.
+        description: one line for listings.
+        label: display name in tables (``U-Net``); default: the registry name.
+    """
 
     config_cls: type
     build: Callable[[Any], nn.Module]
     description: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        cls = self.config_cls
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)
+                and cls.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+            raise TypeError(f"segmenter config {cls!r} must be a frozen dataclass")
+        missing = [f for f in REQUIRED_CONFIG_FIELDS if f not in {x.name for x in dataclasses.fields(cls)}]
+        if missing:
+            raise TypeError(f"segmenter config {cls.__qualname__} lacks the field(s) {', '.join(missing)}")
+        if not callable(self.build):
+            raise TypeError(f"segmenter builder {self.build!r} is not callable")
 
 
-SEGMENTERS: Registry[SegmenterEntry] = Registry("segmenter")
+SEGMENTERS: Registry[SegmenterEntry] = Registry("segmenter", base=SegmenterEntry)
 
 
 def _register_builtins() -> None:
-    SEGMENTERS.register("unet", SegmenterEntry(UNetConfig, build_unet, "smp U-Net, encoder option, random init"))
-    SEGMENTERS.register("segnet", SegmenterEntry(SegNetConfig, SegNet, "SegNet, VGG16-BN encoder, index unpooling"))
+    SEGMENTERS.register("unet", SegmenterEntry(UNetConfig, build_unet, "smp U-Net, encoder option, random init",
+                                               label="U-Net"))
+    SEGMENTERS.register("segnet", SegmenterEntry(SegNetConfig, SegNet, "SegNet, VGG16-BN encoder, index unpooling",
+                                                 label="SegNet"))
 
 
 _register_builtins()
@@ -69,3 +101,8 @@ def create(name: str, **overrides: Any) -> nn.Module:
 def available() -> list[str]:
     """Registered segmenter names."""
     return SEGMENTERS.names()
+
+
+def label(name: str) -> str:
+    """Display name of segmenter ``name`` (``unet`` -> ``U-Net``); an unregistered name is itself."""
+    return (SEGMENTERS.get(name).label or name) if name in SEGMENTERS else name

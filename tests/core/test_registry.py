@@ -42,3 +42,44 @@ def test_profiles_paper_settings_and_validation() -> None:
     assert smoke.synthetic_count("S3k") < smoke.synthetic_count("S10k") < 100
     assert isinstance(smoke.to_dict()["synthetic_counts"], dict)
     assert all(isinstance(p, Profile) for p in PROFILES.values())
+
+
+class _Base:
+    @classmethod
+    def check_contract(cls, sub: type) -> None:
+        if not hasattr(sub, "run"):
+            raise TypeError(f"{sub.__name__} does not implement run")
+
+
+class _Good(_Base):
+    def run(self) -> None: ...
+
+
+class _Lazy(_Base):
+    pass
+
+
+def _make_good() -> _Good:
+    return _Good()
+
+
+def _untyped():  # noqa: ANN202  (no return annotation: no contract can be read)
+    return _Good()
+
+
+def test_registry_checks_its_contract_at_registration() -> None:
+    reg: Registry[object] = Registry("widget", base=_Base)
+    reg.register("good", _Good)
+    reg.register("factory", _make_good)
+    reg.register("instance", _Good())
+    with pytest.raises(TypeError, match="widget 'lazy': _Lazy does not implement run"):
+        reg.register("lazy", _Lazy)
+    with pytest.raises(TypeError, match="widget 'other': .* is not a _Base class"):
+        reg.register("other", int)
+    with pytest.raises(TypeError, match="widget 'untyped': .* is not a _Base factory"):
+        reg.register("untyped", _untyped)
+    assert reg.names() == ["factory", "good", "instance"]
+    reg.unregister("good")
+    assert "good" not in reg
+    with pytest.raises(KeyError, match="unknown widget"):
+        reg.unregister("good")
