@@ -168,11 +168,11 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name, true, pred in cases:
-        ours = instance_metrics(true, pred)
+        ours = instance_metrics(pred, true)
         ref = reference(true, pred)
         diff = max(abs(ours[k] - ref[k]) for k in KEYS)
         same = "identical" if all(ours[k] == ref[k] for k in KEYS) else f"max |diff| {diff:.1e}"
-        t_ours, t_ours_min = timings(lambda: instance_metrics(true, pred), args.repeats)
+        t_ours, t_ours_min = timings(lambda: instance_metrics(pred, true), args.repeats)
         t_ref, _ = timings(lambda: reference(true, pred), args.ref_repeats)
         shape = f"{true.shape[0]}x{true.shape[1]}"
         ours_ms = f"{1e3 * t_ours:.1f} ({1e3 * t_ours_min:.1f})"

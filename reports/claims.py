@@ -53,7 +53,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gbench.core import stats
-from gbench.core.records import higher_is_better, metric_label, scope_columns
+from gbench.core.metric_specs import higher_is_better, metric_label, metric_names
+from gbench.core.records import scope_columns
 from reports.compare import load_reference
 from reports.tables import display_name
 
@@ -61,8 +62,8 @@ __all__ = ["Claim", "ClaimResult", "ByMeans", "QUALITY_METRICS", "SEG_METRICS", 
            "sharp_gan_claims", "check_claim", "check_claims", "by_means", "paper_outcome", "gain_percent",
            "claims_frame", "claims_detail_frame", "claims_markdown", "claims_html", "claims_rich"]
 
-QUALITY_METRICS: tuple[str, ...] = ("ssim", "fsim", "gmsd", "nrmse")
-SEG_METRICS: tuple[str, ...] = ("dq", "sq", "pq", "aji")
+QUALITY_METRICS: tuple[str, ...] = metric_names("quality", paper=True)
+SEG_METRICS: tuple[str, ...] = metric_names("instance", paper=True)
 DEFAULT_MARGIN = 0.05
 VERDICTS: tuple[str, ...] = ("supported", "not significant", "contradicted", "untested")
 Test = Literal["superiority", "non-inferiority"]

@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from gbench.core.errors import DataError
-from gbench.core.records import METRIC_DIRECTIONS, metric_label, records_from_dicts, scope_columns, sort_metrics
+from gbench.core.metric_specs import direction, metric_label, sort_metrics
+from gbench.core.records import records_from_dicts, scope_columns
 from reports.tables import ResultTable, arrow, display_name, pivot, summarize
 
 __all__ = ["REFERENCE_DIR", "REFERENCES", "load_reference", "reference_records", "reference_table", "compare",
@@ -65,7 +66,7 @@ def load_reference(name: str = "sharp-gan") -> pd.DataFrame:
     Raises:
         KeyError: unknown reference name (the known ones are listed).
         DataError: the file lacks columns, has non-numeric values, or a direction that
-            disagrees with :data:`gbench.core.records.METRIC_DIRECTIONS`.
+            disagrees with the metric registry (:data:`gbench.core.metric_specs.METRICS`).
     """
     if name in REFERENCES:
         paths = [REFERENCE_DIR / f for f in REFERENCES[name]]
@@ -90,8 +91,8 @@ def load_reference(name: str = "sharp-gan") -> pd.DataFrame:
             raise DataError(p, f"value {df['value'][values.isna()].iloc[0]!r} is not a number")
         df["value"] = values.astype("float64")
         for m, d in zip(df["metric"], df["direction"]):
-            if m in METRIC_DIRECTIONS and METRIC_DIRECTIONS[m] != d:
-                raise DataError(p, f"metric {m} has direction {d!r}, expected {METRIC_DIRECTIONS[m]!r}")
+            if direction(m, d) != d:
+                raise DataError(p, f"metric {m} has direction {d!r}, expected {direction(m)!r}")
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
 

@@ -19,8 +19,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from gbench.core.fileio import atomic_path
+from gbench.core.metric_specs import metric_label
 from gbench.core.profiles import PROFILES
-from gbench.core.records import metric_label, scope_columns
+from gbench.core.records import scope_columns
 from gbench.metrics.stain import CHANNELS
 from reports.compare import comparable, load_reference
 from reports.tables import arrow, display_name, pivot, summarize

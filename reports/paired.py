@@ -15,8 +15,8 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
+from gbench.core.metric_specs import metric_label, sort_metrics
 from gbench.core.observations import POOLED_STATS, SCORE_COLUMNS, obs_key_columns
-from gbench.core.records import metric_label, sort_metrics
 from gbench.core.stats import POOLED_METRICS, metric_verdict
 from reports.tables import arrow
 

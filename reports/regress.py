@@ -15,7 +15,7 @@ as failed, whatever its value: ok -> failed regressed, failed -> ok improved, fa
 unchanged. Otherwise a NaN in the baseline is an error (:class:`InvalidBaselineError`: a
 baseline must hold numbers; ``--update`` refuses a table with NaN in an ok cell), and a NaN or
 infinite value in the new table regressed. A tolerance for a metric that is in neither table
-nor in ``METRIC_DIRECTIONS`` is refused (a typo would silently loosen nothing).
+nor in the metric registry (:data:`gbench.core.metric_specs.METRICS`) is refused (a typo would silently loosen nothing).
 
 Deterministic CPU runs make exact comparison possible; the default tolerance (abs 1e-6)
 covers BLAS differences between machines.
@@ -32,7 +32,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from gbench.core.errors import DataError
-from gbench.core.records import METRIC_DIRECTIONS, key_columns, load_records, metric_label, save_records
+from gbench.core.metric_specs import direction, metric_label, metric_names
+from gbench.core.records import key_columns, load_records, save_records
 
 __all__ = ["Tolerance", "TableMismatchError", "InvalidBaselineError", "RegressionReport", "compare_tables", "regress",
            "parse_tolerances", "update_baseline", "DEFAULT_ABS", "DEFAULT_REL"]
@@ -181,7 +182,7 @@ def compare_tables(baseline: pd.DataFrame, new: pd.DataFrame, tolerance: Toleran
         TableMismatchError: different key columns, metrics, cells or ``n``.
     """
     tolerance = tolerance or Tolerance()
-    known = set(METRIC_DIRECTIONS) | set(baseline["metric"]) | set(new["metric"])
+    known = set(metric_names()) | set(baseline["metric"]) | set(new["metric"])
     unknown = sorted((set(tolerance.per_metric_abs) | set(tolerance.per_metric_rel)) - known)
     if unknown:
         raise ValueError(f"tolerance for unknown metric(s) {', '.join(unknown)} "
@@ -227,7 +228,7 @@ def compare_tables(baseline: pd.DataFrame, new: pd.DataFrame, tolerance: Toleran
         d = r._asdict()
         b, v, metric = float(d["value_b"]), float(d["value_n"]), d["metric"]
         allowed = tolerance.allowed(metric, b)
-        direction = METRIC_DIRECTIONS.get(metric, "unknown")
+        better = direction(metric, "unknown")
         delta = v - b
         failed_b, failed_n = d["status_b"] == "failed", d["status_n"] == "failed"
         if failed_b or failed_n:  # compared as failed runs, whatever the values
@@ -236,13 +237,13 @@ def compare_tables(baseline: pd.DataFrame, new: pd.DataFrame, tolerance: Toleran
             status = "worse"  # the new run gave no number: never a pass
         elif abs(delta) <= allowed:
             status = "same"
-        elif direction == "unknown":
+        elif better == "unknown":
             status = "worse"
         else:
-            improved = delta > 0 if direction == "higher" else delta < 0
+            improved = delta > 0 if better == "higher" else delta < 0
             status = "better" if improved else "worse"
         rows.append({**{k: d[k] for k in keys}, "metric": metric, "baseline": b, "new": v, "delta": delta,
-                     "allowed": allowed, "direction": direction, "status": status})
+                     "allowed": allowed, "direction": better, "status": status})
     cells = pd.DataFrame(rows, columns=keys + ["metric", "baseline", "new", "delta", "allowed", "direction", "status"])
     return RegressionReport(cells, tuple(keys))
 

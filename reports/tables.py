@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from gbench.core import stats
+from gbench.core.metric_specs import direction, metric_label, sort_metrics
 from gbench.core.observations import obs_key_columns
-from gbench.core.records import KEY_COLUMNS, METRIC_DIRECTIONS, key_columns, metric_label, sort_metrics
+from gbench.core.records import KEY_COLUMNS, key_columns
 
 __all__ = ["ResultTable", "Cell", "FLOOR_MODEL", "SUMMARY_COLUMNS", "pivot", "pivot_by_kind", "summarize", "arrow",
            "display_name", "DISPLAY_NAMES",
@@ -53,7 +54,7 @@ def display_name(value: str) -> str:
 
 def arrow(metric: str) -> str:
     """``↑`` when higher is better, ``↓`` when lower is better, ``""`` when unknown."""
-    d = METRIC_DIRECTIONS.get(metric)
+    d = direction(metric)
     return "↑" if d == "higher" else "↓" if d == "lower" else ""
 
 
@@ -236,7 +237,7 @@ class ResultTable:
 
         Failed cells never win. Empty when the direction is unknown or the column has no value.
         """
-        d = METRIC_DIRECTIONS.get(metric)
+        d = direction(metric)
         col = self.mean[metric]
         if self.status is not None:
             col = col[self.status[metric] != "failed"]
@@ -337,7 +338,7 @@ def _floor_marks(sub: pd.DataFrame, rows: list[str], order: list[tuple[str, ...]
             for m in ms:
                 a, b = g_row.loc[g_row["metric"] == m, "value"].mean(), g_floor.loc[g_floor["metric"] == m,
                                                                                        "value"].mean()
-                better = a > b if METRIC_DIRECTIONS.get(m) == "higher" else a < b
+                better = a > b if direction(m) == "higher" else a < b
                 if not better:
                     marks.add((row, m))
     how = "by means: no per-image data" if by_means else f"paired test, Holm over the row's metrics, alpha {alpha:g}"

@@ -419,7 +419,7 @@ def evaluate(module: SegmenterModule, dataset: Dataset, post: PostprocessConfig,
                         pred = predict_instances(module, t.sample.image, post)
                     finally:
                         _PRECOMPUTED.pop(id(t.sample.image), None)
-                    rows[i] = {"name": t.sample.name, **instance_metrics(t.sample.instances, pred)}
+                    rows[i] = {"name": t.sample.name, **instance_metrics(pred, t.sample.instances)}
                     if bar is not None:
                         bar.advance(task)
     finally:
@@ -442,7 +442,7 @@ def _validate(module: SegmenterModule, val: CropItems, post: PostprocessConfig, 
         losses.append(float(module.target.loss(logits, target)) * len(chunk))
         maps = module.target.maps(logits).float().cpu().numpy()
         for m, c in zip(maps, chunk):
-            stats.append(instance_metrics(c["instances"], postprocess(module.target.name, m, post)))
+            stats.append(instance_metrics(postprocess(module.target.name, m, post), c["instances"]))
     module.train()
     pooled = aggregate(stats, mode="pooled")
     return {"val_loss": sum(losses) / len(val), "val_pq": pooled["pq"], "val_aji": pooled["aji"]}

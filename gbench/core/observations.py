@@ -38,6 +38,7 @@ import pandas as pd
 
 from gbench.core.errors import DataError
 from gbench.core.fileio import atomic_path
+from gbench.core.metric_specs import metric_names
 from gbench.core.records import KEY_COLUMNS
 
 __all__ = ["OBS_KEY_COLUMNS", "POOLED_STATS", "SCORE_COLUMNS", "observations_path", "make_observations",
@@ -48,9 +49,9 @@ OBS_KEY_COLUMNS: Final[tuple[str, ...]] = KEY_COLUMNS
 #: Per-image sufficient statistics of the pooled instance metrics.
 POOLED_STATS: Final[tuple[str, ...]] = ("tp", "fp", "fn", "iou_sum", "aji_inter", "aji_union", "ajip_inter",
                                         "ajip_union")
-#: Per-image score columns known to gbench (others are kept as they are).
-SCORE_COLUMNS: Final[tuple[str, ...]] = ("ssim", "fsim", "gmsd", "nrmse", "dq", "sq", "pq", "aji", "aji_plus",
-                                        "fid", "kid", "focus_curve_l1")  # the last three: per seed (MI-GAN transfer)
+#: Score columns known to gbench: every registered metric (:data:`gbench.core.metric_specs.METRICS`), per image,
+#: or per seed for set metrics (FID, KID, focus_curve_l1 of the MI-GAN transfer); other columns are kept as they are.
+SCORE_COLUMNS: Final[tuple[str, ...]] = metric_names()
 _OTHER = ("image", "unit", "test_set", "status", "failure")
 _NON_KEY = frozenset(_OTHER + SCORE_COLUMNS + POOLED_STATS + ("n_true", "n_pred", "iou_threshold", "name"))
 

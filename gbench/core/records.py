@@ -20,8 +20,10 @@ Extra key columns
     as well: tables, comparisons and regression checks match rows on it.
 Values (:data:`VALUE_COLUMNS`)
     ``metric``     registry key, lowercase: ssim, fsim, gmsd, nrmse, dq, sq, pq, aji,
-                   aji_plus, fid, kid, precision, recall, density, coverage (see
-                   :data:`METRIC_DIRECTIONS`)
+                   aji_plus, fid, kid, precision, recall, density, coverage (the
+                   metric registry, :data:`gbench.core.metric_specs.METRICS`, holds each
+                   metric's direction and label; ``higher_is_better``, ``metric_label`` and
+                   ``sort_metrics`` are re-exported here)
     ``value``      float64
     ``n``          number of images (or cells) the value was computed over
 Estimate (:data:`ESTIMATE_COLUMNS`; optional on input, filled with defaults)
@@ -70,6 +72,7 @@ import pandas as pd
 from gbench import __version__
 from gbench.core.errors import DataError
 from gbench.core.fileio import atomic_path, write_json
+from gbench.core.metric_specs import direction, higher_is_better, metric_label, sort_metrics
 from gbench.core.provenance import provenance as _prov
 
 __all__ = [
@@ -80,9 +83,6 @@ __all__ = [
     "ESTIMATE_COLUMNS",
     "PROVENANCE_COLUMNS",
     "COLUMNS",
-    "METRIC_DIRECTIONS",
-    "METRIC_ORDER",
-    "METRIC_LABELS",
     "higher_is_better",
     "metric_label",
     "sort_metrics",
@@ -112,48 +112,6 @@ PROVENANCE_COLUMNS: Final[tuple[str, ...]] = (
 COLUMNS: Final[tuple[str, ...]] = KEY_COLUMNS + VALUE_COLUMNS + ESTIMATE_COLUMNS + PROVENANCE_COLUMNS
 #: Columns that may appear in a reference table but are not experiment keys.
 _META_COLUMNS: Final[frozenset[str]] = frozenset({"direction", "source", "note"})
-
-#: The better direction of every known metric: ``"higher"`` or ``"lower"``.
-METRIC_DIRECTIONS: Final[dict[str, str]] = {
-    "ssim": "higher", "fsim": "higher", "gmsd": "lower", "nrmse": "lower",
-    "dq": "higher", "sq": "higher", "pq": "higher", "aji": "higher", "aji_plus": "higher",
-    "fid": "lower", "kid": "lower", "precision": "higher", "recall": "higher", "density": "higher",
-    "coverage": "higher", "focus_curve_l1": "lower",
-}
-#: Display order of metrics in tables (unknown metrics follow, alphabetically).
-METRIC_ORDER: Final[tuple[str, ...]] = tuple(METRIC_DIRECTIONS)
-#: Display names (as in the papers).
-METRIC_LABELS: Final[dict[str, str]] = {
-    "ssim": "SSIM", "fsim": "FSIM", "gmsd": "GMSD", "nrmse": "NRMSE", "dq": "DQ", "sq": "SQ",
-    "pq": "PQ", "aji": "AJI", "aji_plus": "AJI+", "fid": "FID", "kid": "KID", "precision": "Precision",
-    "recall": "Recall", "density": "Density", "coverage": "Coverage",
-}
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better.
-
-    Raises:
-        KeyError: ``metric`` has no known direction (the known metrics are listed).
-    """
-    try:
-        return METRIC_DIRECTIONS[metric] == "higher"
-    except KeyError:
-        raise KeyError(f"metric {metric!r} has no known better direction; known: "
-                       f"{', '.join(METRIC_DIRECTIONS)}") from None
-
-
-def metric_label(metric: str) -> str:
-    """The display name of a metric (``aji_plus`` -> ``AJI+``; unknown names upper-cased)."""
-    return METRIC_LABELS.get(metric, metric.upper())
-
-
-def sort_metrics(metrics: Iterable[str]) -> list[str]:
-    """Metrics in table order: the papers' order first, then unknown metrics alphabetically."""
-    ms = list(dict.fromkeys(metrics))
-    known = [m for m in METRIC_ORDER if m in ms]
-    return known + sorted(m for m in ms if m not in METRIC_DIRECTIONS)
-
 
 def key_columns(df: Any) -> list[str]:
     """The experiment-key columns of a record table: :data:`KEY_COLUMNS` plus any extra column
@@ -218,7 +176,7 @@ def make_records(kind: Kind, model: str, metrics: Mapping[str, float], *, train_
     Args:
         kind: ``quality``, ``segmentation`` or ``multifocus``.
         model: Generator name (quality) or segmentation architecture (segmentation).
-        metrics: ``{metric: value}``, metric names as in :data:`METRIC_DIRECTIONS`.
+        metrics: ``{metric: value}``, metric names as in :data:`gbench.core.metric_specs.METRICS`.
         train_set: Training set name (``R``, ``S3k``, ``R+S3k``, ...).
         profile, seed, dataset, split: The remaining experiment keys.
         n: Number of images each value was computed over (one int, or one per metric).
@@ -436,7 +394,7 @@ def save_records(df: Any, path: str | Path, extra_manifest: Mapping[str, Any] | 
         "rows": int(len(df)),
         "columns": list(df.columns),
         "key_columns": key_columns(df),
-        "metrics": {m: METRIC_DIRECTIONS.get(m, "unknown") for m in metrics},
+        "metrics": {m: direction(m, "unknown") for m in metrics},
         "kinds": sorted(set(df["kind"])),
         "profiles": sorted(set(df["profile"])),
         "seeds": sorted(int(s) for s in set(df["seed"])),

@@ -48,8 +48,8 @@ images** (same test-set hash and image set, else :class:`NotComparable`):
 * :func:`compare_experiments` adjusts the p-values across the metrics of one comparison with
   Holm's step-down method (:func:`holm`).
 
-Metric directions come from :func:`gbench.core.records.higher_is_better`. numpy, scipy and
-pandas only: no torch.
+Metric directions come from the metric registry (:func:`gbench.core.metric_specs.higher_is_better`).
+numpy, scipy and pandas only: no torch.
 """
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from gbench.core.metric_specs import higher_is_better, metric_names
 from gbench.core.observations import POOLED_STATS, obs_key_columns
-from gbench.core.records import higher_is_better, validate_records
+from gbench.core.records import validate_records
 
 __all__ = ["Estimate", "Difference", "NotComparable", "FailedRun", "AGGREGATIONS", "POOLED_METRICS", "TESTS",
            "DEFAULT_RESAMPLES", "DEFAULT_CONFIDENCE", "aggregate_value", "estimate", "attach_intervals",
@@ -72,8 +73,8 @@ __all__ = ["Estimate", "Difference", "NotComparable", "FailedRun", "AGGREGATIONS
            "oriented", "experiment_label"]
 
 AGGREGATIONS: Final[tuple[str, ...]] = ("mean", "pooled")
-#: Metrics that have a pooled aggregate (recomputed from :data:`POOLED_STATS`).
-POOLED_METRICS: Final[tuple[str, ...]] = ("dq", "sq", "pq", "aji", "aji_plus")
+#: Metrics that have a pooled aggregate (recomputed from :data:`POOLED_STATS`): the instance metrics.
+POOLED_METRICS: Final[tuple[str, ...]] = metric_names("instance")
 TESTS: Final[tuple[str, ...]] = ("permutation", "bootstrap", "wilcoxon")
 DEFAULT_RESAMPLES: Final = 2000
 DEFAULT_CONFIDENCE: Final = 0.95

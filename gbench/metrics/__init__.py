@@ -1,14 +1,15 @@
-"""Metrics: image quality (SSIM, FSIM, GMSD, NRMSE) and nuclei instance metrics (DQ, SQ, PQ, AJI, AJI+).
+"""Metrics: image quality (SSIM, FSIM, GMSD, NRMSE), nuclei instance metrics (DQ, SQ, PQ, AJI, AJI+),
+distribution metrics (FID, KID, precision, recall, density, coverage) and multi-focus metrics.
 
-Each is a function on batches plus a torchmetrics ``Metric`` class; every module exposes
-``CONVENTIONS`` describing its protocol choices, recorded with every result.
+Each metric is a function ``fn(pred, ref)`` (the evaluated side first, the reference second)
+registered, with its direction, label and conventions, in :data:`gbench.core.metric_specs.METRICS`;
+every module exposes ``CONVENTIONS`` describing its protocol choices, recorded with every result.
 """
 import importlib
 from typing import Any
 
-_INSTANCE = ("dq_sq_pq", "aji", "aji_plus", "instance_metrics", "aggregate", "NucleiPQ", "AggregatedJaccardIndex")
-_QUALITY = ("ssim", "fsim", "gmsd", "nrmse", "quality_metrics", "HIGHER_IS_BETTER", "SSIMMetric", "FSIMMetric",
-            "GMSDMetric", "NRMSEMetric")
+_INSTANCE = ("dq_sq_pq", "aji", "aji_plus", "instance_metrics", "aggregate")
+_QUALITY = ("ssim", "fsim", "gmsd", "nrmse", "quality_metrics")
 __all__ = [*_QUALITY, *_INSTANCE]
 
 

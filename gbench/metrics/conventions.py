@@ -248,8 +248,9 @@ def _nrmse(norm: str) -> Callable[[Tensor, Tensor], Tensor]:
 
 # ----------------------------------------------------------------------------------------- catalogue
 
-def catalogue(metrics: Sequence[str] = ("ssim", "fsim", "gmsd", "nrmse")) -> list[Convention]:
-    """The conventions of ``metrics``, named with the installed library versions."""
+def catalogue(metrics: Sequence[str] | None = None) -> list[Convention]:
+    """The conventions of ``metrics`` (default: every metric with an entry), named with the installed
+    library versions."""
     sk, pq, tm = library_version("scikit-image"), library_version("piq"), library_version("torchmetrics")
     gb = library_version("gbench") or "dev"
     entries = [
@@ -278,19 +279,21 @@ def catalogue(metrics: Sequence[str] = ("ssim", "fsim", "gmsd", "nrmse")) -> lis
                    "RMSE / (max(real) - min(real))", _nrmse("min-max")),
         Convention("nrmse", "mean", f"scikit-image {sk} normalization='mean'", "RMSE / mean(real)", _nrmse("mean")),
     ]
+    if metrics is None:
+        return entries
     unknown = sorted(set(metrics) - {c.metric for c in entries})
     if unknown:
         raise ValueError(f"no conventions for metric(s) {', '.join(unknown)}")
     return [c for c in entries if c.metric in metrics]
 
 
-def score_conventions(fake: Tensor, real: Tensor, metrics: Sequence[str] = ("ssim", "fsim", "gmsd", "nrmse"),
+def score_conventions(fake: Tensor, real: Tensor, metrics: Sequence[str] | None = None,
                       conventions: Sequence[Convention] | None = None) -> dict[tuple[str, str], Tensor]:
     """Per-pair values under every convention: ``{(metric, key): float64 (N,)}``.
 
     Args:
         fake, real: uint8 ``(N, 3, H, W)`` of one size.
-        metrics: which metrics' conventions (ignored when ``conventions`` is given).
+        metrics: which metrics' conventions (default: all; ignored when ``conventions`` is given).
         conventions: the entries to use (default :func:`catalogue` of ``metrics``).
     """
     if fake.dtype != torch.uint8 or real.dtype != torch.uint8 or fake.shape != real.shape or fake.ndim != 4:

@@ -1,6 +1,8 @@
 """Distribution metrics of a synthetic set against a real one, on features of a chosen extractor.
 
-Unpaired: the two sets may differ in size. Features come from
+Unpaired: the two sets may differ in size. Every function takes the synthetic set first and the real
+set second, ``fn(fake, real)`` (the order of every gbench metric function, see
+:mod:`gbench.core.metric_specs`, which also holds each metric's direction and label). Features come from
 :mod:`gbench.metrics.features` (``inception``, ``timm:NAME``, ``random-conv``); each is
 extracted once and then fed to every metric, so FID, KID, precision/recall and density/coverage
 of one run all see the same vectors.
@@ -54,15 +56,14 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance, poly_kernel
 
+from gbench.core.metric_specs import metric_names
 from gbench.metrics.features import extract
 
-__all__ = ["DISTRIBUTION_METRICS", "HIGHER_IS_BETTER", "CONVENTIONS", "CI_METHOD", "fid", "kid", "precision_recall",
+__all__ = ["DISTRIBUTION_METRICS", "CONVENTIONS", "CI_METHOD", "fid", "kid", "precision_recall",
            "density_coverage", "distribution_metrics", "DistributionAccumulator", "DistributionResult"]
 
-#: The metrics :func:`distribution_metrics` returns (``kid_std`` aside).
-DISTRIBUTION_METRICS: Final[tuple[str, ...]] = ("fid", "kid", "precision", "recall", "density", "coverage")
-HIGHER_IS_BETTER: Final[dict[str, bool]] = {"fid": False, "kid": False, "precision": True, "recall": True,
-                                            "density": True, "coverage": True}
+#: The metrics :func:`distribution_metrics` returns (``kid_std`` aside): the registry's distribution metrics.
+DISTRIBUTION_METRICS: Final[tuple[str, ...]] = metric_names("distribution")
 #: ``ci_method`` of every distribution record.
 CI_METHOD: Final = "set statistic: no per-image CI"
 CONVENTIONS: Final[dict[str, str]] = {
@@ -106,8 +107,8 @@ def _pair(real: Any, fake: Any, least: int, metric: str) -> tuple[torch.Tensor, 
     return r, f
 
 
-def fid(real: Any, fake: Any) -> float:
-    """FID between feature sets ``(N_r, D)`` and ``(N_f, D)`` (torchmetrics, float64).
+def fid(fake: Any, real: Any) -> float:
+    """FID between feature sets ``(N_f, D)`` (synthetic) and ``(N_r, D)`` (real) (torchmetrics, float64).
 
     Example:
         >>> x = np.random.default_rng(0).normal(size=(50, 4))
@@ -130,7 +131,7 @@ def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
                  - 2.0 * kxy.mean())
 
 
-def kid(real: Any, fake: Any, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+def kid(fake: Any, real: Any, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
     """KID: mean and std over subsets (std 0 when every sample is used once; see the module docstring)."""
 
     r, f = _pair(real, fake, 2, "KID")
@@ -161,7 +162,7 @@ def _kth_radius(x: torch.Tensor, k: int) -> torch.Tensor:
     return _cdist(x, x).kthvalue(k + 1, dim=1).values
 
 
-def precision_recall(real: Any, fake: Any, k: int = 3) -> tuple[float, float]:
+def precision_recall(fake: Any, real: Any, k: int = 3) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019) with ``k``-NN balls."""
     r, f = _pair(real, fake, k + 1, f"precision/recall (k={k})")
     d = _cdist(f, r)  # (M, N)
@@ -170,7 +171,7 @@ def precision_recall(real: Any, fake: Any, k: int = 3) -> tuple[float, float]:
     return float(precision), float(recall)
 
 
-def density_coverage(real: Any, fake: Any, k: int = 5) -> tuple[float, float]:
+def density_coverage(fake: Any, real: Any, k: int = 5) -> tuple[float, float]:
     """Density and coverage (Naeem et al. 2020) with ``k``-NN balls around the real samples."""
     r, f = _pair(real, fake, k + 1, f"density/coverage (k={k})")
     inside = _cdist(f, r) < _kth_radius(r, k)[None, :]  # (M, N): synthetic j in real ball i
@@ -179,13 +180,13 @@ def density_coverage(real: Any, fake: Any, k: int = 5) -> tuple[float, float]:
     return float(density), float(coverage)
 
 
-def distribution_metrics(real: Any, fake: Any, *, k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100,
+def distribution_metrics(fake: Any, real: Any, *, k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100,
                          kid_subset_size: int = 1000, seed: int = 0,
                          metrics: Sequence[str] = DISTRIBUTION_METRICS) -> dict[str, float]:
     """FID, KID (+ ``kid_std``), precision, recall, density, coverage of two feature sets.
 
     Args:
-        real, fake: ``(N_r, D)`` and ``(N_f, D)`` features.
+        fake, real: ``(N_f, D)`` and ``(N_r, D)`` features (synthetic first).
         k_pr, k_dc: neighbourhood sizes of precision/recall and density/coverage.
         kid_subsets, kid_subset_size, seed: KID subsets.
         metrics: which to compute (a subset of :data:`DISTRIBUTION_METRICS`).
@@ -199,14 +200,14 @@ def distribution_metrics(real: Any, fake: Any, *, k_pr: int = 3, k_dc: int = 5, 
                          f"{', '.join(DISTRIBUTION_METRICS)})")
     out: dict[str, float] = {}
     if "fid" in metrics:
-        out["fid"] = fid(real, fake)
+        out["fid"] = fid(fake, real)
     if "kid" in metrics:
-        out["kid"], out["kid_std"] = kid(real, fake, kid_subsets, kid_subset_size, seed)
+        out["kid"], out["kid_std"] = kid(fake, real, kid_subsets, kid_subset_size, seed)
     if "precision" in metrics or "recall" in metrics:
-        p, r = precision_recall(real, fake, k_pr)
+        p, r = precision_recall(fake, real, k_pr)
         out.update({m: v for m, v in (("precision", p), ("recall", r)) if m in metrics})
     if "density" in metrics or "coverage" in metrics:
-        d, c = density_coverage(real, fake, k_dc)
+        d, c = density_coverage(fake, real, k_dc)
         out.update({m: v for m, v in (("density", d), ("coverage", c)) if m in metrics})
     return out
 
@@ -261,7 +262,7 @@ class DistributionAccumulator:
 
     def compute(self) -> DistributionResult:
         real, fake = self.features()
-        values = distribution_metrics(real, fake, k_pr=self.k_pr, k_dc=self.k_dc, kid_subsets=self.kid_subsets,
+        values = distribution_metrics(fake, real, k_pr=self.k_pr, k_dc=self.k_dc, kid_subsets=self.kid_subsets,
                                       kid_subset_size=self.kid_subset_size, seed=self.seed, metrics=self.metrics)
         info = self.extractor.info() if hasattr(self.extractor, "info") else {"extractor": type(self.extractor).__name__}
         conv = {**info, "n_real": int(len(real)), "n_fake": int(len(fake)), "k_precision_recall": self.k_pr,

@@ -1,11 +1,22 @@
 """Focus curves of multi-focus stacks (numpy only, no torch): the sharpness of each plane as the
 variance of the Laplacian of its luma. Used by :mod:`gbench.metrics.multifocus` and by the
-failed-run checks (:mod:`gbench.metrics.failures`), which stay torch-free."""
+failed-run checks (:mod:`gbench.metrics.failures`), which stay torch-free.
+
+``focus_curve_l1`` (registered in :data:`gbench.core.metric_specs.METRICS`, lower is better)
+compares the mean focus curves of synthetic and real stacks, each normalised to peak 1: the mean
+absolute difference per plane (0 for identical curves)."""
 from __future__ import annotations
+
+from typing import Final
 
 import numpy as np
 
-__all__ = ["focus_curve", "variance_of_laplacian"]
+__all__ = ["CONVENTIONS", "focus_curve", "focus_curve_l1", "mean_curve_l1", "variance_of_laplacian"]
+
+CONVENTIONS: Final[dict[str, str]] = {
+    "focus_curve_l1": "mean over planes of |c_fake - c_real|, c = the mean focus curve (variance of the "
+                      "4-neighbour Laplacian of BT.601 luma in [0,1], valid region) normalised to peak 1",
+}
 
 
 def _luma(stacks: np.ndarray) -> np.ndarray:
@@ -28,3 +39,21 @@ def focus_curve(stacks: np.ndarray) -> np.ndarray:
     if s.ndim != 5 or s.shape[-1] != 3:
         raise ValueError(f"focus_curve needs stacks (N, P, H, W, 3), got shape {s.shape}")
     return variance_of_laplacian(_luma(s))
+
+
+def mean_curve_l1(fake_curves: np.ndarray, real_curves: np.ndarray) -> float:
+    """Mean absolute difference per plane of the mean curves ``(N, P)`` of two sets, each
+    normalised to peak 1 (a peak below 1e-12 counts as 1e-12)."""
+    mf, mr = np.asarray(fake_curves).mean(0), np.asarray(real_curves).mean(0)
+    nmf, nmr = mf / max(mf.max(), 1e-12), mr / max(mr.max(), 1e-12)
+    return float(np.abs(nmr - nmf).mean())
+
+
+def focus_curve_l1(fake: np.ndarray, real: np.ndarray) -> float:
+    """``focus_curve_l1`` of synthetic stacks against real ones, both ``(N, P, H, W, 3)`` uint8
+    with the same ``P`` (the set sizes may differ); lower is better, 0 for identical curves."""
+    cf, cr = focus_curve(fake), focus_curve(real)
+    if cf.shape[1] != cr.shape[1]:
+        raise ValueError(f"focus_curve_l1 needs stacks with the same number of planes, got {cf.shape[1]} "
+                         f"(synthetic) and {cr.shape[1]} (real)")
+    return mean_curve_l1(cf, cr)

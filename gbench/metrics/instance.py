@@ -1,9 +1,11 @@
 """Nuclei instance-segmentation metrics: DQ / SQ / PQ, AJI and AJI+.
 
-All metrics compare a ground-truth instance map ``true`` with a predicted instance map
-``pred`` (2-D integer maps, 0 = background, every other value one nucleus). Ids may be any
-non-negative integers, need not be contiguous and may come in any integer (or bool) dtype;
-they are relabelled internally to ``1..n`` in increasing order of the original id.
+All metrics compare a predicted instance map ``pred`` with a ground-truth instance map
+``true``, in that order: ``fn(pred, true)``, the order of every gbench metric function (see
+:mod:`gbench.core.metric_specs`). Both are 2-D integer maps, 0 = background, every other value
+one nucleus. Ids may be any non-negative integers, need not be contiguous and may come in any
+integer (or bool) dtype; they are relabelled internally to ``1..n`` in increasing order of the
+original id.
 
 Everything is derived from one true x pred overlap table built from a single pass over the
 pixels: the paired maps are run-length encoded (row-major), the run values relabelled with
@@ -63,14 +65,11 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from torchmetrics import Metric
 
 from gbench.data.labels import relabel_sequential
 
 __all__ = [
     "CONVENTIONS",
-    "AggregatedJaccardIndex",
-    "NucleiPQ",
     "aggregate",
     "aji",
     "aji_plus",
@@ -416,13 +415,13 @@ def _scores_from_stats(s: Mapping[str, Any]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
-def instance_metrics(true: Any, pred: Any, iou_threshold: float = 0.5) -> dict[str, Any]:
+def instance_metrics(pred: Any, true: Any, iou_threshold: float = 0.5) -> dict[str, Any]:
     """DQ, SQ, PQ, AJI and AJI+ from one overlap table, with their sufficient statistics.
 
     Args:
-        true: (H, W) ground-truth instance map (numpy array or torch tensor, any integer or
+        pred: (H, W) predicted instance map (numpy array or torch tensor, any integer or
             bool dtype, non-negative ids, 0 = background).
-        pred: (H, W) predicted instance map, same requirements and shape.
+        true: (H, W) ground-truth instance map, same requirements and shape.
         iou_threshold: IoU above which (strictly) a pair matches for DQ/SQ/PQ, in [0, 1).
 
     Returns:
@@ -462,7 +461,7 @@ def instance_metrics(true: Any, pred: Any, iou_threshold: float = 0.5) -> dict[s
     return {**_scores_from_stats(stats), **stats}
 
 
-def dq_sq_pq(true: Any, pred: Any, iou_threshold: float = 0.5) -> tuple[float, float, float]:
+def dq_sq_pq(pred: Any, true: Any, iou_threshold: float = 0.5) -> tuple[float, float, float]:
     """Detection, segmentation and panoptic quality of one image (Kirillov et al. 2019).
 
     A true and a predicted nucleus match when their IoU is strictly greater than
@@ -473,8 +472,8 @@ def dq_sq_pq(true: Any, pred: Any, iou_threshold: float = 0.5) -> tuple[float, f
     epsilon terms. Both maps empty gives (1, 1, 1); one empty gives (0, 0, 0).
 
     Args:
-        true: (H, W) ground-truth instance map (integer or bool, non-negative ids).
-        pred: (H, W) predicted instance map.
+        pred: (H, W) predicted instance map (integer or bool, non-negative ids).
+        true: (H, W) ground-truth instance map.
         iou_threshold: matching threshold in [0, 1).
 
     Returns:
@@ -491,7 +490,7 @@ def dq_sq_pq(true: Any, pred: Any, iou_threshold: float = 0.5) -> tuple[float, f
     return _pq_scores(*_pq_stats(_overlap(t, p), thr))
 
 
-def aji(true: Any, pred: Any) -> float:
+def aji(pred: Any, true: Any) -> float:
     """Aggregated Jaccard Index of one image (Kumar et al. 2017, MoNuSeg code).
 
     Each true nucleus takes the overlapping predicted nucleus of highest IoU (exact ties: the
@@ -501,8 +500,8 @@ def aji(true: Any, pred: Any) -> float:
     U once per true nucleus, as in the reference code. AJI = C / U; 1 when both maps are empty.
 
     Args:
-        true: (H, W) ground-truth instance map (integer or bool, non-negative ids).
-        pred: (H, W) predicted instance map.
+        pred: (H, W) predicted instance map (integer or bool, non-negative ids).
+        true: (H, W) ground-truth instance map.
 
     Returns:
         The AJI as a float.
@@ -518,7 +517,7 @@ def aji(true: Any, pred: Any) -> float:
     return _ratio(*_aji_stats(_overlap(t, p)))
 
 
-def aji_plus(true: Any, pred: Any) -> float:
+def aji_plus(pred: Any, true: Any) -> float:
     """AJI+ of one image: AJI with a one-to-one matching (Graham et al. 2019).
 
     True and predicted nuclei are paired by the one-to-one assignment maximising the summed
@@ -527,8 +526,8 @@ def aji_plus(true: Any, pred: Any) -> float:
     their area to U. AJI+ = C / U, exact (no epsilon); 1 when both maps are empty.
 
     Args:
-        true: (H, W) ground-truth instance map (integer or bool, non-negative ids).
-        pred: (H, W) predicted instance map.
+        pred: (H, W) predicted instance map (integer or bool, non-negative ids).
+        true: (H, W) ground-truth instance map.
 
     Returns:
         The AJI+ as a float.
@@ -590,178 +589,3 @@ def aggregate(
     if thresholds:
         out["iou_threshold"] = thresholds.pop()
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# torchmetrics classes
-# --------------------------------------------------------------------------------------------
-def _iter_pairs(pred: Any, target: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-    p = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
-    t = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
-    if p.shape != t.shape:
-        raise ValueError(f"pred and target must have the same shape, got {p.shape} and {t.shape}")
-    if p.ndim == 2:
-        return [(t, p)]
-    if p.ndim == 3:
-        return [(t[i], p[i]) for i in range(p.shape[0])]
-    raise ValueError(f"pred and target must be (H, W) or (N, H, W), got shape {p.shape}")
-
-
-def _check_aggregation(aggregation: str) -> None:
-    if aggregation not in ("pooled", "mean"):
-        raise ValueError(f"aggregation must be 'pooled' or 'mean', got {aggregation!r}")
-
-
-def _f64(x: float) -> torch.Tensor:
-    return torch.tensor(x, dtype=torch.float64)
-
-
-def _i64(x: int) -> torch.Tensor:
-    return torch.tensor(x, dtype=torch.int64)
-
-
-class NucleiPQ(Metric):
-    """Detection, segmentation and panoptic quality of nuclei over a data set.
-
-    Accumulates over ``update(pred, target)`` calls (one (H, W) map pair or a (N, H, W)
-    batch) and returns ``{"dq", "sq", "pq"}`` as float64 tensors from :meth:`compute`. With
-    ``aggregation="pooled"`` TP, FP, FN and the IoU sum are summed over images (states reduced
-    with ``sum``); with ``aggregation="mean"`` per-image scores are kept (reduced with
-    ``cat``) and averaged. Before any update all scores are NaN. See :data:`CONVENTIONS`.
-
-    Args:
-        iou_threshold: strict IoU threshold for a match, in [0, 1).
-        aggregation: ``"pooled"`` or ``"mean"``.
-        **kwargs: passed to :class:`torchmetrics.Metric`.
-
-    Raises:
-        ValueError: on an invalid threshold or aggregation; ``update`` raises on invalid maps.
-
-    References:
-        Kirillov et al. Panoptic Segmentation. CVPR 2019.
-    """
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(
-        self,
-        iou_threshold: float = 0.5,
-        aggregation: Literal["pooled", "mean"] = "pooled",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.iou_threshold = _check_threshold(iou_threshold)
-        _check_aggregation(aggregation)
-        self.aggregation = aggregation
-        self.add_state("n_images", default=_i64(0), dist_reduce_fx="sum")
-        if aggregation == "pooled":
-            for name in ("tp", "fp", "fn"):
-                self.add_state(name, default=_i64(0), dist_reduce_fx="sum")
-            self.add_state("iou_sum", default=_f64(0.0), dist_reduce_fx="sum")
-        else:
-            for name in ("dq_list", "sq_list", "pq_list"):
-                self.add_state(name, default=[], dist_reduce_fx="cat")
-
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add one (H, W) pair or a (N, H, W) batch of predicted and target instance maps."""
-        for t, p in _iter_pairs(pred, target):
-            t, p = _check_pair(t, p)
-            tp, fp, fn, iou_sum = _pq_stats(_overlap(t, p), self.iou_threshold)
-            self.n_images += 1
-            if self.aggregation == "pooled":
-                self.tp += tp
-                self.fp += fp
-                self.fn += fn
-                self.iou_sum += iou_sum
-            else:
-                dq, sq, pq = _pq_scores(tp, fp, fn, iou_sum)
-                self.dq_list.append(_f64(dq).reshape(1))
-                self.sq_list.append(_f64(sq).reshape(1))
-                self.pq_list.append(_f64(pq).reshape(1))
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        """Return ``{"dq", "sq", "pq"}`` as float64 scalar tensors."""
-        if int(self.n_images) == 0:
-            return {k: _f64(float("nan")) for k in ("dq", "sq", "pq")}
-        if self.aggregation == "pooled":
-            dq, sq, pq = _pq_scores(
-                int(self.tp), int(self.fp), int(self.fn), float(self.iou_sum)
-            )
-            return {"dq": _f64(dq), "sq": _f64(sq), "pq": _f64(pq)}
-        out = {}
-        for key, state in (("dq", self.dq_list), ("sq", self.sq_list), ("pq", self.pq_list)):
-            vals = torch.cat(state) if isinstance(state, list) else state
-            out[key] = vals.to(torch.float64).mean()
-        return out
-
-
-class AggregatedJaccardIndex(Metric):
-    """Aggregated Jaccard Index (AJI, or AJI+ with ``plus=True``) of nuclei over a data set.
-
-    Accumulates over ``update(pred, target)`` calls (one (H, W) map pair or a (N, H, W)
-    batch). :meth:`compute` returns ``{"aji": ...}`` (or ``{"aji_plus": ...}``) as a float64
-    tensor. ``aggregation="pooled"`` sums the intersections and unions over images (the
-    usual data-set AJI); ``aggregation="mean"`` averages per-image scores. NaN before any
-    update. See :data:`CONVENTIONS`.
-
-    Args:
-        plus: compute AJI+ (one-to-one assignment) instead of Kumar's AJI.
-        aggregation: ``"pooled"`` or ``"mean"``.
-        **kwargs: passed to :class:`torchmetrics.Metric`.
-
-    Raises:
-        ValueError: on an invalid aggregation; ``update`` raises on invalid maps.
-
-    References:
-        Kumar et al. IEEE TMI 36(7), 2017; Graham et al. HoVer-Net, MedIA 58, 2019.
-    """
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(
-        self,
-        plus: bool = False,
-        aggregation: Literal["pooled", "mean"] = "pooled",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        _check_aggregation(aggregation)
-        self.plus = bool(plus)
-        self.aggregation = aggregation
-        self.add_state("n_images", default=_i64(0), dist_reduce_fx="sum")
-        if aggregation == "pooled":
-            self.add_state("inter", default=_i64(0), dist_reduce_fx="sum")
-            self.add_state("union", default=_i64(0), dist_reduce_fx="sum")
-        else:
-            self.add_state("score_list", default=[], dist_reduce_fx="cat")
-
-    @property
-    def _key(self) -> str:
-        return "aji_plus" if self.plus else "aji"
-
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add one (H, W) pair or a (N, H, W) batch of predicted and target instance maps."""
-        for t, p in _iter_pairs(pred, target):
-            t, p = _check_pair(t, p)
-            ov = _overlap(t, p)
-            inter, union = _ajip_stats(ov) if self.plus else _aji_stats(ov)
-            self.n_images += 1
-            if self.aggregation == "pooled":
-                self.inter += inter
-                self.union += union
-            else:
-                self.score_list.append(_f64(_ratio(inter, union)).reshape(1))
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        """Return ``{"aji": ...}`` or ``{"aji_plus": ...}`` as a float64 scalar tensor."""
-        if int(self.n_images) == 0:
-            return {self._key: _f64(float("nan"))}
-        if self.aggregation == "pooled":
-            return {self._key: _f64(_ratio(int(self.inter), int(self.union)))}
-        state = self.score_list
-        vals = torch.cat(state) if isinstance(state, list) else state
-        return {self._key: vals.to(torch.float64).mean()}

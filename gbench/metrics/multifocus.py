@@ -70,7 +70,7 @@ from gbench.data.multifocus import plane_labels
 from gbench.metrics.distribution import fid
 from gbench.metrics.distribution import kid as distribution_kid
 from gbench.metrics.features import RandomConvExtractor, build_extractor, extract
-from gbench.metrics.focus import focus_curve, variance_of_laplacian
+from gbench.metrics.focus import focus_curve, mean_curve_l1, variance_of_laplacian
 from gbench.metrics.quality import ssim
 
 __all__ = [
@@ -122,17 +122,17 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
-def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
-    """FID between two feature sets ``(N_r, D)`` and ``(N_f, D)``: :func:`gbench.metrics.distribution.fid`."""
+def fid_from_features(fake: np.ndarray, real: np.ndarray) -> float:
+    """FID between two feature sets ``(N_f, D)`` and ``(N_r, D)``: :func:`gbench.metrics.distribution.fid`."""
 
-    return fid(real, fake)
+    return fid(fake, real)
 
 
-def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+def kid_from_features(fake: np.ndarray, real: np.ndarray, subsets: int = 100, subset_size: int = 1000,
                       seed: int = 0) -> tuple[float, float]:
     """KID (unbiased polynomial-kernel MMD^2): mean and standard deviation over subsets,
     :func:`gbench.metrics.distribution.kid` (every sample once, std 0, when both sets fit one subset)."""
-    return distribution_kid(real, fake, subsets, subset_size, seed)
+    return distribution_kid(fake, real, subsets, subset_size, seed)
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -355,12 +355,12 @@ def evaluate_multifocus(real: np.ndarray, fake: np.ndarray, *, extractor: Any = 
     fr = plane_features(real, ext)
     ff = plane_features(fake, ext)
     for k, lab in enumerate(labels):
-        add("fid", lab, fid_from_features(fr[:, k], ff[:, k]), min(nr, nf), True)
-        kid, _ = kid_from_features(fr[:, k], ff[:, k], kid_subsets, kid_subset_size, seed)
+        add("fid", lab, fid_from_features(ff[:, k], fr[:, k]), min(nr, nf), True)
+        kid, _ = kid_from_features(ff[:, k], fr[:, k], kid_subsets, kid_subset_size, seed)
         add("kid", lab, kid, min(nr, nf), True)
     pr, pf = fr.reshape(-1, fr.shape[-1]), ff.reshape(-1, ff.shape[-1])
-    add("fid", "all", fid_from_features(pr, pf), min(len(pr), len(pf)), True)
-    kid, kid_std = kid_from_features(pr, pf, kid_subsets, kid_subset_size, seed)
+    add("fid", "all", fid_from_features(pf, pr), min(len(pr), len(pf)), True)
+    kid, kid_std = kid_from_features(pf, pr, kid_subsets, kid_subset_size, seed)
     add("kid", "all", kid, min(len(pr), len(pf)), True)
     add("kid_std", "all", kid_std, min(len(pr), len(pf)), True)
 
@@ -371,8 +371,7 @@ def evaluate_multifocus(real: np.ndarray, fake: np.ndarray, *, extractor: Any = 
         add("focus_real", lab, mr[k], nr)
         add("focus_fake", lab, mf[k], nf)
     half = real.shape[1] // 2
-    nmr, nmf = mr / max(mr.max(), 1e-12), mf / max(mf.max(), 1e-12)
-    add("focus_curve_l1", "all", float(np.abs(nmr - nmf).mean()), min(nr, nf))
+    add("focus_curve_l1", "all", mean_curve_l1(cf, cr), min(nr, nf))
     add("focus_peak_real", "all", int(np.argmax(mr)) - half, nr)
     add("focus_peak_fake", "all", int(np.argmax(mf)) - half, nf)
     add("focus_peak_at_i0_real", "all", float(np.mean(np.argmax(cr, 1) == half)), nr)

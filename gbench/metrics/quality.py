@@ -92,11 +92,9 @@ NRMSE
     (or all-zero) reference gives ``inf`` (or ``nan`` when ``fake == real``),
     exactly as scikit-image does.
 
-The torchmetrics wrappers (:class:`SSIMMetric`, :class:`FSIMMetric`,
-:class:`GMSDMetric`, :class:`NRMSEMetric`) accumulate the per-image values in a
-list state (``dist_reduce_fx="cat"``) and ``compute()`` returns
-``{"mean", "std", "values"}`` where ``std`` is the sample standard deviation
-(``ddof=1``) when more than one image was seen and 0 otherwise.
+Directions and labels live in the metric registry
+(:data:`gbench.core.metric_specs.METRICS`): SSIM and FSIM higher is better, GMSD
+and NRMSE lower; ``CONVENTIONS[m]["higher_is_better"]`` is read from there.
 
 References:
     Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality
@@ -122,18 +120,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
+
+from gbench.core.metric_specs import higher_is_better, metric_names, metric_spec
 
 __all__ = [
     "CONVENTIONS",
     "DEFAULT_PRECISION",
     "PRECISIONS",
-    "HIGHER_IS_BETTER",
-    "FSIMMetric",
-    "GMSDMetric",
-    "NRMSEMetric",
-    "SSIMMetric",
     "conventions",
     "fsim",
     "gmsd",
@@ -144,8 +137,6 @@ __all__ = [
 
 ImageBatch = Union[Tensor, np.ndarray]
 Precision = Literal["fast", "exact"]
-
-HIGHER_IS_BETTER: Final[dict[str, bool]] = {"ssim": True, "fsim": True, "gmsd": False, "nrmse": False}
 
 # ---------------------------------------------------------------------------
 # protocol constants
@@ -212,7 +203,7 @@ _PROTOCOL: Final[dict[str, dict[str, Any]]] = {
         "pooling": "mean of the SSIM map over the cropped region, then mean over channels",
         "channels": "R, G, B separately then averaged (luminance=True: BT.601 Y = 0.299R+0.587G+0.114B)",
         "downsampling": "none",
-        "higher_is_better": True,
+        "higher_is_better": higher_is_better("ssim"),
     },
     "fsim": {
         "reference": "Zhang et al. 2011; port of piq.fsim (piq 0.8.0)",
@@ -240,7 +231,7 @@ _PROTOCOL: Final[dict[str, dict[str, Any]]] = {
         "chromatic_term": "|S_I * S_Q| ** lambda (abs, as piq)",
         "pooling": "sum(S_PC * S_G [* chroma] * PC_max) / sum(PC_max) over the whole map",
         "min_size": _FSIM_MIN_SIZE,
-        "higher_is_better": True,
+        "higher_is_better": higher_is_better("fsim"),
     },
     "gmsd": {
         "reference": "Xue et al. 2014; port of piq.gmsd (piq 0.8.0)",
@@ -252,7 +243,7 @@ _PROTOCOL: Final[dict[str, dict[str, Any]]] = {
         "c": _GMSD_T,
         "pooling": "population standard deviation of the GMS map",
         "min_size": _GMSD_MIN_SIZE,
-        "higher_is_better": False,
+        "higher_is_better": higher_is_better("gmsd"),
     },
     "nrmse": {
         "reference": "skimage.metrics.normalized_root_mse",
@@ -266,7 +257,7 @@ _PROTOCOL: Final[dict[str, dict[str, Any]]] = {
         "support": "all pixels and channels of each image",
         "scale": "invariant (uint8 and float/255 agree)",
         "downsampling": "none",
-        "higher_is_better": False,
+        "higher_is_better": higher_is_better("nrmse"),
     },
 }
 
@@ -1083,22 +1074,22 @@ def _nrmse_fast(f: Tensor, r: Tensor, norm: str) -> Tensor:
 # ---------------------------------------------------------------------------
 # several at once
 # ---------------------------------------------------------------------------
-_FUNCTIONS: Final = {"ssim": ssim, "fsim": fsim, "gmsd": gmsd, "nrmse": nrmse}
-
-
 def quality_metrics(
     fake: ImageBatch,
     real: ImageBatch,
-    metrics: Sequence[str] = ("ssim", "fsim", "gmsd", "nrmse"),
+    metrics: Sequence[str] = metric_names("quality"),
     *,
     precision: Precision = DEFAULT_PRECISION,
 ) -> dict[str, Tensor]:
     """Compute several quality metrics (default conventions) on the same batch.
 
+    The metrics are those of kind ``quality`` in the registry (:data:`gbench.core.metric_specs.METRICS`);
+    each is called as ``fn(fake, real, precision=precision)``.
+
     Args:
         fake: Synthesized images, (N, 3, H, W) or (3, H, W); uint8 or float in [0, 1].
         real: Reference images, same shape and kind as ``fake``.
-        metrics: Names among ``'ssim'``, ``'fsim'``, ``'gmsd'``, ``'nrmse'``.
+        metrics: Registered quality metric names (default: all, ``'ssim'``, ``'fsim'``, ``'gmsd'``, ``'nrmse'``).
         precision: ``'fast'`` (float32, default) or ``'exact'`` (float64); record ``conventions(m, precision)``.
 
     Returns:
@@ -1108,165 +1099,12 @@ def quality_metrics(
         ValueError: On an unknown or empty metric list, an unknown precision, or invalid input.
     """
     precision = _check_precision(precision)
+    known = metric_names("quality")
     if isinstance(metrics, str):
         metrics = (metrics,)
     if not metrics:
-        raise ValueError("metrics: empty list; choose from ssim, fsim, gmsd, nrmse")
-    unknown = [m for m in metrics if m not in _FUNCTIONS]
+        raise ValueError(f"metrics: empty list; choose from {', '.join(known)}")
+    unknown = [m for m in metrics if m not in known]
     if unknown:
-        raise ValueError(f"unknown quality metric(s) {unknown}; choose from {', '.join(_FUNCTIONS)}")
-    return {m: _FUNCTIONS[m](fake, real, precision=precision) for m in metrics}
-
-
-# ---------------------------------------------------------------------------
-# torchmetrics wrappers
-# ---------------------------------------------------------------------------
-class _QualityMetric(Metric):
-    """Accumulates per-image values; ``compute()`` -> {"mean", "std" (ddof=1, 0 if N=1), "values"}."""
-
-    is_differentiable = False
-    full_state_update = False
-    higher_is_better: bool
-    _name: str
-
-    def __init__(self, precision: Precision = DEFAULT_PRECISION, **kwargs: Any) -> None:
-        precision = _check_precision(precision)
-        super().__init__(**kwargs)
-        self.precision = precision
-        self.add_state("scores", default=[], dist_reduce_fx="cat")
-
-    @property
-    def conventions(self) -> dict[str, Any]:
-        """The conventions to record with this metric's values (:func:`conventions` at its precision)."""
-        return conventions(self._name, self.precision)
-
-    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
-        raise NotImplementedError
-
-    def _wrap_compute(self, compute: Any) -> Any:
-        # torchmetrics squeezes every one-element tensor of compute()'s output; keep "values" 1-D (N,) for N = 1.
-        wrapped = super()._wrap_compute(compute)
-
-        @functools.wraps(wrapped)
-        def keep_values_1d(*args: Any, **kwargs: Any) -> Any:
-            out = wrapped(*args, **kwargs)
-            return {**out, "values": out["values"].reshape(-1)}
-
-        return keep_values_1d
-
-    def update(self, fake: ImageBatch, real: ImageBatch) -> None:  # type: ignore[override]
-        """Score a batch of (fake, real) pairs and store the per-image values.
-
-        Args:
-            fake: Synthesized images, (N, 3, H, W) or (3, H, W).
-            real: Reference images, same shape and kind.
-
-        Raises:
-            ValueError: On invalid input.
-        """
-        self.scores.append(self._score(fake, real))
-
-    def compute(self) -> dict[str, Tensor]:
-        """Aggregate all values seen.
-
-        Returns:
-            ``{"mean": 0-d, "std": 0-d (sample std, ddof=1; 0 for a single image), "values": (N,)}``,
-            all float64.
-
-        Raises:
-            ValueError: If ``update`` was never called.
-        """
-        if isinstance(self.scores, list) and not self.scores:
-            raise ValueError(f"{type(self).__name__}.compute() called before any update()")
-        values = dim_zero_cat(self.scores).to(torch.float64)
-        std = values.std(unbiased=True) if values.numel() > 1 else torch.zeros((), dtype=torch.float64, device=values.device)
-        return {"mean": values.mean(), "std": std, "values": values}
-
-
-class SSIMMetric(_QualityMetric):
-    """torchmetrics wrapper of :func:`ssim` (see ``CONVENTIONS["ssim"]``).
-
-    Args:
-        luminance: Compute on BT.601 luma instead of per RGB channel.
-        precision: ``'fast'`` (float32, default) or ``'exact'`` (float64).
-        **kwargs: Passed to ``torchmetrics.Metric``.
-
-    Raises:
-        ValueError: On an unknown precision.
-    """
-
-    higher_is_better = True
-    _name = "ssim"
-
-    def __init__(self, luminance: bool = False, precision: Precision = DEFAULT_PRECISION, **kwargs: Any) -> None:
-        super().__init__(precision, **kwargs)
-        self.luminance = luminance
-
-    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
-        return ssim(fake, real, luminance=self.luminance, precision=self.precision)
-
-
-class FSIMMetric(_QualityMetric):
-    """torchmetrics wrapper of :func:`fsim` (see ``CONVENTIONS["fsim"]``).
-
-    Args:
-        chromatic: FSIMc if True (default), grey FSIM otherwise.
-        precision: ``'fast'`` (float32, default) or ``'exact'`` (float64).
-        **kwargs: Passed to ``torchmetrics.Metric``.
-
-    Raises:
-        ValueError: On an unknown precision.
-    """
-
-    higher_is_better = True
-    _name = "fsim"
-
-    def __init__(self, chromatic: bool = True, precision: Precision = DEFAULT_PRECISION, **kwargs: Any) -> None:
-        super().__init__(precision, **kwargs)
-        self.chromatic = chromatic
-
-    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
-        return fsim(fake, real, chromatic=self.chromatic, precision=self.precision)
-
-
-class GMSDMetric(_QualityMetric):
-    """torchmetrics wrapper of :func:`gmsd` (see ``CONVENTIONS["gmsd"]``).
-
-    Args:
-        precision: ``'fast'`` (float32, default) or ``'exact'`` (float64).
-        **kwargs: Passed to ``torchmetrics.Metric``.
-
-    Raises:
-        ValueError: On an unknown precision.
-    """
-
-    higher_is_better = False
-    _name = "gmsd"
-
-    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
-        return gmsd(fake, real, precision=self.precision)
-
-
-class NRMSEMetric(_QualityMetric):
-    """torchmetrics wrapper of :func:`nrmse` (see ``CONVENTIONS["nrmse"]``).
-
-    Args:
-        normalization: ``'euclidean'`` (default), ``'min-max'`` or ``'mean'``.
-        precision: ``'fast'`` (float32, default) or ``'exact'`` (float64).
-        **kwargs: Passed to ``torchmetrics.Metric``.
-
-    Raises:
-        ValueError: On an unknown normalization or precision.
-    """
-
-    higher_is_better = False
-    _name = "nrmse"
-
-    def __init__(self, normalization: str = "euclidean", precision: Precision = DEFAULT_PRECISION, **kwargs: Any) -> None:
-        if str(normalization).lower() not in _NRMSE_NORMS:
-            raise ValueError(f"unknown normalization {normalization!r}; expected one of {', '.join(_NRMSE_NORMS)}")
-        super().__init__(precision, **kwargs)
-        self.normalization = normalization
-
-    def _score(self, fake: ImageBatch, real: ImageBatch) -> Tensor:
-        return nrmse(fake, real, normalization=self.normalization, precision=self.precision)
+        raise ValueError(f"unknown quality metric(s) {unknown}; choose from {', '.join(known)}")
+    return {m: metric_spec(m).function()(fake, real, precision=precision) for m in metrics}

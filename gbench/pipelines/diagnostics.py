@@ -27,10 +27,11 @@ import torch
 from rich.table import Table
 
 from gbench.core.fileio import write_text
-from gbench.core.records import make_records, metric_label, validate_records
+from gbench.core.metric_specs import metric_label, metric_names, metric_spec
+from gbench.core.records import make_records, validate_records
 from gbench.data.io import LABEL_SUFFIXES
 from gbench.metrics.conventions import catalogue, conventions_table, score_conventions
-from gbench.metrics.distribution import CI_METHOD, DISTRIBUTION_METRICS, HIGHER_IS_BETTER, DistributionAccumulator
+from gbench.metrics.distribution import CI_METHOD, DISTRIBUTION_METRICS, DistributionAccumulator
 from gbench.metrics.stain import StainHistograms, stain_distances
 from reports.figures import stain_histograms
 
@@ -70,7 +71,7 @@ class Diagnostics:
     extractor: Any = None
     stain: bool = False
     conventions: bool = False
-    metrics: Sequence[str] = ("ssim", "fsim", "gmsd", "nrmse")
+    metrics: Sequence[str] = metric_names("quality")
     batch_size: int = 16
     kid_subsets: int = 100
     kid_subset_size: int = 1000
@@ -92,7 +93,7 @@ class Diagnostics:
         if self.stain:
             self._hist = StainHistograms()
         if self.conventions:
-            self._entries = catalogue([m for m in self.metrics if m in ("ssim", "fsim", "gmsd", "nrmse")])
+            self._entries = [c for c in catalogue() if c.metric in self.metrics]
 
     @property
     def active(self) -> bool:
@@ -181,8 +182,8 @@ def distribution_table(result: Any, title: str) -> Any:
         if m in result.values:
             v = f"{result.values[m]:.4g}" + (f" ± {result.values['kid_std']:.2g}" if m == "kid"
                                              and result.values.get("kid_std") else "")
-            t.add_row(f"{metric_label(m)} {'↑' if HIGHER_IS_BETTER[m] else '↓'}", v,
-                      "higher" if HIGHER_IS_BETTER[m] else "lower")
+            spec = metric_spec(m)
+            t.add_row(f"{metric_label(m)} {'↑' if spec.higher_is_better else '↓'}", v, spec.direction)
     return t
 
 

@@ -25,6 +25,7 @@ import torch
 from rich.progress import Progress
 
 import generators
+from gbench.core.metric_specs import metric_names
 from gbench.core.observations import hash_test_set
 from gbench.core.profiles import Profile, get_profile
 from gbench.data.patches import grid_crops
@@ -36,7 +37,7 @@ from gbench.pipelines.synthesis import file_sha256
 
 __all__ = ["evaluate_generator", "QUALITY_METRICS"]
 
-QUALITY_METRICS: tuple[str, ...] = ("ssim", "fsim", "gmsd", "nrmse")
+QUALITY_METRICS: tuple[str, ...] = metric_names("quality")
 
 
 def evaluate_generator(

@@ -65,6 +65,7 @@ from gbench.core.stats import FailedRun, NotComparable, compare_experiments, est
 from gbench.data.multifocus import plane_labels, stack_array
 from gbench.data.resolve import load_stacks
 from gbench.metrics.failures import multifocus_failure, stack_diversity
+from gbench.metrics.focus import mean_curve_l1
 from gbench.metrics.multifocus import (
     fid_from_features,
     focus_curve,
@@ -158,17 +159,17 @@ class StackEvaluation:
 
 def _set_figures(real: np.ndarray, fake: np.ndarray, fr: np.ndarray, ff: np.ndarray) -> dict[str, float]:
     p = real.shape[1]
-    fids = [fid_from_features(fr[:, k], ff[:, k]) for k in range(p)]
-    kids = [kid_from_features(fr[:, k], ff[:, k], subsets=1, subset_size=max(len(fr), len(ff)))[0] for k in range(p)]
+    fids = [fid_from_features(ff[:, k], fr[:, k]) for k in range(p)]
+    kids = [kid_from_features(ff[:, k], fr[:, k], subsets=1, subset_size=max(len(fr), len(ff)))[0] for k in range(p)]
     pr, pf = fr.reshape(-1, fr.shape[-1]), ff.reshape(-1, ff.shape[-1])
-    cr, cf = focus_curve(real).mean(0), focus_curve(fake).mean(0)
-    nr, nf = cr / max(cr.max(), 1e-12), cf / max(cf.max(), 1e-12)
+    curves_real, curves_fake = focus_curve(real), focus_curve(fake)
+    cf = curves_fake.mean(0)
     return {
         "fid": float(np.mean(fids)), "kid": float(np.mean(kids)),
-        "fid_pooled": fid_from_features(pr, pf),
-        "kid_pooled": kid_from_features(pr, pf, subsets=1, subset_size=max(len(pr), len(pf)))[0],
+        "fid_pooled": fid_from_features(pf, pr),
+        "kid_pooled": kid_from_features(pf, pr, subsets=1, subset_size=max(len(pr), len(pf)))[0],
         "focus_peak": float(int(np.argmax(cf)) - p // 2),
-        "focus_curve_l1": float(np.abs(nr - nf).mean()),
+        "focus_curve_l1": mean_curve_l1(curves_fake, curves_real),
         "interplane_ssim": float(interplane_ssim(fake).mean()),
         "diversity": stack_diversity(fake),
     }

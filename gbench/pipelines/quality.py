@@ -27,6 +27,7 @@ from rich.table import Table
 
 from gbench.core.errors import DataError
 from gbench.core.fileio import write_json, write_text
+from gbench.core.metric_specs import metric_names, metric_spec
 from gbench.core.observations import hash_test_set, make_observations, save_observations
 from gbench.core.provenance import provenance as collect_provenance
 from gbench.core.records import make_records, save_records
@@ -34,14 +35,15 @@ from gbench.core.stats import attach_intervals
 from gbench.data.io import IMAGE_SUFFIXES, read_image, read_label
 from gbench.metrics.failures import output_failure
 from gbench.metrics.features import build_extractor
-from gbench.metrics.quality import CONVENTIONS, HIGHER_IS_BETTER, quality_metrics
+from gbench.metrics.quality import quality_metrics
 from gbench.metrics.stain import CONVENTIONS as STAIN_CONVENTIONS
 from gbench.pipelines.diagnostics import Diagnostics, distribution_records, label_files, write_diagnostics
 
 __all__ = ["find_pairs", "score_pairs", "summarize_scores", "run_quality", "QualityResult", "METRICS",
            "quality_results", "unit_of"]
 
-METRICS: tuple[str, ...] = ("ssim", "fsim", "gmsd", "nrmse")
+#: The quality metrics, in table order (the registry, :data:`gbench.core.metric_specs.METRICS`).
+METRICS: tuple[str, ...] = metric_names("quality")
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
@@ -154,7 +156,7 @@ def summarize_scores(per_image: Any, metrics: Sequence[str] = METRICS) -> Any:
     for m in metrics:
         v = per_image[m].to_numpy(dtype=np.float64)
         out.append({"metric": m, "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                    "n": int(len(v)), "better": "higher" if HIGHER_IS_BETTER[m] else "lower"})
+                    "n": int(len(v)), "better": metric_spec(m).direction})
     return pd.DataFrame(out)
 
 
@@ -195,7 +197,7 @@ def quality_results(per_image: Any, model: str, *, train_set: str, profile: str,
                             status=status, failure=failure, unit_key=unit_key, **extra_keys)
     recs = make_records("quality", model, {m: float(df[m].astype(float).mean()) for m in metrics}, **keys,
                         n=len(df), provenance=provenance if provenance is not None else {},
-                        conventions={m: CONVENTIONS[m] for m in metrics}, **extra_keys)
+                        conventions={m: metric_spec(m).protocol() for m in metrics}, **extra_keys)
     recs["test_set"] = test_set
     recs["status"] = status
     recs["failure"] = failure
@@ -292,7 +294,7 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
             "real": str(real_dir), "fake": str(fake_dir), "label": label, "pairs": len(pairs),
             "test_set": test_set, "status": "failed" if failure else "ok", "failure": failure,
             "ci_method": str(records["ci_method"].iloc[0]),
-            "metrics": list(metrics), "conventions": {m: CONVENTIONS[m] for m in metrics},
+            "metrics": list(metrics), "conventions": {m: metric_spec(m).protocol() for m in metrics},
             "summary": summary.to_dict(orient="records"),
             "provenance": prov,
         }

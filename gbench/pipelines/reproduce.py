@@ -44,6 +44,7 @@ from rich.table import Table
 
 import generators as generator_registry
 from gbench.core.fileio import write_text
+from gbench.core.metric_specs import metric_names
 from gbench.core.observations import load_observations, save_observations
 from gbench.core.profiles import Profile, get_profile
 from gbench.core.provenance import provenance
@@ -215,7 +216,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
             per_crop = pd.DataFrame(rows)
 
             write_text(folder / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g"))
-            metrics = [m for m in ("ssim", "fsim", "gmsd", "nrmse") if m in per_crop]
+            metrics = [m for m in metric_names("quality") if m in per_crop]
             recs, obs = quality_results(per_crop, name, train_set="R", profile=prof.name, seed=seed,
                                         dataset=str(per_crop["dataset"].iloc[0]), split="test",
                                         test_set=str(per_crop["test_set"].iloc[0]), metrics=metrics,

@@ -47,6 +47,7 @@ import pandas as pd
 import segmentation
 from gbench.core.errors import DataError
 from gbench.core.fileio import write_json, write_text
+from gbench.core.metric_specs import metric_names
 from gbench.core.observations import load_observations, make_observations, obs_key_columns, save_observations
 from gbench.core.profiles import Profile, get_profile
 from gbench.core.provenance import provenance
@@ -63,12 +64,12 @@ from segmentation.train import config_from_profile, evaluate, train_segmenter
 __all__ = ["RESULT_COLUMNS", "METRICS", "EVAL_MODE", "resolve_training_set", "run_cell", "run_grid",
            "append_results", "cell_dir", "table_frame", "ARCH_ORDER"]
 
-#: Metrics in the table (Sharp-GAN Table 2 columns).
-METRICS: tuple[str, ...] = ("dq", "sq", "pq", "aji")
+#: Metrics in the table (Sharp-GAN Table 2 columns: the registry's instance metrics the paper reports).
+METRICS: tuple[str, ...] = metric_names("instance", paper=True)
 #: How the test split is scored.
 EVAL_MODE = "whole tiles, mirror padded to a multiple of 32, one forward pass each"
 ARCH_ORDER: tuple[str, ...] = ("segnet", "unet")
-_SCORES = ("dq", "sq", "pq", "aji", "aji_plus")
+_SCORES = metric_names("instance")
 _AGGS = ("mean", "pooled")
 
 #: Columns of ``results.csv`` (one row per cell). ``*_mean``: mean of per-image scores;

@@ -40,7 +40,7 @@ def random_instances(rng: np.random.Generator, n_images: int, miss: float = 0.3)
                 p[y + dy:y + 5, x:x + 5 - dx] = k + 1
         if rng.random() < 0.2:
             p[0:3, 0:3] = 50  # a false positive
-        r = instance_metrics(t, p)
+        r = instance_metrics(p, t)
         r["name"] = f"img{i:03d}"
         rows.append(r)
     return rows

@@ -33,7 +33,7 @@ def test_fid_of_a_set_against_itself_is_zero() -> None:
     x = np.random.default_rng(0).normal(size=(40, 8))
     assert abs(fid(x, x)) < ATOL_F64
     y = np.random.default_rng(1).normal(size=(40, 8))
-    assert fid(x, y) > 0.1  # and not zero for different sets
+    assert fid(y, x) > 0.1  # and not zero for different sets
 
 
 def test_fid_of_gaussian_feature_sets_matches_the_closed_form() -> None:
@@ -45,12 +45,12 @@ def test_fid_of_gaussian_feature_sets_matches_the_closed_form() -> None:
     x, y = _exact_gaussian(rng, 200, m1, s1), _exact_gaussian(rng, 150, m2, s2)
     r1 = _sqrtm_psd(s1)
     closed = float(((m1 - m2) ** 2).sum() + np.trace(s1 + s2 - 2 * _sqrtm_psd(r1 @ s2 @ r1)))
-    assert fid(x, y) == pytest.approx(closed, rel=1e-9)
+    assert fid(y, x) == pytest.approx(closed, rel=1e-9)
     # diagonal covariances: |m1 - m2|^2 + sum (sqrt(s1) - sqrt(s2))^2
     v1, v2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
     x = _exact_gaussian(rng, 100, np.zeros(3), np.diag(v1))
     y = _exact_gaussian(rng, 120, np.full(3, 2.0), np.diag(v2))
-    assert fid(x, y) == pytest.approx(12.0 + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum(), rel=1e-9)
+    assert fid(y, x) == pytest.approx(12.0 + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum(), rel=1e-9)
 
 
 @pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
@@ -63,17 +63,17 @@ def test_kid_full_set_and_subsets() -> None:
     xx = sum(k(x[i], x[j]) for i in range(9) for j in range(9) if i != j) / (9 * 8)
     yy = sum(k(y[i], y[j]) for i in range(7) for j in range(7) if i != j) / (7 * 6)
     xy = sum(k(x[i], y[j]) for i in range(9) for j in range(7)) / (9 * 7)
-    assert kid(x, y) == pytest.approx((xx + yy - 2 * xy, 0.0), rel=1e-10)
+    assert kid(y, x) == pytest.approx((xx + yy - 2 * xy, 0.0), rel=1e-10)
     # equal sizes: the full-set value equals torchmetrics' KID with one subset of everything
     y8 = rng.normal(size=(9, 4))
     tm = KernelInceptionDistance(feature=torch.nn.Identity(), subsets=1, subset_size=9)
     tm.inception.num_features = 4
     tm.update(torch.as_tensor(x), real=True)
     tm.update(torch.as_tensor(y8), real=False)
-    assert kid(x, y8)[0] == pytest.approx(float(tm.compute()[0]), rel=1e-9)
+    assert kid(y8, x)[0] == pytest.approx(float(tm.compute()[0]), rel=1e-9)
     # subsets: seeded, the caller's RNG untouched
     state = torch.random.get_rng_state()
-    a, b = kid(x, y, subsets=20, subset_size=5, seed=0), kid(x, y, subsets=20, subset_size=5, seed=0)
+    a, b = kid(y, x, subsets=20, subset_size=5, seed=0), kid(y, x, subsets=20, subset_size=5, seed=0)
     assert a == b and a[1] > 0
     assert torch.equal(state, torch.random.get_rng_state())
 
@@ -90,21 +90,21 @@ def test_precision_recall_density_coverage_on_known_overlap() -> None:
     rng = np.random.default_rng(4)
     real, fake = _two_clusters(rng)
     # half of each set lies in the other's manifold
-    assert precision_recall(real, fake, k=3) == pytest.approx((0.5, 0.5))
+    assert precision_recall(fake, real, k=3) == pytest.approx((0.5, 0.5))
     # copies of real points: each lies strictly inside exactly k real balls (itself + its k-1 nearest)
     # over all copies: k * 10 incidences / (k * 20) = 0.5; half of the real balls hold a copy
-    assert density_coverage(real, fake, k=5) == pytest.approx((0.5, 0.5))
+    assert density_coverage(fake, real, k=5) == pytest.approx((0.5, 0.5))
     assert precision_recall(real, real) == (1.0, 1.0) and density_coverage(real, real) == (1.0, 1.0)
     # disjoint sets: nothing in anything
     far = real + 1000.0
-    assert precision_recall(real, far) == (0.0, 0.0) and density_coverage(real, far) == (0.0, 0.0)
+    assert precision_recall(far, real) == (0.0, 0.0) and density_coverage(far, real) == (0.0, 0.0)
     # mode collapse: every synthetic sample at one real point -> high precision, low recall and coverage
     collapsed = np.repeat(real[:1], 20, axis=0) + rng.normal(scale=1e-6, size=(20, 3))
-    p, r = precision_recall(real, collapsed)
-    d, c = density_coverage(real, collapsed)
+    p, r = precision_recall(collapsed, real)
+    d, c = density_coverage(collapsed, real)
     assert p == 1.0 and r <= 0.2 and c <= 0.3
     with pytest.raises(ValueError, match="at least 4 samples"):
-        precision_recall(real[:3], fake)
+        precision_recall(fake, real[:3])
 
 
 def test_precision_recall_against_torch_fidelity() -> None:
@@ -113,7 +113,7 @@ def test_precision_recall_against_torch_fidelity() -> None:
     real, fake = rng.normal(size=(40, 6)), rng.normal(size=(30, 6)) * 1.3 + 0.4
     # torch-fidelity's convention: features_1 synthetic, features_2 real
     ref = prc.calculate_precision_recall_full(torch.as_tensor(fake), torch.as_tensor(real), neighborhood=3)
-    assert precision_recall(real, fake, k=3) == pytest.approx(ref, abs=1e-6)  # its mean is float32; 1/30 steps
+    assert precision_recall(fake, real, k=3) == pytest.approx(ref, abs=1e-6)  # its mean is float32; 1/30 steps
 
 
 def test_density_coverage_against_the_papers_formulas() -> None:
@@ -123,7 +123,7 @@ def test_density_coverage_against_the_papers_formulas() -> None:
     dist = lambda a, b: np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))  # noqa: E731
     radius = np.sort(dist(real, real), axis=1)[:, k]
     inside = dist(fake, real) < radius[None]
-    assert density_coverage(real, fake, k) == pytest.approx((inside.sum() / (k * 18), inside.any(0).mean()))
+    assert density_coverage(fake, real, k) == pytest.approx((inside.sum() / (k * 18), inside.any(0).mean()))
 
 
 def test_distribution_metrics_and_accumulator_record_their_protocol() -> None:
@@ -142,9 +142,9 @@ def test_distribution_metrics_and_accumulator_record_their_protocol() -> None:
     assert c["extractor"] == "random-conv" and c["n_real"] == 8 and c["ci_method"] == CI_METHOD
     assert "not comparable with published FID" in c["note"] and c["resize"].startswith("bilinear")
     real_f, fake_f = acc.features()
-    assert res.values == distribution_metrics(real_f, fake_f, kid_subsets=5, kid_subset_size=4)
+    assert res.values == distribution_metrics(fake_f, real_f, kid_subsets=5, kid_subset_size=4)
     with pytest.raises(ValueError, match="unknown distribution metric"):
-        distribution_metrics(real_f, fake_f, metrics=["is"])
+        distribution_metrics(fake_f, real_f, metrics=["is"])
 
 
 def test_random_conv_extractor_is_seeded_and_batch_independent() -> None:

@@ -16,7 +16,7 @@ from tests.conftest import random_disks
 
 
 def _per_image(preds: list[np.ndarray], truths: list[np.ndarray]) -> list[dict]:
-    return [{"name": f"img{i}", **instance_metrics(t, p)} for i, (t, p) in enumerate(zip(truths, preds))]
+    return [{"name": f"img{i}", **instance_metrics(p, t)} for i, (t, p) in enumerate(zip(truths, preds))]
 
 
 @pytest.fixture

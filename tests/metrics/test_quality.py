@@ -14,6 +14,7 @@ from skimage import data as skdata
 from skimage.metrics import normalized_root_mse as sk_nrmse
 from skimage.metrics import structural_similarity as sk_ssim
 
+from gbench.core.metric_specs import metric_names, metric_spec
 from gbench.metrics import quality as q
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -359,10 +360,10 @@ def test_quality_metrics_convenience(batch: tuple[torch.Tensor, torch.Tensor]) -
 
 
 def test_conventions_and_higher_is_better() -> None:
-    assert q.HIGHER_IS_BETTER == {"ssim": True, "fsim": True, "gmsd": False, "nrmse": False}
-    assert set(q.CONVENTIONS) == set(q.HIGHER_IS_BETTER)
+    assert set(q.CONVENTIONS) == set(metric_names("quality")) == {"ssim", "fsim", "gmsd", "nrmse"}
     for name, conv in q.CONVENTIONS.items():
-        assert conv["higher_is_better"] == q.HIGHER_IS_BETTER[name]
+        assert conv["higher_is_better"] is metric_spec(name).higher_is_better is (name in ("ssim", "fsim"))
+        assert metric_spec(name).protocol() is conv
         assert "downsampling" in conv and "dtype" in conv
     json.dumps(q.CONVENTIONS)  # recordable with each result
     s = q.CONVENTIONS["ssim"]
@@ -501,64 +502,6 @@ def test_unknown_precision_raises(name: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# torchmetrics classes
-# ---------------------------------------------------------------------------
-CLASSES = [
-    (q.SSIMMetric, {}, "ssim"),
-    (q.SSIMMetric, {"luminance": True}, "ssim_y"),
-    (q.FSIMMetric, {}, "fsim"),
-    (q.FSIMMetric, {"chromatic": False}, "fsim_grey"),
-    (q.GMSDMetric, {}, "gmsd"),
-    (q.NRMSEMetric, {"normalization": "min-max"}, "nrmse_minmax"),
-]
-
-
-@pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize(("cls", "kwargs", "fname"), CLASSES)
-def test_class_equals_functional_and_update_granularity(
-    batch: tuple[torch.Tensor, torch.Tensor], cls: type, kwargs: dict, fname: str, precision: str
-) -> None:
-    fake, real = batch
-    ref = _fn(fname, precision)(fake, real)
-    one = cls(**kwargs, precision=precision)
-    assert one.precision == precision and one.conventions == q.conventions(fname.split("_")[0], precision)
-    one.update(fake, real)
-    many = cls(**kwargs, precision=precision)
-    for i in range(8):
-        many.update(fake[i : i + 1], real[i : i + 1])
-    a, b = one.compute(), many.compute()
-    assert set(a) == {"mean", "std", "values"}
-    assert torch.allclose(a["values"], ref, rtol=0, atol=1e-12)
-    for key in a:
-        assert torch.allclose(a[key], b[key], rtol=0, atol=1e-12)
-    assert a["mean"].item() == pytest.approx(ref.mean().item(), abs=1e-12)
-    assert a["std"].item() == pytest.approx(float(np.std(ref.numpy(), ddof=1)), abs=1e-12)
-    assert isinstance(many.scores, list) and len(many.scores) == 8
-
-
-@pytest.mark.filterwarnings("ignore:The ``compute`` method of metric")
-def test_class_attributes_single_image_std_and_reset(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-    fake, real = batch
-    for cls, name in [(q.SSIMMetric, "ssim"), (q.FSIMMetric, "fsim"), (q.GMSDMetric, "gmsd"), (q.NRMSEMetric, "nrmse")]:
-        assert cls.higher_is_better is q.HIGHER_IS_BETTER[name]
-        assert cls.is_differentiable is False and cls.full_state_update is False
-    m = q.GMSDMetric()
-    with pytest.raises(ValueError, match="before any update"):
-        m.compute()
-    m.update(fake[0], real[0])
-    out = m.compute()
-    assert out["values"].shape == (1,) and out["std"].item() == 0.0
-    m.reset()
-    with pytest.raises(ValueError, match="before any update"):
-        m.compute()
-    with pytest.raises(ValueError, match="normalization"):
-        q.NRMSEMetric(normalization="l2")
-    with pytest.raises(ValueError, match="unknown precision"):
-        q.SSIMMetric(precision="float16")
-    assert q.FSIMMetric().precision == "fast" and q.FSIMMetric().conventions == q.CONVENTIONS["fsim"]
-
-
-# ---------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------
 def _u8(*shape: int) -> torch.Tensor:
@@ -615,7 +558,3 @@ def test_nrmse_unknown_normalization() -> None:
     with pytest.raises(ValueError, match="unknown normalization"):
         q.nrmse(_u8(1, 3, 8, 8), _u8(1, 3, 8, 8), normalization="l2")
 
-
-def test_class_update_validates() -> None:
-    with pytest.raises(ValueError, match="mixed dtypes"):
-        q.SSIMMetric().update(_u8(1, 3, 16, 16), _f(1, 3, 16, 16))

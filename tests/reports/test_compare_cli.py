@@ -98,7 +98,7 @@ def test_compare_pooled_and_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                 y, x = 2 + 7 * k, int(rng.integers(0, 26))
                 t[y:y + 5, x:x + 5] = k + 1
             p = np.where(rng.random(5)[t] > miss, t, 0)  # drop each nucleus with probability miss
-            r = instance_metrics(t, p)
+            r = instance_metrics(p, t)
             r["name"] = f"i{i}"
             rows.append(r)
         frames.append(make_observations("segmentation", model, rows, train_set="R", profile="smoke", seed=0,

@@ -38,7 +38,7 @@ def test_binary_merges_touching_nuclei() -> None:
     assert pred.max() == 2  # 1+2 merged, 3 alone
     merged = np.unique(pred[(inst == 1) | (inst == 2)])
     assert len(merged) == 1 and merged[0] > 0  # both touching nuclei carry one predicted id
-    m = instance_metrics(inst, pred)
+    m = instance_metrics(pred, inst)
     assert m["fn"] >= 1 and m["tp"] + m["fn"] == 3
 
 
@@ -55,7 +55,7 @@ def test_contour_and_distance_separate_touching_nuclei(target: str, config: Post
     else:
         maps = np.stack([soften(np.stack([inst == 0, inst > 0]).astype(np.float32))[1], boundary_distance(inst)])
     pred = postprocess(target, maps, config)
-    m = instance_metrics(inst, pred)
+    m = instance_metrics(pred, inst)
     assert pred.max() == 3 and m["tp"] == 3 and m["fp"] == 0 and m["fn"] == 0
     assert m["sq"] > 0.9  # boundary pixels grown back into their nuclei
 
@@ -136,6 +136,6 @@ def test_target_loss_prefers_the_truth(name: str) -> None:
     assert float(t.loss(good, enc)) < float(t.loss(bad, enc))
     maps = t.maps(good)[0].numpy()
     pred = postprocess(name, maps, PostprocessConfig(min_area=0))
-    assert instance_metrics(inst, pred)["tp"] >= 2
+    assert instance_metrics(pred, inst)["tp"] >= 2
     with pytest.raises(ValueError, match="output channels"):
         t.loss(torch.zeros(1, t.channels + 1, 32, 64), enc)

@@ -71,6 +71,7 @@ def render_table(frame: Any, title: str) -> Any:
     """A rich table of :func:`gbench.pipelines.segmentation_grid.table_frame` output, ours beside the paper's."""
     from rich.table import Table
 
+    from gbench.core.metric_specs import metric_label, metric_spec
     from gbench.pipelines.segmentation_grid import METRICS
 
     names = {"unet": "U-Net", "segnet": "SegNet"}
@@ -80,7 +81,7 @@ def render_table(frame: Any, title: str) -> Any:
     for col in ("Model", "Training", "seeds"):
         t.add_column(col)
     for m in METRICS:
-        t.add_column(f"{m.upper()} ↑", justify="right")
+        t.add_column(f"{metric_label(m)} {'↑' if metric_spec(m).higher_is_better else '↓'}", justify="right")
     for r in frame.to_dict("records"):
         cells = []
         for m in METRICS:
@@ -91,10 +92,12 @@ def render_table(frame: Any, title: str) -> Any:
 
 
 def table_markdown(frame: Any, caption: str) -> str:
+    from gbench.core.metric_specs import metric_label
     from gbench.pipelines.segmentation_grid import METRICS
 
     names = {"unet": "U-Net", "segnet": "SegNet"}
-    head = ["Model", "Training", "seeds", *[m.upper() for m in METRICS], *[f"paper {m.upper()}" for m in METRICS]]
+    head = ["Model", "Training", "seeds", *[metric_label(m) for m in METRICS],
+            *[f"paper {metric_label(m)}" for m in METRICS]]
     lines = [caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in frame.to_dict("records"):
         cells = [names.get(r["arch"], r["arch"]), r["train_label"], _seeds_cell(r),
