@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from gbench import __version__
 from gbench.cli.commands.common import DataSeedOpt, ProfileOpt, SeedOpt, console, err_console
@@ -13,7 +14,48 @@ from gbench.cli.commands.common import DataSeedOpt, ProfileOpt, SeedOpt, console
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
 
-app = typer.Typer(help="gbench: evaluate GAN-synthesized histopathology and cytology images.",
+
+class _Root(TyperGroup):
+    """The root command, whoever runs it (the ``gbench`` script through :func:`main`, or
+    ``typer.testing.CliRunner`` in the tests): user errors print one line and exit 2, never a
+    traceback; usage errors (unknown option or command, missing or ill-typed value) print click's
+    short usage message (with its "did you mean" hint) and exit 2; success returns."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:  # the caller handles exceptions and return values itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        from gbench.core.errors import DataError
+
+        click_errors, click_aborts = _click_exception_types()
+        try:
+            rc = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            if isinstance(rc, int) and rc:
+                sys.exit(rc)  # typer.Exit(n) comes back as a return value when standalone_mode is off
+        except typer.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click_errors as exc:  # usage errors: "Usage: ... Try ... --help ... Error: ..."
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        except click_aborts:
+            err_console.print("aborted")
+            sys.exit(1)
+        except (DataError, ValueError, KeyError, FileNotFoundError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            err_console.print(f"[bold red]error:[/] {_one_line(msg)}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+        except OSError as exc:  # a file system refusal (permission, a file where a folder is needed ...)
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"[bold red]error:[/] {where}{_one_line(exc.strerror or str(exc))}", highlight=False,
+                              soft_wrap=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+        return None
+
+
+app = typer.Typer(help="gbench: evaluate GAN-synthesized histopathology and cytology images.", cls=_Root,
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 #: Command modules, one per area; each defines ``register(app)``. Adding an area is one line here.
@@ -121,38 +163,9 @@ def _one_line(text: str) -> str:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console entry point: user errors print one line and exit 2, never a traceback.
-
-    Usage errors (unknown option or command, missing or ill-typed value) print click's short
-    usage message (with its "did you mean" hint) and exit 2.
-    """
-    from gbench.core.errors import DataError
-
-    click_errors, click_aborts = _click_exception_types()
-    try:
-        rc = app(args=args, standalone_mode=False)
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)  # typer.Exit(n) comes back as a return value when standalone_mode is off
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click_errors as exc:  # usage errors: "Usage: ... Try ... --help ... Error: ..."
-        exc.show()  # type: ignore[attr-defined]
-        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
-    except click_aborts:
-        err_console.print("aborted")
-        sys.exit(1)
-    except (DataError, ValueError, KeyError, FileNotFoundError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        err_console.print(f"[bold red]error:[/] {_one_line(msg)}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except OSError as exc:  # a file system refusal (permission, a file where a folder is needed ...)
-        where = f"{exc.filename}: " if exc.filename else ""
-        err_console.print(f"[bold red]error:[/] {where}{_one_line(exc.strerror or str(exc))}", highlight=False,
-                          soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    """Console entry point: runs :data:`app` (its root command, :class:`_Root`, turns user errors
+    into one line and exit 2)."""
+    app(args=args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,23 +20,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gbench.cli import main
+from tests.cli.test_cli import invoke
 from tests.conftest import random_disks
 from tests.data.test_loaders import XML_TEMPLATE, _region, write_folder
-
 
 # ------------------------------------------------------------------------------------ helpers
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``gbench ARGS`` through the console entry point: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["gbench", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
+    """``gbench ARGS`` through typer's ``CliRunner`` (:func:`tests.cli.test_cli.invoke`): (exit
+    code, stdout, stderr). The fixtures are not used (kept for the callers)."""
+    result = invoke(*args)
+    return result.exit_code, result.stdout, result.stderr
 
 
 def snapshot(path: Path) -> object:
@@ -444,8 +439,8 @@ def test_orphan_temp_files_are_cleaned_by_the_next_run(tmp_path: Path, corpus: C
 def test_outputs_respect_the_umask(tmp_path: Path) -> None:
     import os
 
-    from gbench.data.io import write_png
     from gbench.core.fileio import write_json, write_text
+    from gbench.data.io import write_png
 
     old = os.umask(0o022)
     try:
@@ -468,8 +463,8 @@ def test_json_never_holds_nan(tmp_path: Path) -> None:
 
 
 def test_png16_rgb_is_read_at_full_depth(tmp_path: Path) -> None:
-    from gbench.data.io import read_image
     from gbench.core.errors import DataError
+    from gbench.data.io import read_image
 
     low = np.random.default_rng(0).integers(0, 256, (6, 5, 3)).astype(np.uint16)
     write_png16(tmp_path / "low.png", low)
@@ -508,7 +503,6 @@ def test_segment_validates_the_test_split_before_training(corpus: Corpus, tmp_pa
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The bad test label is found before a single training step (it used to cost a whole training)."""
     import gbench.pipelines.segmentation_grid as bench
-
     from gbench.cli.commands.segment import validate_inputs
     from gbench.core.errors import DataError
     from gbench.core.profiles import get_profile
@@ -574,8 +568,8 @@ def test_set_parser_round_trips_numbers(x: float, n: int) -> None:
 @given(data=st.binary(max_size=300), suffix=st.sampled_from([".png", ".tif", ".npy", ".jpg"]))
 def test_image_and_label_readers_fail_with_one_line(tmp_path_factory: pytest.TempPathFactory, data: bytes,
                                                     suffix: str) -> None:
-    from gbench.data.io import read_image, read_label
     from gbench.core.errors import DataError
+    from gbench.data.io import read_image, read_label
 
     path = tmp_path_factory.mktemp("bytes") / f"x{suffix}"
     path.write_bytes(data)
@@ -593,8 +587,8 @@ def test_image_and_label_readers_fail_with_one_line(tmp_path_factory: pytest.Tem
         lambda v: np.asarray(v, dtype=dt).reshape(h, w, c)))))))
 def test_read_image_values(tmp_path_factory: pytest.TempPathFactory, arr: np.ndarray) -> None:
     """Any 8/16-bit gray/RGB/RGBA PNG: exactly its values (as uint8, RGB) or a one-line refusal."""
-    from gbench.data.io import read_image
     from gbench.core.errors import DataError
+    from gbench.data.io import read_image
 
     path = tmp_path_factory.mktemp("png") / "x.png"
     if arr.dtype == np.uint16 and arr.shape[2] in (3, 4):
@@ -621,8 +615,8 @@ _coord = st.one_of(st.floats(-50, 80), st.sampled_from([math.nan, math.inf, -mat
 def test_monuseg_polygons(tmp_path_factory: pytest.TempPathFactory, polys: list[list[tuple[float, float]]]) -> None:
     """Random regions: either a one-line refusal (non-finite or far-outside vertex), or polygon k has
     id k+1 or is counted as dropped."""
-    from gbench.data.loaders import OUT_OF_BOUNDS_MARGIN, rasterize_polygons, read_monuseg_xml
     from gbench.core.errors import DataError
+    from gbench.data.loaders import OUT_OF_BOUNDS_MARGIN, rasterize_polygons, read_monuseg_xml
 
     shape = (30, 40)
     path = tmp_path_factory.mktemp("xml") / "t.xml"
@@ -646,8 +640,8 @@ def test_monuseg_polygons(tmp_path_factory: pytest.TempPathFactory, polys: list[
 @PROPERTY
 @given(data=st.binary(max_size=200))
 def test_split_csv_any_bytes(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
-    from gbench.data import load_dataset
     from gbench.core.errors import DataError
+    from gbench.data import load_dataset
 
     root = tmp_path_factory.mktemp("split")
     (root / "images").mkdir()

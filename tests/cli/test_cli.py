@@ -8,17 +8,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner, Result
 
-from gbench.cli import main
+from gbench.cli import app
 from tests.data.test_loaders import write_folder
 
 
+def invoke(*args: str) -> Result:
+    """``gbench ARGS`` through typer's ``CliRunner`` against :data:`gbench.cli.app` (the root
+    command maps errors to exit codes, as for the console script). An exception the app lets
+    through is raised again, with its traceback, rather than read as exit code 1."""
+    result = CliRunner().invoke(app, list(args), prog_name="gbench")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
 def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["gbench", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    return int(exc.value.code or 0)
+    """``gbench ARGS`` (see :func:`invoke`): the exit code. What the command printed is passed on
+    to ``sys.stdout``/``sys.stderr``, where the callers read it with ``capsys``. ``monkeypatch``
+    is not used (kept for the callers)."""
+    result = invoke(*args)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.exit_code
 
 
 def test_inspect_writes_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

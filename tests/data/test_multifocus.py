@@ -5,12 +5,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gbench.data.multifocus import (AUGMENTATIONS, augment_stack, augmented, check_stack, load_multifocus,
-                                    plane_labels, stack_array, write_stack)
+from gbench.core.errors import DataError
+from gbench.data.multifocus import (
+    AUGMENTATIONS,
+    augment_stack,
+    augmented,
+    check_stack,
+    load_multifocus,
+    plane_labels,
+    stack_array,
+    write_stack,
+)
 from gbench.data.resolve import load_stacks
 from gbench.data.synthetic_cells import synthetic_cells
-from gbench.core.errors import DataError
 from gbench.metrics.multifocus import focus_curve
+
+# one torch thread per test, as under tests/generators/conftest.py (where these tests lived before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stack(seed: int = 0, planes: int = 11, size: int = 16) -> np.ndarray:

@@ -10,14 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gbench.core.errors import DataError
 from gbench.data.io import read_image, read_label, write_png
 from gbench.data.loaders import load_dataset
 from gbench.data.masks import synthesize_instance_map
-from gbench.core.errors import DataError
 from gbench.pipelines.synthesis import file_sha256, synthesize
 from generators.train import train_generator
-from tests.generators.test_train import TINY, tiles
 from tests.cli.test_cli import run_cli
+from tests.generators.test_train import TINY, tiles
+
+# one torch thread per test, as under tests/generators/conftest.py (where these tests lived before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +135,8 @@ def test_cli_synthesize_with_fitted_masks(tmp_path: Path, checkpoints: dict[str,
 def test_evaluate_generator_matches_file_scoring(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
     import generators
     from gbench.data.patches import grid_crops
-    from gbench.pipelines.quality import find_pairs, score_pairs
     from gbench.pipelines.generator_eval import evaluate_generator
+    from gbench.pipelines.quality import find_pairs, score_pairs
 
     ds = tiles(2, 80)
     recs = evaluate_generator("sharp-gan", checkpoints["sharp-gan"], ds, profile="smoke", seed=0, batch_size=3,

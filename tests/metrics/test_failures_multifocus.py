@@ -8,6 +8,9 @@ from gbench.data.multifocus import stack_array
 from gbench.data.resolve import load_stacks
 from gbench.metrics.failures import multifocus_failure, stack_diversity
 
+# one torch thread per test, as under tests/generators/conftest.py (where these tests lived before)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def real() -> np.ndarray:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,9 @@ import pytest
 from PIL import Image
 from skimage.metrics import normalized_root_mse, structural_similarity
 
-from gbench.cli import main
 from gbench.core.errors import DataError
 from gbench.pipelines.quality import find_pairs, run_quality
+from tests.cli.test_cli import invoke
 
 
 def _tissue(seed: int, shape: tuple[int, int] = (48, 56)) -> np.ndarray:
@@ -83,21 +82,13 @@ def test_size_mismatch_names_file(tmp_path: Path) -> None:
         run_quality(real, fake, None, progress=False)
 
 
-def test_cli_quality_writes_and_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_quality_writes_and_fails_cleanly(tmp_path: Path) -> None:
     real, fake, _ = make_folders(tmp_path, n=2)
-    monkeypatch.setattr(sys, "argv", ["gbench", "quality", "--real", str(real), "--fake", str(fake),
-                                      "--out", str(tmp_path / "q"), "--metric", "ssim", "--metric", "nrmse"])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    assert exc.value.code in (0, None)
+    result = invoke("quality", "--real", str(real), "--fake", str(fake), "--out", str(tmp_path / "q"),
+                    "--metric", "ssim", "--metric", "nrmse")
+    assert result.exit_code == 0
     assert list(pd.read_csv(tmp_path / "q" / "per_image.csv").columns) == ["name", "ssim", "nrmse"]
-    assert "SSIM" in capsys.readouterr().out
-    monkeypatch.setattr(sys, "argv", ["gbench", "quality", "--real", str(real), "--fake", str(tmp_path / "nope"),
-                                      "--out", str(tmp_path / "q2")])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and "nope: folder not found" in err
+    assert "SSIM" in result.stdout
+    result = invoke("quality", "--real", str(real), "--fake", str(tmp_path / "nope"), "--out", str(tmp_path / "q2"))
+    assert result.exit_code == 2 and "nope: folder not found" in result.stderr
     assert not (tmp_path / "q2").exists()  # nothing half-written

@@ -7,12 +7,24 @@ import torch
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
+from gbench.core.errors import DataError
 from gbench.data.multifocus import stack_array
 from gbench.data.synthetic_cells import synthetic_cells
-from gbench.core.errors import DataError
-from gbench.metrics.multifocus import (NOT_COMPARABLE, InceptionFeatures, RandomConvFeatures, evaluate_multifocus,
-                                       fid_from_features, focus_curve, get_extractor, interplane_ssim,
-                                       kid_from_features, variance_of_laplacian)
+from gbench.metrics.multifocus import (
+    NOT_COMPARABLE,
+    InceptionFeatures,
+    RandomConvFeatures,
+    evaluate_multifocus,
+    fid_from_features,
+    focus_curve,
+    get_extractor,
+    interplane_ssim,
+    kid_from_features,
+    variance_of_laplacian,
+)
+
+# one torch thread per test, as under tests/generators/conftest.py (where these tests lived before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fid_reference(a: np.ndarray, b: np.ndarray) -> float:

@@ -13,8 +13,8 @@ from gbench.core.records import load_records
 from gbench.metrics.distribution import CI_METHOD, DISTRIBUTION_METRICS
 from gbench.metrics.features import file_sha256
 from gbench.pipelines.quality import run_quality
-from tests.metrics.test_quality_cli import make_folders
 from tests.cli.test_cli import run_cli
+from tests.pipelines.test_quality import make_folders
 
 
 def _labelled(root: Path) -> tuple[Path, Path]:

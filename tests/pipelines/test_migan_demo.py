@@ -10,9 +10,18 @@ import pytest
 
 from gbench.data.multifocus import stack_array
 from gbench.data.resolve import load_stacks
-from gbench.pipelines.migan_demo import (TRANSFER_METRICS, _seed_observations, evaluate_stacks, mean_stack,
-                                    shuffled_planes, transfer_verdict)
+from gbench.pipelines.migan_demo import (
+    TRANSFER_METRICS,
+    _seed_observations,
+    evaluate_stacks,
+    mean_stack,
+    shuffled_planes,
+    transfer_verdict,
+)
 from tests.cli.test_cli import run_cli
+
+# one torch thread per test, as under tests/generators/conftest.py (where these tests lived before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
