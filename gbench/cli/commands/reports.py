@@ -61,8 +61,7 @@ def regress(
         return
     console.print(report.to_rich("worse"))
     console.print(f"[bold red]regression[/] {report.summary()}", highlight=False)
-    # SystemExit, not typer.Exit: gbench.cli.main runs the app with standalone_mode=False, where click
-    # turns typer.Exit into a return value that main() does not pass on.
+    # exit status 1 (the root command, gbench.cli.app._Root, passes SystemExit codes on as they are)
     raise SystemExit(1)
 
 
