@@ -83,14 +83,14 @@ def bench_training(quick: bool) -> None:
             continue
         widths = (8, 16) if prof.name == "smoke" else (16, 32, 64)
         for ngf in widths:
-            m = generators.create("sharp-gan", image_size=prof.image_size, ngf=ngf, ndf=ngf, lr=prof.lr)
+            m = generators.create("sharp-gan", image_size=prof.generator.image_size, ngf=ngf, ndf=ngf, lr=prof.generator.lr)
             g = torch.Generator().manual_seed(0)
-            b, s = prof.batch_size, prof.image_size
+            b, s = prof.generator.batch_size, prof.generator.image_size
             batch = {"cond": torch.rand(b, 1, s, s, generator=g), "image": torch.rand(b, 3, s, s, generator=g),
                      "contour": (torch.rand(b, 1, s, s, generator=g) > 0.85).float()}
             reps = 1 if prof.name == "paper" else 3
             t = _timeit(lambda: m.training_step(batch, 0), reps)
-            steps = prof.max_steps
+            steps = prof.generator.max_steps
             length = f"{steps} steps: {steps * t / 60:.1f} min" if steps else "500 epochs"
             ratio = "" if ref is None else f"  (x{t / ref:.1f} the smoke/ngf=8 step)"
             ref = ref or t
@@ -107,12 +107,12 @@ def bench_generation(quick: bool) -> None:
         if quick and prof.name == "paper":
             continue
         for ngf in (16, 64):
-            m = generators.create("sharp-gan", image_size=prof.image_size, ngf=ngf, ndf=ngf).eval()
-            cond = torch.rand(prof.batch_size, 1, prof.image_size, prof.image_size)
+            m = generators.create("sharp-gan", image_size=prof.generator.image_size, ngf=ngf, ndf=ngf).eval()
+            cond = torch.rand(prof.generator.batch_size, 1, prof.generator.image_size, prof.generator.image_size)
             t = _timeit(lambda: m.generate(cond), 2)
-            ips = prof.batch_size / t
-            counts = dict(prof.synthetic_counts)
-            print(f"{prof.name:8s} {prof.image_size:4d}px ngf={ngf:3d}: {ips:7.1f} images/s -> S3k ({counts['S3k']}) "
+            ips = prof.generator.batch_size / t
+            counts = dict(prof.synthesis.counts)
+            print(f"{prof.name:8s} {prof.generator.image_size:4d}px ngf={ngf:3d}: {ips:7.1f} images/s -> S3k ({counts['S3k']}) "
                   f"{counts['S3k'] / ips:.0f} s, S10k ({counts['S10k']}) {counts['S10k'] / ips:.0f} s")
 
 

@@ -28,12 +28,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import segmentation  # noqa: E402
-from gbench.engine import StepLoader, fit  # noqa: E402
 from gbench.core.profiles import get_profile  # noqa: E402
 from gbench.data.resolve import resolve_dataset  # noqa: E402
+from gbench.engine import StepLoader, fit  # noqa: E402
 from segmentation.targets import get_target  # noqa: E402
-from segmentation.train import (ARCH_DEFAULTS, SegmenterModule, TrainItems, config_from_profile,  # noqa: E402
-                                train_segmenter)
+from segmentation.train import SegmenterModule, TrainItems, config_from_profile, train_segmenter  # noqa: E402
 
 
 def build(arch: str, opts: dict, seed: int) -> torch.nn.Module:
@@ -56,8 +55,8 @@ def bare_tensors(arch: str, opts: dict, batches: list[dict], lr: float) -> float
 
 
 def bare_data(arch: str, opts: dict, items: TrainItems, batch: int, steps: int, lr: float) -> float:
-    from torch.utils.data import default_collate
     import numpy as np
+    from torch.utils.data import default_collate
 
     net = build(arch, opts, 0).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -103,12 +102,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     prof = get_profile(args.profile)
-    opts = dict(ARCH_DEFAULTS[prof.name][args.arch])
+    opts = prof.segmenter(args.arch).model_options
     ds = resolve_dataset("synthetic-he", "train", prof, 0)
     items = TrainItems([(ds, i) for i in range(len(ds))], args.size, get_target("binary"))
     loader = StepLoader(items, args.batch, seed=0)
     batches = [loader.batch(s) for s in range(args.steps)]
-    lr = prof.lr
+    lr = prof.segmenter(args.arch).lr
     runs = {
         "bare-tensors": lambda: bare_tensors(args.arch, opts, batches, lr),
         "bare-data": lambda: bare_data(args.arch, opts, items, args.batch, args.steps, lr),

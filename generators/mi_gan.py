@@ -44,7 +44,7 @@ WGAN-GP, lambda 10          :func:`gradient_penalty`, ``gp_lambda`` = 10.
 ``critic_norm`` defaults to ``batch`` (the paper's BN in D2). Gulrajani et al. advise against
 batch norm in a WGAN-GP critic, because it makes each sample's score depend on the batch;
 ``layer`` (GroupNorm with one group) or ``none`` are the alternatives; the ``smoke`` and ``demo``
-profiles use ``layer`` (:data:`PROFILE_CRITIC_NORM`), ``paper`` the paper's ``batch``. Real and
+profiles use ``layer`` (``Profile.migan.critic_norm``), ``paper`` the paper's ``batch``. Real and
 fake images go through the critic in one batch so that batch norm sees both.
 
 Why the literal reading fails, and the options that fix it
@@ -69,7 +69,7 @@ channel, real 202 to 239) and the sharpness was flat and a hundred times the rea
   (Odena et al. 2016); it is also what the focus measure (variance of the Laplacian) sees.
 
 The options (each a :class:`MIGANConfig` field; ``paper`` keeps the literal architecture,
-``smoke`` and ``demo`` use the fixes, :data:`PROFILE_OPTIONS`):
+``smoke`` and ``demo`` use the fixes: ``Profile.migan.options``):
 
 =====================================  =========================================================
 Paper's wording                        Option (``demo`` value)
@@ -118,13 +118,13 @@ from torch import Tensor, nn
 
 from gbench.core.errors import DataError
 from gbench.core.fileio import save_torch
-from gbench.core.profiles import get_profile
+from gbench.core.profiles import Profile
 
 __all__ = [
     "MIGANConfig", "BaseGenerator", "BaseCritic", "FocusEncoders", "FocusDecoders", "ResNet3d",
     "MultiFocusGenerator", "StackCritic", "MIGAN", "WGANGPModule", "gradient_penalty",
     "wasserstein_estimate", "stacks_to_tensor", "tensor_to_stacks", "images_to_tensor",
-    "tensor_to_images", "config_for_profile", "PROFILE_WIDTHS", "PROFILE_OPTIONS", "GaussianBank",
+    "tensor_to_images", "config_for_profile", "GaussianBank",
     "FocusStructuredGenerator", "precise_batch_norm", "parameter_count", "load_mi_gan", "save_mi_gan",
     "MODEL_FILE", "create",
 ]
@@ -264,45 +264,11 @@ class MIGANConfig:
         return cls(**d)
 
 
-#: Per-profile defaults: widths (g1_width, d1_width, g2_width, d2_width) and critic norm. ``paper``
-#: uses DCGAN's 64 and the paper's batch-normalised critics; ``smoke`` and ``demo`` use layer norm
-#: (GroupNorm, one group), which in short CPU runs gave a steadily falling critic loss where batch
-#: norm's was noisy (Gulrajani et al. also advise against batch norm in a WGAN-GP critic).
-PROFILE_WIDTHS: dict[str, tuple[int, int, int, int]] = {
-    "smoke": (8, 8, 4, 4),
-    "demo": (16, 16, 16, 8),
-    "paper": (64, 64, 32, 16),
-}
-PROFILE_CRITIC_NORM: dict[str, str] = {"smoke": "layer", "demo": "layer", "paper": "batch"}
-#: Per-profile options beyond widths and critic norm. ``paper`` keeps the paper's literal
-#: architecture (transposed convs k 6, eleven encoders to 3x4x4, 3-channel 3D ResNet, eleven
-#: decoders, adversarial losses only); ``smoke`` and ``demo`` use the fixes of the module
-#: docstring's "Why the literal reading fails": resize-convolution up-sampling, the
-#: focus-structured G2 with a 32-channel bottleneck, a paired L1 term for G2 (weight 100, as
-#: pix2pix), fewer critic updates.
-PROFILE_OPTIONS: dict[str, dict[str, Any]] = {
-    "smoke": dict(upsample="resize", g2_arch="focus", latent_channels=8, resnet_channels=8, g2_l1=100.0,
-                  g2_residual=False, n_critic=2, g2_n_critic=1, precise_bn=True),
-    "demo": dict(upsample="resize", g2_arch="focus", latent_channels=32, resnet_channels=32, g2_l1=100.0,
-                 g2_residual=False, n_critic=5, g2_n_critic=2, lr=2e-4, g2_lr=1e-3, precise_bn=True),
-    "paper": {},
-}
+def config_for_profile(profile: Profile, **overrides: Any) -> MIGANConfig:
+    """The MI-GAN config of a profile's ``migan`` section (:class:`gbench.core.profiles.MiganSection`:
+    image size, planes, lr, widths, critic norm and further options), plus ``overrides``."""
 
-
-def config_for_profile(profile: Any, **overrides: Any) -> MIGANConfig:
-    """The MI-GAN config for a :class:`gbench.core.profiles.Profile` (or its name), plus overrides.
-
-    The profile sets ``image_size`` (``migan_size``), ``planes`` (``focus_planes``), ``lr``, the
-    widths of :data:`PROFILE_WIDTHS`, the critic norm of :data:`PROFILE_CRITIC_NORM` and the
-    options of :data:`PROFILE_OPTIONS` (which may set ``lr`` for MI-GAN alone).
-    """
-
-    prof = get_profile(profile) if isinstance(profile, str) else profile
-    g1, d1, g2, d2 = PROFILE_WIDTHS.get(prof.name, PROFILE_WIDTHS["paper"])
-    base = dict(image_size=prof.migan_size, planes=prof.focus_planes, lr=prof.lr,
-                g1_width=g1, d1_width=d1, g2_width=g2, d2_width=d2,
-                critic_norm=PROFILE_CRITIC_NORM.get(prof.name, "batch"))
-    base.update(PROFILE_OPTIONS.get(prof.name, {}))
+    base = profile.migan.config_options()
     base.update(overrides)
     return MIGANConfig.from_dict(base)
 

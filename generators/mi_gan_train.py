@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gbench.core.fileio import clean_orphan_temps, write_json, write_text
-from gbench.core.profiles import get_profile
+from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance
 from gbench.data.io import write_png
 from gbench.data.multifocus import AUGMENTATIONS, augment_stack, stack_array, write_stack
@@ -46,33 +46,18 @@ from generators.mi_gan import (
 )
 
 __all__ = ["StackTrainingSet", "train_phase", "train_migan", "MIGANRun", "stack_grid", "write_stack_grid",
-           "sample_to_folder", "PROFILE_SCHEDULE", "schedule_for"]
+           "sample_to_folder", "schedule_for"]
 
-#: MI-GAN's own schedule per profile: generator iterations of G1 and of G2, real items per critic
-#: update, stacks drawn for evaluation, and the step budget of each MI-GAN2 run of the transfer
-#: experiment (the same for the transferred and the from-scratch run). Profiles not listed
-#: (``paper``) take the profile's ``max_steps`` / ``epochs`` (over the x6-augmented set) and
-#: ``batch_size``.
-PROFILE_SCHEDULE: dict[str, dict[str, int]] = {
-    "smoke": {"steps_g1": 4, "steps_g2": 4, "batch_size": 2, "n_eval": 6, "transfer_steps_g1": 3,
-              "transfer_steps_g2": 2},
-    "demo": {"steps_g1": 800, "steps_g2": 100, "batch_size": 8, "n_eval": 256, "transfer_steps_g1": 400,
-             "transfer_steps_g2": 80},
-}
-
-
-def schedule_for(profile: str) -> dict[str, int | None]:
+def schedule_for(profile: Profile) -> dict[str, int | None]:
     """``{"steps_g1", "steps_g2", "batch_size", "n_eval", "transfer_steps_g1", "transfer_steps_g2"}`` of a
-    profile (None: the profile's generic values; the transfer budget defaults to MI-GAN1's)."""
+    profile's ``migan`` section (None steps: :func:`train_migan` trains ``epochs`` over the augmented
+    set, G2 as long as G1; the transfer budget defaults to MI-GAN1's)."""
 
-    prof = get_profile(profile)
-    sched = PROFILE_SCHEDULE.get(prof.name, {})
-    out: dict[str, int | None] = {"steps_g1": sched.get("steps_g1"), "steps_g2": sched.get("steps_g2"),
-                                  "batch_size": sched.get("batch_size", prof.batch_size),
-                                  "n_eval": sched.get("n_eval", 256)}
-    out["transfer_steps_g1"] = sched.get("transfer_steps_g1", out["steps_g1"])
-    out["transfer_steps_g2"] = sched.get("transfer_steps_g2", out["steps_g2"])
-    return out
+    m = profile.migan
+    return {"steps_g1": m.steps_g1, "steps_g2": m.steps_g2,
+            "batch_size": m.batch_size, "n_eval": m.n_eval,
+            "transfer_steps_g1": m.transfer_steps_g1 if m.transfer_steps_g1 is not None else m.steps_g1,
+            "transfer_steps_g2": m.transfer_steps_g2 if m.transfer_steps_g2 is not None else m.steps_g2}
 
 
 class StackTrainingSet:
@@ -185,7 +170,7 @@ def _summary(history: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
-def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int = 0, split: str = "train",
+def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", seed: int = 0, split: str = "train",
                 init_from: str | Path | None = None, resume: bool = False, steps: int | None = None,
                 steps_g2: int | None = None, batch_size: int | None = None, n_train: int | None = None, progress: bool = True,
                 device: str | None = None, augment: bool = True, grid_samples: int | None = None,
@@ -195,21 +180,22 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
     Args:
         data: ``synthetic-cells:siha``, ``synthetic-cells:cancer``, ``multifocus:PATH`` or a folder.
         out: run folder (created).
-        profile: ``smoke``, ``demo`` or ``paper``: image size, planes, lr, batch size, widths,
-            steps and the number of built-in training stacks (``migan_train``).
+        profile: a :class:`~gbench.core.profiles.Profile` or its name (``smoke``, ``demo``,
+            ``paper``): its ``migan`` section gives image size, planes, lr, batch size, widths,
+            steps and the number of built-in training stacks.
         seed: seeds data order, initialisation and noise.
         data_seed: draws the built-in data set (which stacks exist); never the training seed.
         split: split of ``data`` to train on.
         init_from: a trained MI-GAN run folder (or ``mi-gan.pt``) to start from (transfer
             learning); its architecture is kept and ``config`` may not change it.
         resume: continue the phases from their checkpoints in ``out``.
-        steps: generator iterations per phase (default: :data:`PROFILE_SCHEDULE`'s ``steps_g1``,
-            else the profile's ``max_steps``, else its epochs over the augmented set).
+        steps: generator iterations per phase (default: the section's ``steps_g1``, else its
+            ``epochs`` over the augmented set).
         steps_g2: generator iterations of G2 when they differ from ``steps`` (default: ``steps``
-            when given, else :data:`PROFILE_SCHEDULE`'s ``steps_g2``).
-        batch_size: real items per critic update (default: the schedule's, else the profile's).
+            when given, else the section's ``steps_g2``, else G1's).
+        batch_size: real items per critic update (default: the section's).
         n_train: built-in stacks to train on (default: the profile's ``migan_count`` of the cell
-            type: ``migan_train`` SiHa, ``migan_cancer`` cancer stacks, about half as in the paper).
+            type: ``train_stacks`` SiHa, ``cancer_stacks`` cancer stacks, about half as in the paper).
         progress: progress bars.
         device: None = CUDA when available, else CPU.
         augment: the paper's x6 augmentation.
@@ -223,7 +209,7 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
         DataError: bad data or ``init_from``. ValueError: bad options, incompatible resume.
     """
 
-    prof = get_profile(profile)
+    prof = as_profile(profile)
     out = Path(out)
     t0 = time.perf_counter()
     source: dict[str, Any] | None = None
@@ -257,18 +243,16 @@ def train_migan(data: str, out: str | Path, *, profile: str = "demo", seed: int 
     stacks = stack_array(dataset)
 
     clean_orphan_temps(out)  # temp files of a killed run
-    sched = schedule_for(prof.name)
-    bs = batch_size or int(sched["batch_size"] or prof.batch_size)
+    sched = schedule_for(prof)
+    bs = batch_size or int(sched["batch_size"])
     if steps is not None:
         steps_g2 = steps if steps_g2 is None else steps_g2
     else:
         if sched["steps_g1"] is not None:
             steps = int(sched["steps_g1"])
-        elif prof.max_steps is not None:
-            steps = prof.max_steps
         else:
             items = len(stacks) * (6 if augment else 1)
-            steps = max(1, int(np.ceil(prof.epochs * items / (bs * cfg.n_critic))))
+            steps = max(1, int(np.ceil(prof.migan.epochs * items / (bs * cfg.n_critic))))
         if steps_g2 is None:
             steps_g2 = int(sched["steps_g2"]) if sched["steps_g2"] is not None else steps
     if steps <= 0 or steps_g2 <= 0:

@@ -38,7 +38,7 @@ import generators
 from gbench.core.errors import DataError
 from gbench.core.fileio import clean_orphan_temps, folder_lock, write_json
 from gbench.core.hashing import Stage
-from gbench.core.profiles import Profile, get_profile
+from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance
 from gbench.data.io import write_png
 from gbench.data.patches import augment, grid_positions, pad_to, random_crop
@@ -102,14 +102,14 @@ class CropDataset:
 
 
 def resolve_steps(profile: Profile, loader: StepLoader, steps: int | None) -> int:
-    """``steps`` if given, else the profile's ``max_steps``, else its epochs over the crop stream."""
+    """``steps`` if given, else the profile's ``generator.max_steps``, else its epochs over the crop stream."""
     if steps is not None:
         if steps <= 0:
             raise ValueError(f"--steps must be positive, got {steps}")
         return int(steps)
-    if profile.max_steps is not None:
-        return int(profile.max_steps)
-    return loader.steps_for_epochs(profile.epochs)
+    if profile.generator.max_steps is not None:
+        return int(profile.generator.max_steps)
+    return loader.steps_for_epochs(profile.generator.epochs)
 
 
 def _to_rgb(x: np.ndarray) -> np.ndarray:
@@ -206,7 +206,7 @@ def run_key(name: str, config: Mapping[str, Any], prof: Profile, seed: int, data
     """
 
     stage = Stage("train-gen", {"generator": name, "config": dict(config), "seed": int(seed),
-                                "batch_size": int(prof.batch_size), "data": _data_identity(data, tiles)})
+                                "batch_size": int(prof.generator.batch_size), "data": _data_identity(data, tiles)})
     return stage.key(), stage.document()["config"]
 
 
@@ -244,7 +244,7 @@ def _check_resume(out: Path, key: str, document: Mapping[str, Any], data: str | 
                          "use another --out, or --overwrite to start again")
 
 
-#: Generators whose ``ngf``/``ndf`` default to the profile's ``gan_width``.
+#: Generators whose ``ngf``/``ndf`` default to the profile's ``generator.width``.
 WIDTH_FROM_PROFILE: frozenset[str] = frozenset({"gan-binary", "gan-dist", "sharp-gan"})
 
 
@@ -273,13 +273,14 @@ def train_generator(
         name: registered generator (``generators.available()``).
         data: dataset name or path (``gbench.data.resolve.resolve_dataset``; built-ins sized by the profile).
         out: run folder.
-        profile: ``smoke`` / ``demo`` / ``paper`` (crop size, batch size, learning rate, steps).
+        profile: a :class:`~gbench.core.profiles.Profile` or its name (``smoke`` / ``demo`` / ``paper``);
+            its ``generator`` section gives crop size, batch size, learning rate, steps and width.
         seed: seeds weights, crops, augmentation and dropout.
         data_seed: draws a built-in dataset (which tiles exist); never the training seed.
         resume: continue from ``out/checkpoints/last.pt``.
-        steps: total optimiser steps (default: the profile's ``max_steps`` or its epochs).
+        steps: total optimiser steps (default: the section's ``max_steps`` or its epochs).
         overrides: generator config fields (``{"ngf": 32, "beta": 0.5}``); ``image_size``, ``lr``,
-            ``ngf``/``ndf`` (pix2pix generators: the profile's ``gan_width``)
+            ``ngf``/``ndf`` (pix2pix generators: the profile's ``generator.width``)
             and ``init_seed`` come from the profile and seed unless given here.
         checkpoint_every: steps between checkpoints (default: a tenth of the run, at least 1).
         sample_every: steps between sample grids (default: a fifth of the run).
@@ -300,19 +301,20 @@ def train_generator(
     """
 
     t0 = time.perf_counter()
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    prof = as_profile(profile)
+    gen = prof.generator
     out = Path(out)
     if not resume and not overwrite and (out / "checkpoints" / CHECKPOINT_NAME).is_file():
         raise DataError(out, "already holds a training run; use --resume to continue it or --overwrite to replace it")
-    opts = {"image_size": prof.image_size, "lr": prof.lr, "init_seed": seed, **dict(overrides or {})}
+    opts = {"image_size": gen.image_size, "lr": gen.lr, "init_seed": seed, **dict(overrides or {})}
     if name in WIDTH_FROM_PROFILE:
-        opts = {"ngf": prof.gan_width, "ndf": prof.gan_width, **opts}
+        opts = {"ngf": gen.width, "ndf": gen.width, **opts}
     module = generators.create(name, **opts)
     if dataset is None:
         dataset = resolve_dataset(data, "train", prof, data_seed)
     size = int(module.config.image_size)
     crops = CropDataset(dataset, size, module.train_item)
-    loader = StepLoader(crops, prof.batch_size, seed)
+    loader = StepLoader(crops, gen.batch_size, seed)
     one_pass = getattr(module, "default_epochs", None)  # non-learning generators (mask-paint): one pass
     total = loader.steps_for_epochs(int(one_pass)) if steps is None and one_pass else resolve_steps(prof, loader, steps)
     ckpt_every = checkpoint_every or max(1, total // 10)
@@ -365,8 +367,8 @@ def train_generator(
                 "steps": result.steps,
                 "resumed_from": result.start_step,
                 "run_key": rkey,
-                "batch_size": prof.batch_size,
-                "epochs_seen": result.steps * prof.batch_size / len(crops),
+                "batch_size": gen.batch_size,
+                "epochs_seen": result.steps * gen.batch_size / len(crops),
                 "checkpoint": str(result.checkpoint) if result.checkpoint else None,
                 "checkpoint_every": ckpt_every,
                 "world_size": result.world_size,

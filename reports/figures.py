@@ -177,7 +177,7 @@ def synthetic_count(train_set: str, profile: str | None = None) -> int:
     name = f"S{m.group(1)}{m.group(2).lower()}"
     if profile:
         p = PROFILES.get(profile)
-        if p is not None and name in dict(p.synthetic_counts):
+        if p is not None and name in dict(p.synthesis.counts):
             return p.synthetic_count(name)
     return int(m.group(1)) * (1000 if m.group(2) else 1)
 

@@ -130,10 +130,10 @@ def scaled_count(part: SetPart, profile: Profile) -> int | None:
     """Images a synthetic part uses under ``profile`` (None: all images of the set)."""
     if part.count is None:
         return None
-    counts = dict(profile.synthetic_counts)
+    counts = dict(profile.synthesis.counts)
     if part.token in counts:
         return int(counts[part.token])
-    ref = dict(PAPER.synthetic_counts)["S3k"]
+    ref = dict(PAPER.synthesis.counts)["S3k"]
     factor = counts.get("S3k", ref) / ref
     return max(1, round(part.count * factor))
 

@@ -43,6 +43,7 @@ from torch import nn
 
 import segmentation
 from gbench.core.fileio import write_json
+from gbench.core.profiles import Profile
 from gbench.data.patches import augment, grid_crops, random_crop
 from gbench.data.types import Dataset
 from gbench.engine import EarlyStopping, StepLoader, dist_info, fit, init_distributed, select_device
@@ -50,40 +51,11 @@ from gbench.metrics.instance import aggregate, instance_metrics
 from segmentation.postprocess import PostprocessConfig, postprocess
 from segmentation.targets import Target, get_target
 
-__all__ = ["SegmentConfig", "ARCH_DEFAULTS", "TRAIN_DEFAULTS", "SegmenterModule", "TrainItems", "CropItems", "split_train_val",
+__all__ = ["SegmentConfig", "SegmenterModule", "TrainItems", "CropItems", "split_train_val",
            "predict_maps", "predict_instances", "evaluate", "padded_tiles", "PaddedTile", "train_segmenter", "TrainOutcome", "config_from_profile"]
 
 #: Default number of validations per run (``val_every`` = max(one epoch, steps / VAL_TIMES)).
 VAL_TIMES = 20
-
-#: Per-profile model options (CPU profiles use smaller networks; ``paper`` the full ones). The
-#: demo U-Net keeps resnet18's first four stages (3.1 M parameters instead of 14.3 M; 12 MB of
-#: weights) with a narrow decoder: on 2 CPU cores a step takes ~0.12 s on 96 px crops.
-ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {"unet": {"encoder": "resnet18"}, "segnet": {"width": 0.125}},
-    "demo": {"unet": {"encoder": "resnet18", "encoder_depth": 4, "decoder_channels": (64, 32, 16, 8)},
-             "segnet": {"width": 0.25}},
-    "paper": {"unet": {"encoder": "resnet34"}, "segnet": {"width": 1.0}},
-}
-
-#: Per-profile training settings of the segmenters that replace the profile's shared ones (crop,
-#: batch, lr, step cap, validation cadence; the profile's values are the generators'). ``demo``:
-#: chosen so that U-Net R and SegNet R learn on the built-in ``synthetic-he`` within the demo's
-#: budget (a step costs about 0.25 s on one CPU core for either network). Measured (test PQ at
-#: 96 px crops, batch 8, lr 1e-3, seeds 0-2): U-Net 0.66-0.72 after 100 steps; SegNet 0.57-0.64
-#: after 150-160 and 0.61-0.69 after 200, with eval-mode dips on the way that the validation
-#: (best weights by validation loss) steps over. At the profile's lr 2e-4 SegNet R was still at
-#: PQ 0.000 after 100 steps; lr 2e-3-3e-3, batch 4 or 64 px crops made SegNet unstable or slower
-#: to learn. ``paper`` keeps the paper's.
-TRAIN_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {},
-    "demo": {"unet": {"image_size": 96, "batch_size": 8, "lr": 1e-3, "max_steps": 100, "val_every": 20,
-                      "patience": 4},
-             "segnet": {"image_size": 96, "batch_size": 8, "lr": 1e-3, "max_steps": 160, "val_every": 20,
-                        "patience": 4}},
-    "paper": {},
-}
-
 
 @dataclass(frozen=True)
 class SegmentConfig:
@@ -155,24 +127,23 @@ class SegmentConfig:
         return d
 
 
-def config_from_profile(profile: Any, arch: str, target: str = "binary", **overrides: Any) -> SegmentConfig:
-    """A :class:`SegmentConfig` with the profile's crop, batch, lr, schedule and model defaults.
-
-    The profile's per-arch :data:`TRAIN_DEFAULTS` replace its shared values; ``overrides``
-    replace fields last (``model`` as a dict is merged into the profile's options).
+def config_from_profile(profile: Profile, arch: str, target: str = "binary", **overrides: Any) -> SegmentConfig:
+    """A :class:`SegmentConfig` from the profile's section for ``arch`` (:meth:`Profile.segmenter`:
+    model options, crop, batch, lr, schedule, validation cadence, patience); ``overrides`` replace
+    fields last (``model`` as a dict is merged into the section's options). A profile without a
+    section for ``arch`` is a :class:`gbench.core.profiles.ProfileError`.
     """
-    model = dict(ARCH_DEFAULTS.get(profile.name, ARCH_DEFAULTS["paper"]).get(arch, {}))
-    model.update(overrides.pop("model", None) or {})
+    section = profile.segmenter(arch)
+    model = {**section.model_options, **(overrides.pop("model", None) or {})}
     cfg = SegmentConfig(arch=arch, model=tuple(sorted(model.items())), target=target,  # type: ignore[arg-type]
-                        image_size=profile.image_size, batch_size=profile.batch_size, lr=profile.lr,
-                        epochs=profile.epochs,
-                        max_steps=profile.max_steps if profile.segment_max_steps is None else profile.segment_max_steps)
+                        image_size=section.image_size, batch_size=section.batch_size, lr=section.lr,
+                        epochs=section.epochs, max_steps=section.max_steps, val_every=section.val_every,
+                        patience=section.patience)
     names = {f.name for f in dataclasses.fields(cfg)}
     bad = sorted(set(overrides) - names)
     if bad:
         raise ValueError(f"segmentation config has no option(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
-    defaults = TRAIN_DEFAULTS.get(profile.name, {}).get(arch, {})
-    return dataclasses.replace(cfg, **{**defaults, **overrides})
+    return dataclasses.replace(cfg, **overrides)
 
 
 # ---------------------------------------------------------------------------------------------

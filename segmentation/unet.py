@@ -3,7 +3,7 @@
 ``encoder_weights`` is ``None`` by default: the encoder starts from random initialisation
 (gbench never downloads weights). The Sharp-GAN paper cites the original U-Net (Ronneberger et
 al. 2015) without naming an encoder; the smp default encoder ``resnet34`` is the default here,
-and CPU profiles pick ``resnet18`` (see ``segmentation.train.ARCH_DEFAULTS``).
+and CPU profiles pick ``resnet18`` (see ``gbench.core.profiles``: ``Profile.segmenters``).
 """
 from __future__ import annotations
 

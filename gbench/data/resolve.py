@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from gbench.core.errors import DataError
 from gbench.core.observations import hash_test_set
-from gbench.core.profiles import Profile, get_profile
+from gbench.core.profiles import Profile
 from gbench.data.loaders import BUILTINS, load_dataset
 from gbench.data.multifocus import load_multifocus
 from gbench.data.synthetic_cells import synthetic_cells
@@ -15,26 +15,26 @@ from gbench.data.types import Dataset
 __all__ = ["resolve_dataset", "split_hash", "load_stacks"]
 
 
-def resolve_dataset(name: str, split: str, profile: Profile | str, data_seed: int = 0) -> Dataset:
-    """Load a dataset; built-in ones are sized by the profile and drawn from ``data_seed``.
+def resolve_dataset(name: str, split: str, profile: Profile, data_seed: int = 0) -> Dataset:
+    """Load a dataset; built-in ones are sized by the profile's ``data`` section and drawn from ``data_seed``.
 
     ``data_seed`` picks *which* built-in tiles, crops and masks exist; it is never the training
     seed (initialisation, order, augmentation), so runs with different training seeds are
     tested on the same images. Real datasets ignore it.
     """
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    sizes = profile.data
     if name in BUILTINS:
-        n = prof.builtin_test if split == "test" else prof.builtin_train
+        n = sizes.builtin_test if split == "test" else sizes.builtin_train
         if split == "all":
             n = None
-        return load_dataset(name, split=split, n=n, size=prof.builtin_size, seed=data_seed)  # type: ignore[arg-type]
+        return load_dataset(name, split=split, n=n, size=sizes.builtin_size, seed=data_seed)  # type: ignore[arg-type]
     return load_dataset(name, split=split)  # type: ignore[arg-type]
 
 
 _TEST_SET_HASHES: dict[tuple[Any, ...], str] = {}
 
 
-def split_hash(name: str, split: str, profile: Profile | str, data_seed: int = 0,
+def split_hash(name: str, split: str, profile: Profile, data_seed: int = 0,
                   dataset: Dataset | None = None) -> str:
     """:func:`gbench.core.observations.hash_test_set` of a dataset split, once per process.
 
@@ -43,13 +43,13 @@ def split_hash(name: str, split: str, profile: Profile | str, data_seed: int = 0
     (dataset, split, data_seed and, for a built-in, the profile's sizes); ``dataset`` (the same
     split, already loaded) saves loading it again.
     """
-    prof = get_profile(profile) if isinstance(profile, str) else profile
     if name in BUILTINS:
-        key: tuple[Any, ...] = (name, split, int(data_seed), prof.builtin_train, prof.builtin_test, prof.builtin_size)
+        sizes = profile.data
+        key: tuple[Any, ...] = (name, split, int(data_seed), sizes.builtin_train, sizes.builtin_test, sizes.builtin_size)
     else:
         key = (str(Path(name).expanduser().resolve()) if Path(name).expanduser().exists() else name, split)
     if key not in _TEST_SET_HASHES:
-        ds = dataset if dataset is not None else resolve_dataset(name, split, prof, data_seed)
+        ds = dataset if dataset is not None else resolve_dataset(name, split, profile, data_seed)
         _TEST_SET_HASHES[key] = hash_test_set((s.name, s.image, s.instances) for s in ds)
     return _TEST_SET_HASHES[key]
 

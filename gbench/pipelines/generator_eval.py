@@ -27,7 +27,7 @@ from rich.progress import Progress
 import generators
 from gbench.core.metric_specs import metric_names
 from gbench.core.observations import hash_test_set
-from gbench.core.profiles import Profile, get_profile
+from gbench.core.profiles import Profile, as_profile
 from gbench.data.patches import grid_crops
 from gbench.data.resolve import resolve_dataset, split_hash
 from gbench.engine import select_device
@@ -44,7 +44,7 @@ def evaluate_generator(
     name: str,
     checkpoint: str | Path,
     dataset: str | Any,
-    profile: str | Profile = "demo",
+    profile: Profile | str = "demo",
     seed: int = 0,
     *,
     data_seed: int = 0,
@@ -61,7 +61,8 @@ def evaluate_generator(
         name: generator name (must match the checkpoint).
         checkpoint: ``last.pt`` written by ``gbench train-gen``.
         dataset: dataset name/path (``gbench.data.resolve.resolve_dataset``) or a loaded ``Dataset``.
-        profile: crop size (``image_size``) and default batch size.
+        profile: a :class:`~gbench.core.profiles.Profile` or its name; its ``evaluation`` section
+            gives the crop size and the default batch size.
         seed: the generator's training seed, recorded (the generator runs in eval mode, so its
             output does not depend on it).
         data_seed: seed of a built-in dataset (which test tiles exist).
@@ -88,15 +89,15 @@ def evaluate_generator(
         ``gbench.pipelines.quality.summarize_scores`` applies to it directly.
     """
 
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    prof = as_profile(profile)
     if isinstance(dataset, (str, Path)):
         ds = resolve_dataset(str(dataset), split, prof, data_seed)
         test_set = split_hash(str(dataset), split, prof, data_seed, dataset=ds)
     else:
         ds = dataset
         test_set = hash_test_set((s.name, s.image, s.instances) for s in ds)
-    size = prof.image_size
-    bs = int(batch_size or prof.batch_size)
+    size = prof.evaluation.crop
+    bs = int(batch_size or prof.evaluation.batch_size)
     dev = select_device(device)
     module = generators.load(checkpoint, name, dev)
     sha = file_sha256(checkpoint)

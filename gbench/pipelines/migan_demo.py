@@ -61,6 +61,7 @@ from rich.table import Table
 
 from gbench.core.fileio import atomic_path, write_json, write_text
 from gbench.core.observations import hash_test_set
+from gbench.core.profiles import Profile, as_profile
 from gbench.core.stats import FailedRun, NotComparable, compare_experiments, estimate, metric_verdict
 from gbench.data.multifocus import plane_labels, stack_array
 from gbench.data.resolve import load_stacks
@@ -283,7 +284,7 @@ def _stacks(name: str, split: str, n: int, size: int, planes: int, data_seed: in
     return stack_array(load_stacks(name, split=split, n=n, size=size, planes=planes, seed=data_seed))  # type: ignore[arg-type]
 
 
-def _train_stacks(run_record: dict[str, Any], profile: str, data_seed: int) -> np.ndarray:
+def _train_stacks(run_record: dict[str, Any], data_seed: int) -> np.ndarray:
     cfg = run_record["config"]
     return _stacks(run_record["data"], "train", int(run_record["n_train_stacks"]), int(cfg["image_size"]),
                    int(cfg["planes"]), data_seed)
@@ -334,7 +335,7 @@ def _summary_md(ev: StackEvaluation, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def demo_migan(out: str | Path, *, profile: str = "demo", seed: int = 0, data_seed: int = 0, console: Any = None,
+def demo_migan(out: str | Path, *, profile: Profile | str = "demo", seed: int = 0, data_seed: int = 0, console: Any = None,
                progress: bool = True, resume: bool = False, transfer: bool = False,
                transfer_seeds: tuple[int, ...] | None = None, device: str | None = None) -> dict[str, Any]:
     """Train MI-GAN1 on ``synthetic-cells:siha``, sample, evaluate against the targets; optionally transfer.
@@ -352,10 +353,11 @@ def demo_migan(out: str | Path, *, profile: str = "demo", seed: int = 0, data_se
     console = console or Console()
     out = Path(out)
     t0 = time.perf_counter()
-    sched = schedule_for(profile)
-    console.rule(f"gbench demo mi-gan: MI-GAN1 on synthetic-cells:siha (profile {profile}, seed {seed}, "
+    prof = as_profile(profile)
+    sched = schedule_for(prof)
+    console.rule(f"gbench demo mi-gan: MI-GAN1 on synthetic-cells:siha (profile {prof.name}, seed {seed}, "
                  f"data seed {data_seed})")
-    run = train_migan("synthetic-cells:siha", out / "mi-gan1", profile=profile, seed=seed, data_seed=data_seed,
+    run = train_migan("synthetic-cells:siha", out / "mi-gan1", profile=prof, seed=seed, data_seed=data_seed,
                       resume=resume, progress=progress, device=device)
     t_train = time.perf_counter() - t0
     model, _ = load_mi_gan(run.model_path)
@@ -364,7 +366,7 @@ def demo_migan(out: str | Path, *, profile: str = "demo", seed: int = 0, data_se
     t1 = time.perf_counter()
     fake = model.sample(n_eval, seed=seed + 1000)
     real_test = _stacks("synthetic-cells:siha", "test", n_eval, cfg.image_size, cfg.planes, data_seed)
-    real_train = _train_stacks(run.record, profile, data_seed)
+    real_train = _train_stacks(run.record, data_seed)
     ev = evaluate_stacks(fake, real_test, real_train, seed=EVAL_SEED)
     t_eval = time.perf_counter() - t1
     files = {"run": run.out_dir, "sample_sheet": write_stack_grid(out / "sample_sheet.png", fake[:8]),
@@ -373,13 +375,13 @@ def demo_migan(out: str | Path, *, profile: str = "demo", seed: int = 0, data_se
                                         {"shuffled planes (floor)": _focus_of(shuffled_planes(real_train, EVAL_SEED))})
     seconds = {"train": round(t_train, 1), "sample + evaluate": round(t_eval, 1),
                "total": round(time.perf_counter() - t0, 1)}
-    record = {"demo": "mi-gan", "profile": profile, "seed": seed, "data_seed": data_seed, "n_eval": n_eval,
+    record = {"demo": "mi-gan", "profile": prof.name, "seed": seed, "data_seed": data_seed, "n_eval": n_eval,
               "train_seconds": run.record["phases"], "seconds": seconds, "config": cfg.to_dict(),
               "steps_per_phase": run.record["steps_per_phase"], "batch_size": run.record["batch_size"],
               "n_train_stacks": run.record["n_train_stacks"], **ev.to_dict(),
               "provenance": run.record.get("provenance", {})}
     files["evaluation"] = write_json(out / "evaluation.json", record)
-    files["summary"] = write_text(out / "summary.md", _summary_md(ev, f"MI-GAN1 demo (profile {profile}, seed {seed})"))
+    files["summary"] = write_text(out / "summary.md", _summary_md(ev, f"MI-GAN1 demo (profile {prof.name}, seed {seed})"))
     console.print(floors_table(ev))
     console.print(targets_table(ev, f"MI-GAN1 on synthetic-cells:siha: targets ({'met' if ev.passed else 'not all met'})"))
     console.print(f"MI-GAN1: {run.record['steps_per_phase']['g1']} G1 + {run.record['steps_per_phase']['g2']} G2 steps, "
@@ -387,7 +389,7 @@ def demo_migan(out: str | Path, *, profile: str = "demo", seed: int = 0, data_se
     console.print(f"sample sheet {files['sample_sheet']}, focus curve {files['focus_curve']}, summary {files['summary']}")
     result: dict[str, Any] = {"evaluation": ev, "seconds": seconds, "files": files, "run": run}
     if transfer:
-        result["transfer"] = transfer_experiment(out / "transfer", run.out_dir, profile=profile,
+        result["transfer"] = transfer_experiment(out / "transfer", run.out_dir, profile=prof,
                                                  seeds=transfer_seeds, data_seed=data_seed, console=console,
                                                  progress=progress, resume=resume, device=device)
     return result
@@ -490,14 +492,14 @@ def transfer_verdict(obs_transfer: Any, obs_scratch: Any, *, n_resamples: int = 
     return estimates, diffs, verdicts, verdict, method
 
 
-def transfer_experiment(out: str | Path, source: str | Path, *, profile: str = "demo",
+def transfer_experiment(out: str | Path, source: str | Path, *, profile: Profile,
                         seeds: tuple[int, ...] | None = None, data_seed: int = 0, console: Any = None,
                         progress: bool = True, resume: bool = False, device: str | None = None,
                         n_resamples: int = 2000) -> TransferResult:
     """The paper's MI-GAN2: on ``synthetic-cells:cancer`` (about half the SiHa count), MI-GAN2
     initialised from MI-GAN1 (``source``) against MI-GAN2 from scratch, the same step budget for
-    both (``transfer_steps_g1`` / ``transfer_steps_g2`` of
-    :data:`generators.mi_gan_train.PROFILE_SCHEDULE`; demo: 400 G1 + 80 G2 steps, half MI-GAN1's
+    both (``transfer_steps_g1`` / ``transfer_steps_g2`` of the profile's ``migan`` section; demo:
+    400 G1 + 80 G2 steps, half MI-GAN1's
     G1 budget), for each of ``seeds``.
 
     Each run draws ``n_eval`` stacks and is scored against the cancer test stacks
@@ -534,7 +536,7 @@ def transfer_experiment(out: str | Path, source: str | Path, *, profile: str = "
                               steps=sched["transfer_steps_g1"], steps_g2=sched["transfer_steps_g2"], **kw)
             model, _ = load_mi_gan(run.model_path)
             fake = model.sample(n_eval, seed=seed + 1000)
-            ev = evaluate_stacks(fake, real_test, _train_stacks(run.record, profile, data_seed), seed=EVAL_SEED,
+            ev = evaluate_stacks(fake, real_test, _train_stacks(run.record, data_seed), seed=EVAL_SEED,
                                  name=f"mi-gan2 {side}", floors=False)
             row = {"side": side, "seed": seed, **{m: ev.values[ev.name][m] for m in TRANSFER_METRICS},
                    "focus_peak": ev.values[ev.name]["focus_peak"], "diversity": ev.values[ev.name]["diversity"],
@@ -544,11 +546,11 @@ def transfer_experiment(out: str | Path, source: str | Path, *, profile: str = "
             console.print(f"  seed {seed} {side:8s}: FID {row['fid']:.4g}  KID {row['kid']:.3g}  focus-curve distance "
                           f"{row['focus_curve_l1']:.3f}  {'[red]FAILED: ' + ev.failure + '[/]' if ev.failure else 'ok'}"
                           f"  ({row['seconds']:.0f} s)")
-    obs_t = _seed_observations(rows, "transfer", profile, test_set)
-    obs_s = _seed_observations(rows, "scratch", profile, test_set)
+    obs_t = _seed_observations(rows, "transfer", profile.name, test_set)
+    obs_s = _seed_observations(rows, "scratch", profile.name, test_set)
     estimates, diffs, verdicts, verdict, method = transfer_verdict(obs_t, obs_s, n_resamples=n_resamples)
     res = TransferResult(rows, estimates, diffs, verdicts, verdict, method,
-                         {"profile": profile, "seeds": list(seeds), "data_seed": data_seed, "n_eval": n_eval,
+                         {"profile": profile.name, "seeds": list(seeds), "data_seed": data_seed, "n_eval": n_eval,
                           "source": str(source),
                           "steps_per_phase": {"g1": sched["transfer_steps_g1"], "g2": sched["transfer_steps_g2"]},
                           "test_set": test_set})

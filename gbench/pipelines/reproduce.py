@@ -46,7 +46,7 @@ import generators as generator_registry
 from gbench.core.fileio import write_text
 from gbench.core.metric_specs import metric_names
 from gbench.core.observations import load_observations, save_observations
-from gbench.core.profiles import Profile, get_profile
+from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance
 from gbench.core.records import load_records, save_records
 from gbench.data.patches import grid_crops
@@ -92,7 +92,7 @@ def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, data_se
     test = resolve_dataset(data, "test", prof, data_seed)
     crops: list[tuple[np.ndarray, np.ndarray]] = []
     for sample in test:
-        for image, inst, _ in grid_crops(sample.image, sample.instances, prof.image_size):
+        for image, inst, _ in grid_crops(sample.image, sample.instances, prof.evaluation.crop):
             crops.append((image, inst))
             if len(crops) == count:
                 break
@@ -138,7 +138,7 @@ def _dataset_inputs(data: str) -> tuple[Path, ...]:
     return (p,) if p.exists() else ()
 
 
-def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "demo", seed: int = 0,
+def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "demo", seed: int = 0,
                         out: str | Path = "runs/reproduce", seeds: Sequence[int] | None = None,
                         generators: Sequence[str] = GENERATORS, archs: Sequence[str] = ARCHS,
                         train_sets: Sequence[str] = TRAIN_SETS, gen_steps: int | None = None,
@@ -149,7 +149,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
     Args:
         data: real dataset (name or folder): its train split trains everything, its test split
             is scored.
-        profile: ``smoke`` / ``demo`` / ``paper``.
+        profile: a :class:`~gbench.core.profiles.Profile` or its name (``smoke`` / ``demo`` / ``paper``).
         seed: seed of the generators and the synthetic set.
         out: run folder: ``stages/`` (one folder per stage and key), ``records.csv``,
             ``observations.csv``, ``report/``.
@@ -170,7 +170,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
 
     t0 = time.perf_counter()
     console = console or Console()
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    prof = as_profile(profile)
     seeds = tuple(prof.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("reproduce needs at least one segmentation seed")
@@ -234,7 +234,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: str | Profile = "de
     # 3: the synthetic set ---------------------------------------------------------------------
     synth_dir: Path | None = None
     if needs_synth:
-        count = max(c for _, c in prof.synthetic_counts)
+        count = max(c for _, c in prof.synthesis.counts)
 
         def synth(folder: Path) -> dict[str, Any]:
             res = synthesize(SYNTH_GENERATOR, trained[SYNTH_GENERATOR], count, folder / "S", seed=seed, profile=prof,

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gbench.core.fileio import write_json, write_text
-from gbench.core.profiles import PROFILES, get_profile
+from gbench.core.profiles import PROFILES, Profile, as_profile
 from gbench.core.provenance import provenance
 from gbench.data.loaders import BUILTINS, COMBINED, KNOWN_REAL, LOADERS, data_root
 from gbench.data.preview import preview_sheet
@@ -56,14 +56,15 @@ def _summary_table(summary: dict[str, Any]) -> Any:
     return t
 
 
-def inspect_dataset(name: str, split: str = "train", profile: str = "demo", seed: int = 0,
+def inspect_dataset(name: str, split: str = "train", profile: Profile | str = "demo", seed: int = 0,
                     out: Path | None = None, data_seed: int = 0) -> InspectResult:
     """Summarize a dataset; with ``out`` write summary.json, per_image.csv and summary.md (atomically).
 
-    ``data_seed`` draws a built-in dataset; ``seed`` is recorded."""
+    ``profile`` (a :class:`~gbench.core.profiles.Profile` or its name) sizes a built-in dataset,
+    ``data_seed`` draws it; ``seed`` is recorded."""
 
-
-    ds = resolve_dataset(name, split, profile, data_seed)
+    prof = as_profile(profile)
+    ds = resolve_dataset(name, split, prof, data_seed)
     summary = summarize(ds, progress=True)
     result = InspectResult(summary, _summary_table(summary))
     if out is not None:
@@ -72,11 +73,11 @@ def inspect_dataset(name: str, split: str = "train", profile: str = "demo", seed
         per_image = pd.DataFrame(rows)
         flat = {k: v for k, v in summary.items() if k != "rows"}
         record = {**flat, "info": ds.info, "data_seed": data_seed,
-                  "provenance": provenance(profile=profile, seed=seed, data_seed=data_seed)}
+                  "provenance": provenance(profile=prof.name, seed=seed, data_seed=data_seed)}
         result.files = [
             write_json(out / "summary.json", record),
             write_text(out / "per_image.csv", per_image.to_csv(index=False)),
-            write_text(out / "summary.md", _summary_markdown(flat, profile, seed, data_seed)),
+            write_text(out / "summary.md", _summary_markdown(flat, prof.name, seed, data_seed)),
         ]
     return result
 
@@ -96,11 +97,11 @@ def _centre_crop(sample: Sample, size: int) -> Sample:
 
 
 def preview_dataset(name: str, output: Path, split: str = "train", count: int | None = None,
-                    crop: int | None = None, profile: str = "demo", seed: int = 0, data_seed: int = 0) -> Path:
+                    crop: int | None = None, profile: Profile | str = "demo", seed: int = 0, data_seed: int = 0) -> Path:
     """Write a preview sheet of the first ``count`` samples (centre-cropped for large tiles);
     ``data_seed`` draws a built-in dataset."""
 
-    prof = get_profile(profile)
+    prof = as_profile(profile)
     ds = resolve_dataset(name, split, prof, data_seed)
     n = min(len(ds), count if count is not None else prof.preview_samples)
     if n <= 0:
@@ -108,9 +109,10 @@ def preview_dataset(name: str, output: Path, split: str = "train", count: int | 
     samples = []
     for i in range(n):
         s = ds[i]
-        size = crop if crop is not None else (prof.image_size * 2 if max(s.shape) > prof.image_size * 2 else None)
+        side = prof.generator.image_size
+        size = crop if crop is not None else (side * 2 if max(s.shape) > side * 2 else None)
         samples.append(_centre_crop(s, size) if size else s)
-    return preview_sheet(samples, output, title=f"{ds.name} [{split}] (profile {profile}, data seed {data_seed})")
+    return preview_sheet(samples, output, title=f"{ds.name} [{split}] (profile {prof.name}, data seed {data_seed})")
 
 
 def data_list_table() -> Any:
@@ -138,10 +140,11 @@ def profiles_table() -> Any:
     for col in ("profile", "crop", "batch", "lr", "epochs", "max steps", "S3k / S10k", "built-in tiles", "MI-GAN"):
         t.add_column(col)
     for p in PROFILES.values():
-        counts = dict(p.synthetic_counts)
-        t.add_row(p.name, f"{p.image_size}", f"{p.batch_size}", f"{p.lr:.0e}", f"{p.epochs}",
-                  "-" if p.max_steps is None else f"{p.max_steps}", f"{counts['S3k']}/{counts['S10k']}",
-                  f"{p.builtin_train}+{p.builtin_test}x{p.builtin_size}", f"{p.migan_size}x{p.focus_planes}")
+        counts = dict(p.synthesis.counts)
+        g, d = p.generator, p.data
+        t.add_row(p.name, f"{g.image_size}", f"{g.batch_size}", f"{g.lr:.0e}", f"{g.epochs}",
+                  "-" if g.max_steps is None else f"{g.max_steps}", f"{counts['S3k']}/{counts['S10k']}",
+                  f"{d.builtin_train}+{d.builtin_test}x{d.builtin_size}", f"{p.migan.image_size}x{p.migan.planes}")
     t.caption = " | ".join(f"{p.name}: {p.description}" for p in PROFILES.values())
     return t
 

@@ -49,7 +49,7 @@ from gbench.core.errors import DataError
 from gbench.core.fileio import write_json, write_text
 from gbench.core.metric_specs import metric_names
 from gbench.core.observations import load_observations, make_observations, obs_key_columns, save_observations
-from gbench.core.profiles import Profile, get_profile
+from gbench.core.profiles import Profile
 from gbench.core.provenance import provenance
 from gbench.core.records import key_columns, load_records, make_records, save_records
 from gbench.core.stats import attach_intervals, estimate
@@ -190,7 +190,7 @@ def _interval_columns(records: Any) -> dict[str, Any]:
     return out
 
 
-def run_cell(*, arch: str, train: str, data: str, profile: str | Profile, seed: int, out: str | Path,
+def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, out: str | Path,
              target: str = "binary", synthetic_dir: str | Path | None = None, resume: bool = False,
              progress: bool = True, device: str | None = None, overrides: dict[str, Any] | None = None,
              write_summary: bool = True, data_seed: int = 0) -> dict[str, Any]:
@@ -200,7 +200,8 @@ def run_cell(*, arch: str, train: str, data: str, profile: str | Profile, seed: 
         arch: ``unet`` or ``segnet`` (any registered segmenter).
         train: training-set spec (``R``, ``S3k``, ``R+S10k``, ...).
         data: the real dataset (name or folder): its train split is ``R``, its test split is scored.
-        profile: profile name or object (crop, batch, lr, schedule, synthetic counts, model sizes).
+        profile: the run profile (its ``segmenters`` section for ``arch``: crop, batch, lr, schedule,
+            model sizes; its synthetic counts and built-in data sizes).
         seed: training seed of the cell (initialisation, order, augmentation).
         out: grid folder (``results.csv``, ``records.csv`` and ``observations.csv`` live here).
         target: ``binary`` | ``contour`` | ``distance``.
@@ -215,7 +216,7 @@ def run_cell(*, arch: str, train: str, data: str, profile: str | Profile, seed: 
     """
 
 
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    prof = profile
     spec = parse_train_spec(train)
     cfg = config_from_profile(prof, arch, target, **dict(overrides or {}))
     folder = cell_dir(out, arch, spec, target, seed, data_seed)
@@ -298,7 +299,7 @@ def run_cell(*, arch: str, train: str, data: str, profile: str | Profile, seed: 
 
 
 def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int], data: str,
-             profile: str | Profile, out: str | Path, target: str = "binary",
+             profile: Profile, out: str | Path, target: str = "binary",
              synthetic_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
              device: str | None = None, overrides: dict[str, Any] | None = None,
              on_cell: Any = None, data_seed: int = 0) -> list[dict[str, Any]]:
@@ -309,9 +310,10 @@ def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int
     folder located before the first cell trains, so a typo fails at once.
     """
 
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    prof = profile
     for a in archs:
         segmentation.SEGMENTERS.get(a)
+        prof.segmenter(a)  # a profile without a section for ``a`` fails before the first cell trains
     specs = [parse_train_spec(t) for t in trains]
     for s in specs:
         for p in s.synthetic:

@@ -41,7 +41,7 @@ import generators
 from gbench.core.errors import DataError
 from gbench.core.fileio import clean_orphan_temps, folder_lock, write_json, write_text
 from gbench.core.hashing import file_sha256
-from gbench.core.profiles import Profile, get_profile
+from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance
 from gbench.data.io import write_png
 from gbench.data.masks import DEFAULT_STATS, fit_mask_stats, synthesize_instance_map
@@ -128,7 +128,7 @@ def synthesize(
     out: str | Path,
     *,
     seed: int = 0,
-    profile: str | Profile = "demo",
+    profile: Profile | str = "demo",
     data: str | None = None,
     stats: Any = None,
     size: int | None = None,
@@ -145,13 +145,14 @@ def synthesize(
         count: samples in the set (indices ``0 .. count-1``).
         out: set folder.
         seed: mask seed: sample ``k`` depends only on ``(seed, k)`` (and the other settings).
-        profile: gives the default image size (``image_size``) and batch size.
+        profile: a :class:`~gbench.core.profiles.Profile` or its name; its ``synthesis`` section gives
+            the default image size and batch size.
         data: fit the mask statistics to this dataset's training split (recommended: the
             generator's training data); None uses ``gbench.data.masks.DEFAULT_STATS``.
         data_seed: draws a built-in ``data`` (which tiles the statistics are fitted to).
         stats: a ``MaskStats`` to use instead (overrides ``data``).
-        size: image side (default: the profile's ``image_size``).
-        batch_size: generator batch (default: the profile's ``batch_size``).
+        size: image side (default: the profile's ``synthesis.image_size``).
+        batch_size: generator batch (default: the profile's ``synthesis.batch_size``).
         device: None picks CUDA when available.
         progress: progress bar.
 
@@ -167,9 +168,9 @@ def synthesize(
 
     if count <= 0:
         raise ValueError(f"--count must be positive, got {count}")
-    prof = get_profile(profile) if isinstance(profile, str) else profile
-    size = int(size or prof.image_size)
-    bs = int(batch_size or prof.batch_size)
+    prof = as_profile(profile)
+    size = int(size or prof.synthesis.image_size)
+    bs = int(batch_size or prof.synthesis.batch_size)
     if size <= 0 or bs <= 0:
         raise ValueError("size and batch size must be positive")
     t0 = time.perf_counter()

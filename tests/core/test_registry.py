@@ -28,20 +28,38 @@ def test_registry_register_get_and_errors() -> None:
 
 def test_profiles_paper_settings_and_validation() -> None:
     paper = get_profile("paper")
-    assert (paper.image_size, paper.batch_size, paper.lr, paper.epochs) == (256, 16, 1e-4, 500)
+    g = paper.generator
+    assert (g.image_size, g.batch_size, g.lr, g.epochs, g.max_steps, g.width) == (256, 16, 1e-4, 500, None, 64)
     assert paper.synthetic_count("S3k") == 3000 and paper.synthetic_count("S10k") == 10000
-    assert (paper.migan_size, paper.focus_planes) == (64, 11)
+    assert (paper.migan.image_size, paper.migan.planes) == (64, 11)
     assert set(PROFILES) == {"smoke", "demo", "paper"}
     with pytest.raises(dataclasses.FrozenInstanceError):
-        paper.epochs = 1  # type: ignore[misc]
-    with pytest.raises(ValueError, match="multiple of 32"):
-        dataclasses.replace(paper, image_size=100)
+        paper.generator.epochs = 1  # type: ignore[misc]
+    with pytest.raises(ValueError, match="profile 'paper', generator: image_size must be a positive multiple of 32"):
+        dataclasses.replace(paper, generator=dataclasses.replace(g, image_size=100))
+    with pytest.raises(ValueError, match="profile 'paper', migan: planes must be odd"):
+        dataclasses.replace(paper, migan=dataclasses.replace(paper.migan, planes=10))
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         get_profile("fast")
     smoke = get_profile("smoke")
     assert smoke.synthetic_count("S3k") < smoke.synthetic_count("S10k") < 100
-    assert isinstance(smoke.to_dict()["synthetic_counts"], dict)
+    d = smoke.to_dict()
+    assert isinstance(d["synthesis"]["counts"], dict) and d["segmenters"]["unet"]["model"] == {"encoder": "resnet18"}
     assert all(isinstance(p, Profile) for p in PROFILES.values())
+
+
+def test_a_missing_profile_entry_is_an_error_naming_profile_and_component() -> None:
+    from gbench.core.profiles import ProfileError, as_profile
+
+    smoke = get_profile("smoke")
+    with pytest.raises(ProfileError, match=r"profile 'smoke', segmenter 'hovernet': no section for this architecture "
+                                           r"\(has: unet, segnet\)"):
+        smoke.segmenter("hovernet")
+    with pytest.raises(ProfileError, match="profile 'smoke', synthesis: no synthetic set 'S50k'"):
+        smoke.synthetic_count("S50k")
+    assert as_profile("smoke") is smoke and as_profile(smoke) is smoke
+    with pytest.raises(ValueError, match="unknown profile"):
+        as_profile("fast")
 
 
 class _Base:

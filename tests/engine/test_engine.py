@@ -337,7 +337,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
                    device="cpu", callbacks=[es])
         # the GAN module through the training entry point: G and the (fake, real) D pair wrapped, D frozen
         # for the G update (no gradient, so DDP must not wait for one)
-        gan = train_generator("sharp-gan", "tiles", Path(out) / "gan", profile=dataclasses.replace(SMOKE, batch_size=4),
+        prof = dataclasses.replace(SMOKE, generator=dataclasses.replace(SMOKE.generator, batch_size=4))
+        gan = train_generator("sharp-gan", "tiles", Path(out) / "gan", profile=prof,
                               seed=0, steps=2, overrides={**TINY, "init_seed": rank}, progress=False,
                               dataset=tiles(2), device="cpu")
         torch.save({"params": _params(m), "history": res.history, "gan": _params(gan.module),

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import generators
-from gbench.engine import StepLoader
 from gbench.core.profiles import SMOKE
+from gbench.engine import StepLoader
 from generators.train import CropDataset, train_generator
 from tests.generators.test_train import tiles
 
@@ -36,9 +36,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 def test_one_pass_colours_are_the_means_of_the_crops_seen(trained) -> None:  # noqa: ANN001
     out, res = trained
-    m = generators.create("mask-paint", image_size=SMOKE.image_size)
-    crops = CropDataset(tiles(), SMOKE.image_size, m.train_item)
-    loader = StepLoader(crops, SMOKE.batch_size, 0)
+    m = generators.create("mask-paint", image_size=SMOKE.generator.image_size)
+    crops = CropDataset(tiles(), SMOKE.generator.image_size, m.train_item)
+    loader = StepLoader(crops, SMOKE.generator.batch_size, 0)
     assert res.fit.steps == loader.steps_for_epochs(1)  # one pass by default, not the profile's schedule
     sums, counts = np.zeros((2, 3)), np.zeros(2)
     for step in range(res.fit.steps):

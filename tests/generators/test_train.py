@@ -60,7 +60,7 @@ def test_smoke_training_lowers_l1(tmp_path: Path) -> None:
     assert all(np.isfinite(h["sharp"]) and h["sharp"] > 0 for h in res.fit.history)
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["generator"] == "sharp-gan" and run["steps"] == 30 and run["config"]["beta"] == 1.0
-    assert run["config"]["image_size"] == SMOKE.image_size and run["batch_size"] == SMOKE.batch_size
+    assert run["config"]["image_size"] == SMOKE.generator.image_size and run["batch_size"] == SMOKE.generator.batch_size
     assert run["provenance"]["profile"] == "smoke" and run["provenance"]["seed"] == 0
     assert "git_revision" in run["provenance"] and "torch" in run["provenance"]["versions"]
     assert run["loss_first_last"]["l1"]["last"] < run["loss_first_last"]["l1"]["first"]
@@ -102,9 +102,10 @@ def test_epochs_decide_steps_without_max_steps() -> None:
 
     m = generators.create("dummy")
     crops = CropDataset(tiles(3, 80), 64, m.train_item)
-    paper_like = dataclasses.replace(SMOKE, max_steps=None, epochs=5, batch_size=5)
+    paper_like = dataclasses.replace(SMOKE, generator=dataclasses.replace(SMOKE.generator, max_steps=None, epochs=5,
+                                                                          batch_size=5))
     assert resolve_steps(paper_like, StepLoader(crops, 5, 0), None) == 12  # 5 epochs x 12 crops / 5
-    assert resolve_steps(SMOKE, StepLoader(crops, 2, 0), None) == SMOKE.max_steps
+    assert resolve_steps(SMOKE, StepLoader(crops, 2, 0), None) == SMOKE.generator.max_steps
     with pytest.raises(ValueError, match="--steps"):
         resolve_steps(SMOKE, StepLoader(crops, 2, 0), 0)
 
@@ -118,7 +119,7 @@ def test_cli_train_gen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: 
     assert "2 steps (0 resumed)" in text and "checkpoint:" in text
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["ngf"] == 8 and run["config"]["conditioning"] == "distance-map"
-    assert run["data"] == "synthetic-he" and run["dataset"]["tiles"] == SMOKE.builtin_train
+    assert run["data"] == "synthetic-he" and run["dataset"]["tiles"] == SMOKE.data.builtin_train
     # unknown option and unknown generator: one line, exit 2
     code = run_cli(monkeypatch, "train-gen", "gan-dist", "--data", "synthetic-he", "--profile", "smoke",
                    "--out", str(tmp_path / "x"), "--set", "ngff=8")

@@ -72,7 +72,7 @@ def test_training_seeds_share_the_test_set_and_intervals_match_the_records(
         assert aggregate_value(obs[obs["seed"] == seed], metric, agg) == pytest.approx(value, abs=1e-12)
         lo, hi = float(r["ci_low"].iloc[0]), float(r["ci_high"].iloc[0])
         assert lo <= value <= hi and lo < hi, (seed, agg, metric, lo, value, hi)
-        assert "bootstrap" in r["ci_method"].iloc[0] and int(r["n_images"].iloc[0]) == SMOKE.builtin_test
+        assert "bootstrap" in r["ci_method"].iloc[0] and int(r["n_images"].iloc[0]) == SMOKE.data.builtin_test
         checked += 1
     assert checked == 2 * 2 * 5
     # pooled is not the mean: the pooled PQ is recomputed from the summed statistics
@@ -85,7 +85,7 @@ def test_training_seeds_share_the_test_set_and_intervals_match_the_records(
     pq = recs[(recs["seed"] == 0) & (recs["aggregation"] == "mean") & (recs["metric"] == "pq")].iloc[0]
     assert float(row["pq_mean_ci_low"]) == pytest.approx(pq["ci_low"]) and row["ci_method"]
     cell = out / "segnet" / "R" / "binary" / "seed0"
-    assert len(load_observations(cell / "records.csv", required=True)) == SMOKE.builtin_test
+    assert len(load_observations(cell / "records.csv", required=True)) == SMOKE.data.builtin_test
     table = (out / "table.md").read_text()
     assert "Confidence intervals:" in table and "two-level bootstrap" in table  # two seeds pooled per row
 
@@ -101,7 +101,7 @@ def test_data_seed_changes_the_builtin_test_set(tmp_path: Path, monkeypatch: pyt
     assert not np.array_equal(fresh[0].image, resolve_dataset("synthetic-he", "test", SMOKE, 0)[0].image)
 
     _imperfect_predictor(monkeypatch, data_seed=1)
-    row = run_cell(arch="segnet", train="R", data="synthetic-he", profile="smoke", seed=0, data_seed=1,
+    row = run_cell(arch="segnet", train="R", data="synthetic-he", profile=SMOKE, seed=0, data_seed=1,
                    out=tmp_path, progress=False, overrides={"model": {"width": 0.125}, "max_steps": 2})
     assert row["test_set"] == h1 and row["data_seed"] == 1 and row["status"] == "ok"
     assert Path(row["run_dir"]).name == "seed0-data1"
@@ -215,7 +215,7 @@ def test_quality_of_a_flat_grey_generator_is_a_failed_run(tmp_path: Path, checkp
     obs = load_observations(out / "records.csv", required=True)
     assert set(obs.loc[obs["model"] == "sharp-gan", "status"]) == {"failed"}
     assert set(obs["data_seed"]) == {"0"} and set(obs["test_set"]) == {split_hash("synthetic-he", "test", SMOKE, 0)}
-    assert obs["unit"].nunique() == SMOKE.builtin_test  # one unit per test tile
+    assert obs["unit"].nunique() == SMOKE.data.builtin_test  # one unit per test tile
 
 
 def test_multifocus_records_say_what_they_rest_on() -> None:

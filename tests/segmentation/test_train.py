@@ -145,7 +145,7 @@ def test_resumed_cell_removes_temp_files_of_a_killed_run(tmp_path: Path) -> None
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    kw = dict(arch="segnet", train="R", data="synthetic-he", profile="smoke", seed=0, progress=False,
+    kw = dict(arch="segnet", train="R", data="synthetic-he", profile=SMOKE, seed=0, progress=False,
               overrides={**TINY, "max_steps": 2}, write_summary=False)
     row = run_cell(out=tmp_path, **kw)
     cell = Path(row["run_dir"])
@@ -183,7 +183,7 @@ def test_trained_segmenter_beats_untrained_on_pq(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_numbers(tmp_path: Path) -> None:
-    kw = dict(arch="segnet", train="R", data="synthetic-he", profile="smoke", seed=0, progress=False,
+    kw = dict(arch="segnet", train="R", data="synthetic-he", profile=SMOKE, seed=0, progress=False,
               overrides=TINY, write_summary=False)
     a = run_cell(out=tmp_path / "a", **kw)
     b = run_cell(out=tmp_path / "b", **kw)
@@ -221,7 +221,7 @@ def test_smoke_grid_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert set(rec["metrics"]) >= {"mean", "pooled"} and rec["metrics"]["pooled"]["mode"] == "pooled"
     assert rec["train_parts"][0]["source"] == str(tmp_path / "synth" / "S") and rec["train_parts"][0]["paper_count"] == 3000
     assert "aji" in rec["conventions"] and rec["provenance"]["profile"] == "smoke"
-    assert len(pd.read_csv(cell / "per_image.csv")) == SMOKE.builtin_test
+    assert len(pd.read_csv(cell / "per_image.csv")) == SMOKE.data.builtin_test
 
     from gbench.core.records import load_records
 

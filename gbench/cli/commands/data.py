@@ -43,11 +43,11 @@ def data_inspect(
     from gbench.core.profiles import get_profile
     from gbench.pipelines import runner
 
-    get_profile(profile)
+    prof = get_profile(profile)
     if out is not None:
         check_out_folder(out, overwrite=overwrite, resumable=False)
 
-    result = runner.inspect_dataset(dataset, split=split, profile=profile, seed=seed, out=out, data_seed=data_seed)
+    result = runner.inspect_dataset(dataset, split=split, profile=prof, seed=seed, out=out, data_seed=data_seed)
     console.print(result.table)
     if out is not None:
         console.print(f"wrote {', '.join(str(p) for p in result.files)}")
@@ -70,12 +70,12 @@ def data_preview(
     from gbench.core.profiles import get_profile
     from gbench.pipelines import runner
 
-    get_profile(profile)
+    prof = get_profile(profile)
     check_positive("--count", count)
     check_positive("--crop", crop)
     check_out_path(output, "-o/--output", folder=False)
 
-    path = runner.preview_dataset(dataset, output, split=split, count=count, crop=crop, profile=profile, seed=seed,
+    path = runner.preview_dataset(dataset, output, split=split, count=count, crop=crop, profile=prof, seed=seed,
                                   data_seed=data_seed)
     console.print(f"wrote {path}")
 

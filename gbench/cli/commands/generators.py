@@ -67,14 +67,14 @@ def train_gen(
     if init_from is not None:
         raise ValueError("--init-from applies to mi-gan only")
     generators.factory(name)  # unknown generator: one line with suggestions
-    get_profile(profile)
+    prof = get_profile(profile)
     overrides = parse_overrides(set_, name)
     for opt, value in (("--steps", steps), ("--checkpoint-every", checkpoint_every), ("--sample-every", sample_every)):
         check_positive(opt, value)
     check_device("--device", device)
     check_out_folder(out, resume=resume, overwrite=overwrite)
 
-    res = train_generator(name, data, out, profile=profile, seed=seed, resume=resume, steps=steps,
+    res = train_generator(name, data, out, profile=prof, seed=seed, resume=resume, steps=steps,
                           overrides=overrides, checkpoint_every=checkpoint_every,
                           sample_every=sample_every, device=device, overwrite=overwrite, data_seed=data_seed)
     if res.run_json is None:  # a DDP rank other than 0

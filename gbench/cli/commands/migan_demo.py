@@ -57,13 +57,13 @@ def demo_migan_cmd(
     from gbench.core.profiles import get_profile
     from gbench.pipelines.migan_demo import demo_migan
 
-    get_profile(profile)
+    prof = get_profile(profile)
     seeds = parse_seeds(transfer_seeds)
     if seeds is not None and not transfer:
         raise ValueError("--transfer-seeds needs --transfer")
     check_device("--device", device)
     check_out_folder(out, resume=resume, overwrite=overwrite)
-    res = demo_migan(out, profile=profile, seed=seed, data_seed=data_seed, console=console, progress=progress,
+    res = demo_migan(out, profile=prof, seed=seed, data_seed=data_seed, console=console, progress=progress,
                      resume=resume, transfer=transfer, transfer_seeds=seeds, device=device)
     ev = res["evaluation"]
     if ev.failure:

@@ -35,7 +35,7 @@ def _load(name: str, split: str, profile: str, seed: int, n: int | None) -> Any:
 
         train_n = prof.migan_count(cell_type_of(name))
         count = n if n is not None else (max(2, train_n // 4) if split == "test" else train_n)
-        return load_stacks(name, split=split, n=count, size=prof.migan_size, planes=prof.focus_planes, seed=seed)  # type: ignore[arg-type]
+        return load_stacks(name, split=split, n=count, size=prof.migan.image_size, planes=prof.migan.planes, seed=seed)  # type: ignore[arg-type]
     return load_stacks(name, split=split)  # type: ignore[arg-type]
 
 
@@ -211,7 +211,7 @@ def train_migan_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoints in --out.")] = False,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Generator iterations per phase (default: the profile's).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Real items per critic update (default: the profile's).")] = None,
-    n_train: Annotated[Optional[int], typer.Option("--n-train", help="Built-in training stacks (default: the profile's migan_train).")] = None,
+    n_train: Annotated[Optional[int], typer.Option("--n-train", help="Built-in training stacks (default: the profile's, migan.train_stacks / cancer_stacks).")] = None,
     n_critic: Annotated[Optional[int], typer.Option("--n-critic", help="Critic updates per generator update (default 5).")] = None,
     critic_norm: Annotated[Optional[str], typer.Option("--critic-norm", help="batch (paper), layer, instance or none (default: the profile's).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when available).")] = None,
@@ -225,7 +225,7 @@ def train_migan_cmd(
     from generators.mi_gan import MIGANConfig
     from generators.mi_gan_train import train_migan
 
-    get_profile(profile)
+    prof = get_profile(profile)
     for opt, value in (("--steps", steps), ("--steps-g2", steps_g2), ("--batch-size", batch_size),
                        ("--n-train", n_train), ("--n-critic", n_critic)):
         check_positive(opt, value)
@@ -237,7 +237,7 @@ def train_migan_cmd(
         overrides["critic_norm"] = critic_norm
     check_out_folder(out, resume=resume, overwrite=overwrite)
 
-    run = train_migan(data, out, profile=profile, seed=seed, data_seed=data_seed, split=split, init_from=init_from,
+    run = train_migan(data, out, profile=prof, seed=seed, data_seed=data_seed, split=split, init_from=init_from,
                       resume=resume, steps=steps, steps_g2=steps_g2, batch_size=batch_size, n_train=n_train,
                       device=device, **overrides)
     ph = run.record["phases"]

@@ -49,7 +49,7 @@ def reproduce(
     from gbench.core.options import check_positive
     from gbench.core.profiles import get_profile
 
-    get_profile(profile)
+    prof = get_profile(profile)
     check_positive("--gen-steps", gen_steps)
     # no overwrite rule here: the run folder is a stage cache, and running again continues it
     check_out_path(out, "--out", folder=True)
@@ -63,8 +63,7 @@ def reproduce(
         segmentation.SEGMENTERS.get(a)
     from segmentation.sets import scaled_count
 
-    prof = get_profile(profile)
-    drawn = max(c for _, c in prof.synthetic_counts)
+    drawn = max(c for _, c in prof.synthesis.counts)
     for t in _names(train, rp.TRAIN_SETS):
         for part in parse_train_spec(t).synthetic:  # reproduce draws one synthetic set: S<N> reads its first images
             n = scaled_count(part, prof)
@@ -72,7 +71,7 @@ def reproduce(
                 raise ValueError(f"--train {t}: {part.token} is not a part gbench reproduce can make (use S3k, S10k "
                                  f"or S<N> with at most {drawn} images under profile {prof.name!r})")
     _ints(seeds)
-    res = rp.reproduce_sharp_gan(data=data, profile=profile, seed=seed, out=out, seeds=_ints(seeds),
+    res = rp.reproduce_sharp_gan(data=data, profile=prof, seed=seed, out=out, seeds=_ints(seeds),
                                  generators=_names(generators, rp.GENERATORS), archs=_names(archs, rp.ARCHS),
                                  train_sets=_names(train, rp.TRAIN_SETS), gen_steps=gen_steps, console=console,
                                  data_seed=data_seed)

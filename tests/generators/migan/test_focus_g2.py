@@ -8,8 +8,15 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from generators.mi_gan import (MIGAN, PROFILE_OPTIONS, FocusStructuredGenerator, GaussianBank, MIGANConfig,
-                               MultiFocusGenerator, config_for_profile)
+from gbench.core.profiles import DEMO, PAPER
+from generators.mi_gan import (
+    MIGAN,
+    FocusStructuredGenerator,
+    GaussianBank,
+    MIGANConfig,
+    MultiFocusGenerator,
+    config_for_profile,
+)
 
 SMALL = dict(image_size=32, g1_width=4, d1_width=4, g2_width=4, d2_width=2, latent_channels=8, resnet_channels=8,
              critic_norm="layer")
@@ -92,15 +99,15 @@ def test_resize_upsampling_has_no_transposed_convs_and_same_shapes() -> None:
 
 
 def test_profiles_paper_is_literal_demo_uses_the_fixes() -> None:
-    paper = config_for_profile("paper")
+    paper = config_for_profile(PAPER)
     assert (paper.upsample, paper.g2_arch, paper.latent_channels, paper.resnet_channels, paper.g2_l1, paper.n_critic) \
         == ("transposed", "paper", 3, 3, 0.0, 5)
-    assert PROFILE_OPTIONS["paper"] == {}
+    assert PAPER.migan.options == ()
     gan = MIGAN(MIGANConfig(**{**paper.to_dict(), "g1_width": 4, "d1_width": 4, "g2_width": 4, "d2_width": 2}))
     assert isinstance(gan.g2, MultiFocusGenerator)
     ups = [m for m in gan.g1.up.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert len(ups) == 4 and all(c.kernel_size == (6, 6) for c in ups)
-    demo = config_for_profile("demo")
+    demo = config_for_profile(DEMO)
     assert demo.g2_arch == "focus" and demo.upsample != "transposed" and demo.g2_l1 > 0
     assert MIGANConfig.from_dict(demo.to_dict()) == demo  # psf_sigmas survive the JSON round trip
 
