@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from gbench.core.profiles import SMOKE
 from gbench.data.types import Dataset, Sample
 from gbench.engine import StepLoader, load_checkpoint
-from gbench.core.profiles import SMOKE
 from generators.train import CropDataset, train_generator
-from tests.conftest import random_disks
 from tests.cli.test_cli import run_cli
+from tests.conftest import random_disks
 
 TINY = {"ngf": 8, "ndf": 8}
 

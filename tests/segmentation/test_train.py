@@ -10,12 +10,11 @@ import torch
 
 from gbench.core.profiles import SMOKE
 from gbench.data.resolve import resolve_dataset
-from segmentation import train as train_mod
 from gbench.pipelines.segmentation_grid import RESULT_COLUMNS, run_cell
-from segmentation.train import (SegmenterModule, config_from_profile, evaluate, split_train_val,
-                                train_segmenter)
-from tests.segmentation.test_sets import write_synthetic_set
+from segmentation import train as train_mod
+from segmentation.train import SegmenterModule, config_from_profile, evaluate, split_train_val, train_segmenter
 from tests.cli.test_cli import run_cli
+from tests.segmentation.test_sets import write_synthetic_set
 
 TINY = {"model": {"width": 0.125}}
 
