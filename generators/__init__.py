@@ -1,6 +1,12 @@
-"""Image generators: ``create(name, **overrides)``, ``available()``, ``load(checkpoint)``.
+"""Image generators: ``create(name, **overrides)``, ``available()``, ``load(checkpoint)``; and
+stack generators: ``create_stack(name, **overrides)``, ``available_stacks()``.
 
-Registered names:
+Two registries, one contract each (``generators/base.py``), checked when an entry is registered
+(:class:`gbench.core.registry.Registry` with a base class: a factory's return annotation must
+name a subclass that implements the contract, else TypeError at import):
+
+:data:`GENERATORS` (:class:`generators.base.GeneratorModule`: conditioning map -> image; trained by
+``gbench train-gen``, drawn by ``gbench synthesize``, scored by ``gbench quality --generator``):
 
 * ``gan-binary``: pix2pix (U-Net G + 70x70 PatchGAN D) conditioned on the binary nucleus mask;
 * ``gan-dist``: the same network conditioned on the Sharp-GAN distance map;
@@ -9,9 +15,16 @@ Registered names:
   nucleus and background colours, no learning;
 * ``dummy``: a one-convolution stand-in for fast tests.
 
-Entries are ``"module:factory"`` strings, imported on first use so ``gbench --help`` stays fast.
-A factory takes keyword overrides of its config and returns a :class:`generators.base.GeneratorModule`.
-Adding a generator is one module plus one line below (see ``generators/template.py``).
+:data:`STACK_GENERATORS` (:class:`generators.base.StackGenerator`: noise -> multi-focus stack; no
+conditioning map, so not a ``GeneratorModule``; trained by ``gbench train-migan``, drawn by
+``gbench sample-migan``, scored by ``gbench quality-multifocus``):
+
+* ``mi-gan``: MI-GAN (Morooka et al. 2019), ``generators/mi_gan.py``.
+
+A factory takes keyword overrides of its config and returns the module. Adding a generator is
+one module, its name in the ``from generators import`` line and one registration line below (see
+``generators/template.py`` and the README's "Adding a generator"). The CLI imports this package only inside its commands, so ``gbench --help`` stays
+fast although the modules below are imported here.
 """
 from __future__ import annotations
 
@@ -23,30 +36,42 @@ import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from gbench.core.errors import DataError
 from gbench.core.registry import Registry
 from gbench.engine import load_checkpoint
+from generators import dummy, mask_paint, mi_gan, pix2pix, sharp_gan
+from generators.base import GeneratorModule, StackGenerator
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from generators.base import GeneratorModule
+__all__ = ["GENERATORS", "STACK_GENERATORS", "create", "available", "load", "factory", "create_stack",
+           "available_stacks"]
 
-__all__ = ["GENERATORS", "create", "available", "load", "factory"]
+GENERATORS: Registry[Any] = Registry("generator", base=GeneratorModule)
+GENERATORS.register("gan-binary", pix2pix.gan_binary)
+GENERATORS.register("gan-dist", pix2pix.gan_dist)
+GENERATORS.register("sharp-gan", sharp_gan.sharp_gan)
+GENERATORS.register("dummy", dummy.dummy)
+GENERATORS.register("mask-paint", mask_paint.mask_paint)
 
-GENERATORS: Registry[str] = Registry("generator")
-GENERATORS.register("gan-binary", "generators.pix2pix:gan_binary")
-GENERATORS.register("gan-dist", "generators.pix2pix:gan_dist")
-GENERATORS.register("sharp-gan", "generators.sharp_gan:sharp_gan")
-GENERATORS.register("dummy", "generators.dummy:dummy")
-GENERATORS.register("mi-gan", "generators.mi_gan:create")
-GENERATORS.register("mask-paint", "generators.mask_paint:mask_paint")
+STACK_GENERATORS: Registry[Any] = Registry("stack generator", base=StackGenerator)
+STACK_GENERATORS.register("mi-gan", mi_gan.create)
 
 
 def factory(name: str) -> Any:
-    """The factory registered as ``name`` (imported on first use); KeyError with suggestions."""
+    """The factory registered as ``name``; KeyError with suggestions.
+
+    An entry may also be a ``"module:factory"`` string (imported and checked against the
+    contract here, on first use; tests register throw-away generators this way).
+    """
+    if name not in GENERATORS and name in STACK_GENERATORS:
+        raise KeyError(f"{name!r} is a stack generator (multi-focus stacks from noise, no conditioning map), not an "
+                       f"image generator: use gbench train-migan / sample-migan / quality-multifocus")
     entry = GENERATORS.get(name)
     if not isinstance(entry, str):
         return entry
     module, _, attr = entry.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    obj = getattr(importlib.import_module(module), attr)
+    GENERATORS.check_entry(name, obj)
+    return obj
 
 
 def create(name: str, **overrides: Any) -> GeneratorModule:
@@ -72,8 +97,26 @@ def create(name: str, **overrides: Any) -> GeneratorModule:
 
 
 def available() -> list[str]:
-    """Registered generator names, sorted."""
+    """Registered (image) generator names, sorted."""
     return GENERATORS.names()
+
+
+def create_stack(name: str, **overrides: Any) -> StackGenerator:
+    """Build stack generator ``name`` (``seed`` and config fields by keyword; unknown fields: ValueError).
+
+    Example:
+        >>> g = create_stack("mi-gan", image_size=32, g1_width=4, d1_width=4, g2_width=4, d2_width=2)
+        >>> g.sample(1).shape
+        (1, 11, 32, 32, 3)
+    """
+    module = STACK_GENERATORS.get(name)(**overrides)
+    module.name = name
+    return module
+
+
+def available_stacks() -> list[str]:
+    """Registered stack generator names, sorted."""
+    return STACK_GENERATORS.names()
 
 
 def load(checkpoint: str | Path, name: str | None = None, device: str | torch.device = "cpu") -> GeneratorModule:

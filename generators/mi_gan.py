@@ -119,6 +119,7 @@ from torch import Tensor, nn
 from gbench.core.errors import DataError
 from gbench.core.fileio import save_torch
 from gbench.core.profiles import Profile
+from generators.base import StackGenerator
 
 __all__ = [
     "MIGANConfig", "BaseGenerator", "BaseCritic", "FocusEncoders", "FocusDecoders", "ResNet3d",
@@ -909,11 +910,13 @@ def tensor_to_stacks(t: Tensor) -> np.ndarray:
 # -------------------------------------------------------------------------------------------- MI-GAN
 
 
-class MIGAN(nn.Module):
+class MIGAN(StackGenerator):
     """The full MI-GAN: ``g1``, ``d1`` (base image) and ``g2``, ``d2`` (multi-focus stack).
 
+    A :class:`generators.base.StackGenerator` (registered in ``generators.STACK_GENERATORS``).
+
     Args:
-        cfg: a :class:`MIGANConfig` (default: the paper's architecture, gbench's widths).
+        config: a :class:`MIGANConfig` (default: the paper's architecture, gbench's widths).
         seed: seed of the weight initialisation (DCGAN init: N(0, 0.02)).
 
     Example:
@@ -924,12 +927,11 @@ class MIGAN(nn.Module):
 
     name = "mi-gan"
 
-    def __init__(self, cfg: MIGANConfig | None = None, seed: int = 0, **overrides: Any) -> None:
-        super().__init__()
-        cfg = cfg or MIGANConfig()
+    def __init__(self, config: MIGANConfig | None = None, seed: int = 0, **overrides: Any) -> None:
+        cfg = config or MIGANConfig()
         if overrides:
             cfg = MIGANConfig.from_dict({**cfg.to_dict(), **overrides})
-        self.cfg = cfg
+        super().__init__(cfg)
         self.g1 = BaseGenerator(cfg)
         self.d1 = BaseCritic(cfg)
         self.g2: nn.Module = FocusStructuredGenerator(cfg) if cfg.g2_arch == "focus" else MultiFocusGenerator(cfg)
@@ -943,9 +945,9 @@ class MIGAN(nn.Module):
     def phase(self, which: Literal["g1", "g2"]) -> WGANGPModule:
         """The trainable :class:`WGANGPModule` of one phase (sharing this model's networks)."""
         if which == "g1":
-            return WGANGPModule(self.g1, self.d1, self.cfg, "g1")
+            return WGANGPModule(self.g1, self.d1, self.config, "g1")
         if which == "g2":
-            return WGANGPModule(self.g2, self.d2, self.cfg, "g2")
+            return WGANGPModule(self.g2, self.d2, self.config, "g2")
         raise ValueError(f"MI-GAN phase must be g1 or g2, got {which!r}")
 
     @property
@@ -961,14 +963,14 @@ class MIGAN(nn.Module):
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         gen = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(n, self.cfg.z_dim, generator=gen)
+        z = torch.randn(n, self.config.z_dim, generator=gen)
         was = self.g1.training
         self.g1.eval()
         try:
             outs = [self.g1(z[i:i + batch_size].to(self.device)) for i in range(0, n, batch_size)]
         finally:
             self.g1.train(was)
-        return torch.cat(outs) if outs else torch.empty(0, 3, self.cfg.image_size, self.cfg.image_size)
+        return torch.cat(outs) if outs else torch.empty(0, 3, self.config.image_size, self.config.image_size)
 
     @torch.no_grad()
     def stacks_from_base(self, base: np.ndarray | Tensor, batch_size: int = 64, seed: int = 0) -> np.ndarray:
@@ -977,7 +979,7 @@ class MIGAN(nn.Module):
         ``seed`` draws the camera noise of the ``focus`` G2 (the paper's G2 has none).
         """
         x = images_to_tensor(base) if isinstance(base, np.ndarray) else base
-        s = self.cfg.image_size
+        s = self.config.image_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, s, s):
             raise ValueError(f"G2 expects base images of side {s}, got shape {tuple(x.shape)}")
         was = self.g2.training
@@ -989,13 +991,13 @@ class MIGAN(nn.Module):
             for i in range(0, len(x), batch_size):
                 xb = x[i:i + batch_size].to(self.device)
                 if focus:
-                    noise = torch.randn((len(xb), 3, self.cfg.planes, s, s), generator=gen).to(self.device)
+                    noise = torch.randn((len(xb), 3, self.config.planes, s, s), generator=gen).to(self.device)
                     outs.append(tensor_to_stacks(self.g2(xb, noise)))
                 else:
                     outs.append(tensor_to_stacks(self.g2(xb)))
         finally:
             self.g2.train(was)
-        return np.concatenate(outs) if outs else np.zeros((0, self.cfg.planes, s, s, 3), np.uint8)
+        return np.concatenate(outs) if outs else np.zeros((0, self.config.planes, s, s, 3), np.uint8)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 64) -> np.ndarray:
@@ -1047,7 +1049,7 @@ def save_mi_gan(model: MIGAN, path: str | Path, meta: dict[str, Any] | None = No
     """Write ``model`` (config + weights of G1, D1, G2, D2 + ``meta``) atomically."""
 
     path = Path(path)
-    blob = {"generator": "mi-gan", "config": model.cfg.to_dict(),
+    blob = {"generator": "mi-gan", "config": model.config.to_dict(),
             "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": dict(meta or {})}
     return save_torch(path, blob)  # through a buffer: identical weights give identical bytes
 
@@ -1057,7 +1059,7 @@ MODEL_FILE = "mi-gan.pt"
 
 
 def create(seed: int = 0, **overrides: Any) -> MIGAN:
-    """Registry factory: ``generators.create("mi-gan", image_size=64, g1_width=32, ...)``."""
+    """Registry factory: ``generators.create_stack("mi-gan", image_size=64, g1_width=32, ...)``."""
     return MIGAN(MIGANConfig.from_dict(overrides), seed=seed)
 
 

@@ -115,7 +115,7 @@ def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *,
     res = fit(module, data, max_steps=steps, seed=seed, out_dir=out_dir, resume=resume, progress=progress,
               device=device, checkpoint_every=checkpoint_every, meta={"phase": phase, **(meta or {})},
               description=f"MI-GAN {phase.upper()}")
-    if model.cfg.precise_bn:
+    if model.config.precise_bn:
         _precise_bn(model, stacks, phase, seed)
     return res
 
@@ -127,7 +127,7 @@ def _precise_bn(model: MIGAN, stacks: np.ndarray, phase: str, seed: int, batch: 
     dev = next(model.parameters()).device
     if phase == "g1":
         gen = torch.Generator().manual_seed(int(seed) + 7)
-        batches = [torch.randn(batch, model.cfg.z_dim, generator=gen).to(dev) for _ in range(32)]
+        batches = [torch.randn(batch, model.config.z_dim, generator=gen).to(dev) for _ in range(32)]
         precise_batch_norm(model.g1, batches)
     else:
         ds = StackTrainingSet(stacks, "g1")  # the I0 of every training stack, x6 augmented
@@ -215,7 +215,7 @@ def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", 
     source: dict[str, Any] | None = None
     if init_from is not None:
         model, src_meta = load_mi_gan(init_from)
-        cfg = model.cfg
+        cfg = model.config
         arch = {f.name for f in dataclasses.fields(MIGANConfig)} - _TRAINING_OPTIONS
         clash = sorted(k for k in config if k in arch and config[k] != getattr(cfg, k))
         if clash:
@@ -223,7 +223,7 @@ def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", 
         train_opts = {k: v for k, v in config.items() if k not in arch}
         defaults = config_for_profile(prof)
         cfg = MIGANConfig.from_dict({**cfg.to_dict(), "lr": defaults.lr, **train_opts})
-        model.cfg = cfg
+        model.config = cfg
         source = {"init_from": str(init_from), "source_data": src_meta.get("data"), "source_seed": src_meta.get("seed")}
     else:
         cfg = config_for_profile(prof, **config)

@@ -16,26 +16,34 @@ first batch of generated crops; ``""`` when it looks sane).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from rich.progress import Progress
 
 import generators
+from gbench.core.fileio import write_text
 from gbench.core.metric_specs import metric_names
-from gbench.core.observations import hash_test_set
+from gbench.core.observations import hash_test_set, save_observations
 from gbench.core.profiles import Profile, as_profile
+from gbench.core.provenance import provenance as collect_provenance
+from gbench.core.records import save_records
 from gbench.data.patches import grid_crops
 from gbench.data.resolve import resolve_dataset, split_hash
 from gbench.engine import select_device
 from gbench.metrics.failures import output_failure
 from gbench.metrics.quality import quality_metrics
+from gbench.pipelines.diagnostics import Diagnostics, distribution_records, write_diagnostics
+from gbench.pipelines.quality import quality_results
 from gbench.pipelines.synthesis import file_sha256
 
-__all__ = ["evaluate_generator", "QUALITY_METRICS"]
+__all__ = ["evaluate_generator", "QUALITY_METRICS", "generator_quality", "GeneratorQuality", "score_generators",
+           "GeneratorsQuality"]
 
 QUALITY_METRICS: tuple[str, ...] = metric_names("quality")
 
@@ -143,3 +151,108 @@ def evaluate_generator(
     for rec in records:
         rec["failure"] = failure
     return records
+
+
+@dataclass
+class GeneratorQuality:
+    """What :func:`generator_quality` found for one trained generator.
+
+    Attributes:
+        per_crop: one row per scored crop (:func:`evaluate_generator`).
+        records: quality records with 95% confidence intervals (+ distribution records when the
+            diagnostics computed them).
+        observations: the per-crop values behind the intervals (a tile is one resampling unit).
+        diagnostics: :meth:`gbench.pipelines.diagnostics.Diagnostics.finish` output, or None.
+    """
+
+    per_crop: Any
+    records: Any
+    observations: Any
+    diagnostics: dict[str, Any] | None = None
+
+
+def generator_quality(name: str, checkpoint: str | Path, dataset: str, profile: str | Profile, seed: int = 0, *,
+                      data_seed: int = 0, metrics: Sequence[str] = QUALITY_METRICS, batch_size: int | None = None,
+                      progress: bool = True, diagnostics: Diagnostics | None = None,
+                      failure: Callable[[str], str] | None = None) -> GeneratorQuality:
+    """The quality stage of one trained generator (Sharp-GAN Table 1 protocol), the one used by
+    ``gbench quality --generator`` and ``gbench reproduce``'s ``quality-<generator>`` stages.
+
+    :func:`evaluate_generator` on the test split of ``dataset``, then records and observations
+    (:func:`gbench.pipelines.quality.quality_results`, the crops of one tile one resampling unit).
+
+    Args:
+        name, checkpoint, dataset, profile, seed, data_seed, metrics, batch_size, progress: as
+            :func:`evaluate_generator`.
+        diagnostics: a :class:`gbench.pipelines.diagnostics.Diagnostics` that sees every crop;
+            its distribution metrics become records too.
+        failure: ``failure(output_check) -> str``: the failed check to record given the
+            near-constant-output check of the scored crops (reproduce adds the training run's
+            own); default: the output check.
+    """
+    prof = as_profile(profile)
+    active = diagnostics is not None and diagnostics.active
+    rows = evaluate_generator(name, checkpoint, dataset, prof, seed, data_seed=data_seed, metrics=metrics,
+                              batch_size=batch_size, progress=progress,
+                              observe=diagnostics.observe if active else None)  # type: ignore[union-attr]
+    per_crop = pd.DataFrame(rows)
+    output_check = str(per_crop["failure"].iloc[0])
+    keys: dict[str, Any] = {
+        "train_set": "R", "profile": prof.name, "seed": seed, "dataset": str(per_crop["dataset"].iloc[0]),
+        "split": "test", "test_set": str(per_crop["test_set"].iloc[0]),
+        "provenance": collect_provenance(profile=prof.name, seed=seed, data_seed=data_seed),
+        "failure": failure(output_check) if failure is not None else output_check,
+    }
+    recs, obs = quality_results(per_crop, name, metrics=metrics, unit_key="tile", data_seed=data_seed, **keys)
+    found = diagnostics.finish() if active else None  # type: ignore[union-attr]
+    if found is not None and found["distribution"] is not None:
+        recs = pd.concat([recs, distribution_records(found["distribution"], name, data_seed=data_seed, **keys)],
+                         ignore_index=True)
+    return GeneratorQuality(per_crop, recs, obs, found)
+
+
+@dataclass
+class GeneratorsQuality:
+    """What :func:`score_generators` found: one table's records and observations, each generator's
+    :class:`GeneratorQuality`, and the files written (empty without ``out``)."""
+
+    records: Any
+    observations: Any
+    per_generator: dict[str, GeneratorQuality]
+    files: list[Path]
+
+
+def score_generators(names: Sequence[str], checkpoints: Sequence[str | Path], dataset: str, profile: str | Profile,
+                     seed: int = 0, *, out: str | Path | None = None, data_seed: int = 0,
+                     metrics: Sequence[str] = QUALITY_METRICS, batch_size: int | None = None, extractor: Any = None,
+                     stain: bool = False, conventions: bool = False, kid_subsets: int = 100,
+                     kid_subset_size: int = 1000, progress: bool = True) -> GeneratorsQuality:
+    """``gbench quality --generator``: :func:`generator_quality` for each (name, checkpoint), one
+    record file and the per-crop observations behind its confidence intervals.
+
+    Args:
+        extractor, stain, conventions, kid_subsets, kid_subset_size: the
+            :class:`gbench.pipelines.diagnostics.Diagnostics` run beside the paired metrics.
+        out: folder for ``per_crop.csv``, ``records.csv``, ``observations.csv`` and the
+            diagnostics' files (prefixed by the generator name); None writes nothing.
+    """
+    found: dict[str, GeneratorQuality] = {}
+    files: list[Path] = []
+    for name, ckpt in zip(names, checkpoints):
+        diag = Diagnostics(extractor, stain=stain, conventions=conventions, metrics=metrics, batch_size=batch_size,
+                           kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
+        found[name] = res = generator_quality(name, ckpt, dataset, profile, seed, data_seed=data_seed,
+                                              metrics=metrics, batch_size=batch_size, progress=progress,
+                                              diagnostics=diag)
+        if res.diagnostics is not None and out is not None:
+            files += write_diagnostics(res.diagnostics, out, prefix=f"{name}_")
+    recs = pd.concat([r.records for r in found.values()], ignore_index=True)
+    obs = pd.concat([r.observations for r in found.values()], ignore_index=True)
+    if out is not None:
+        out = Path(out)
+        per_crop = pd.concat([r.per_crop for r in found.values()], ignore_index=True)
+        written = [write_text(out / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g")),
+                   save_records(recs, out / "records.csv")]
+        save_observations(obs, out / "records.csv")
+        files = [*written, out / "observations.csv", *files]
+    return GeneratorsQuality(recs, obs, found, files)

@@ -361,7 +361,7 @@ def demo_migan(out: str | Path, *, profile: Profile | str = "demo", seed: int = 
                       resume=resume, progress=progress, device=device)
     t_train = time.perf_counter() - t0
     model, _ = load_mi_gan(run.model_path)
-    cfg = model.cfg
+    cfg = model.config
     n_eval = int(sched["n_eval"] or 64)
     t1 = time.perf_counter()
     fake = model.sample(n_eval, seed=seed + 1000)
@@ -518,7 +518,7 @@ def transfer_experiment(out: str | Path, source: str | Path, *, profile: Profile
     sched = schedule_for(profile)
     n_eval = int(sched["n_eval"] or 64)
     src_model, _ = load_mi_gan(source)
-    cfg = src_model.cfg
+    cfg = src_model.config
     real_test = _stacks("synthetic-cells:cancer", "test", n_eval, cfg.image_size, cfg.planes, data_seed)
     test_set = hash_test_set((f"cancer-test-{i:05d}", s, b"") for i, s in enumerate(real_test))
     console.rule(f"transfer: MI-GAN2 on synthetic-cells:cancer from MI-GAN1 vs from scratch, seeds "

@@ -7,7 +7,8 @@ continues where it stopped — training stages resume from their own checkpoints
 1. ``train-<generator>``: GAN-binary, GAN-DIST and Sharp-GAN on the real training split, and the
    ``mask-paint`` floor (the training split's mean nucleus and background colours, one pass):
    Table 1's "did training do anything" row; it draws no synthetic set.
-2. ``quality-<generator>``: Table 1 protocol (``gbench.pipelines.generator_eval.evaluate_generator``): the
+2. ``quality-<generator>``: Table 1 protocol (``gbench.pipelines.generator_eval.generator_quality``, the
+   quality stage ``gbench quality --generator`` runs too): the
    generator is run on the real test split's own maps and scored with SSIM, FSIM, GMSD, NRMSE;
    records with 95% confidence intervals and per-crop observations (the crops of one tile are
    one resampling unit); a generator whose outputs are near-constant or whose losses went
@@ -44,16 +45,13 @@ from rich.table import Table
 
 import generators as generator_registry
 from gbench.core.fileio import write_text
-from gbench.core.metric_specs import metric_names
 from gbench.core.observations import load_observations, save_observations
 from gbench.core.profiles import Profile, as_profile
-from gbench.core.provenance import provenance
 from gbench.core.records import load_records, save_records
 from gbench.data.patches import grid_crops
 from gbench.data.resolve import resolve_dataset
 from gbench.metrics.failures import generator_failure
-from gbench.pipelines.generator_eval import evaluate_generator
-from gbench.pipelines.quality import quality_results
+from gbench.pipelines.generator_eval import generator_quality
 from gbench.pipelines.segmentation_grid import run_cell
 from gbench.pipelines.stages import Stage, StageCache
 from gbench.pipelines.synthesis import synthesize
@@ -212,20 +210,12 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
         train_runs.append(tr.path / "run.json")
 
         def quality(folder: Path, name: str = name, tr_path: Path = tr.path) -> dict[str, Any]:
-            rows = evaluate_generator(name, trained[name], data, prof, seed, data_seed=data_seed, progress=progress)
-            per_crop = pd.DataFrame(rows)
-
-            write_text(folder / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g"))
-            metrics = [m for m in metric_names("quality") if m in per_crop]
-            recs, obs = quality_results(per_crop, name, train_set="R", profile=prof.name, seed=seed,
-                                        dataset=str(per_crop["dataset"].iloc[0]), split="test",
-                                        test_set=str(per_crop["test_set"].iloc[0]), metrics=metrics,
-                                        provenance=provenance(profile=prof.name, seed=seed, data_seed=data_seed),
-                                        failure=_generator_failure(tr_path, str(per_crop["failure"].iloc[0])),
-                                        unit_key="tile", data_seed=data_seed)
-            save_records(recs, folder / "records.csv")
-            save_observations(obs, folder / "records.csv")
-            return {"outputs": ["records.csv", "observations.csv", "per_crop.csv"], "crops": len(per_crop)}
+            found = generator_quality(name, trained[name], data, prof, seed, data_seed=data_seed, progress=progress,
+                                      failure=lambda check: _generator_failure(tr_path, check))
+            write_text(folder / "per_crop.csv", found.per_crop.to_csv(index=False, float_format="%.10g"))
+            save_records(found.records, folder / "records.csv")
+            save_observations(found.observations, folder / "records.csv")
+            return {"outputs": ["records.csv", "observations.csv", "per_crop.csv"], "crops": len(found.per_crop)}
 
         q = run(Stage(f"quality-{name}", {**base, "generator": name, "split": "test"}, (tr.path,)), quality)
         frames.append(load_records(q.path / "records.csv"))

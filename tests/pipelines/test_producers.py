@@ -219,7 +219,7 @@ def test_quality_of_a_flat_grey_generator_is_a_failed_run(tmp_path: Path, checkp
 
 
 def test_multifocus_records_say_what_they_rest_on() -> None:
-    from gbench.cli.commands.multifocus import quality_multifocus
+    from gbench.pipelines.multifocus import quality_multifocus
 
     kw = dict(profile="smoke", progress=False, limit=3)
     a = quality_multifocus("synthetic-cells:siha", "synthetic-cells:cancer", **kw)["records"]

@@ -83,7 +83,7 @@ def test_killed_stage_is_not_marked_done(tmp_path: Path, monkeypatch: pytest.Mon
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(rp, "evaluate_generator", boom)
+    monkeypatch.setattr(rp, "generator_quality", boom)
     with pytest.raises(RuntimeError, match="killed"):
         _run(tmp_path, train_sets=())
     monkeypatch.undo()

@@ -31,7 +31,7 @@ def parse_overrides(items: list[str] | None, generator: str | None = None) -> di
 
 
 def train_gen(
-    name: Annotated[str, typer.Argument(help="Generator: gan-binary, gan-dist, sharp-gan (see generators.available()).")],
+    name: Annotated[str, typer.Argument(help="Image generator: gan-binary, gan-dist, sharp-gan, mask-paint (generators.available()).")],
     data: Annotated[str, typer.Option("--data", help="Training dataset (name or folder); its train split is used.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints/, samples/, history.csv, run.json.")],
     profile: ProfileOpt = "demo",
@@ -43,29 +43,16 @@ def train_gen(
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between checkpoints (default: a tenth of the run).")] = None,
     sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Steps between sample grids (default: a fifth of the run).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")] = None,
-    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="mi-gan only: fine-tune a trained MI-GAN run (transfer learning).")] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Train a generator on the real training split (random crops, flips, rotations); runs under torchrun too.
+    """Train an image generator on the real training split (random crops, flips, rotations); runs under torchrun too.
 
-    ``mi-gan`` trains on multi-focus stacks (``--data synthetic-cells:siha``): G1 then G2,
-    independently, as ``gbench train-migan`` does."""
+    Multi-focus stack generators (``mi-gan``) train with ``gbench train-migan``."""
     import generators
-    from gbench.core.options import check_device, check_positive, parse_set_options
+    from gbench.core.options import check_device, check_positive
     from gbench.core.profiles import get_profile
     from generators.train import train_generator
 
-    if name == "mi-gan":
-        from gbench.cli.commands.multifocus import train_migan_cmd
-        from generators.mi_gan import MIGANConfig
-
-        parse_set_options(set_, MIGANConfig, what="MI-GAN option")  # one-line error before any work
-        train_migan_cmd(data=data, out=out, profile=profile, seed=seed, data_seed=data_seed, init_from=init_from, resume=resume,
-                        steps=steps, n_critic=None, critic_norm=None, device=device, overwrite=overwrite,
-                        steps_g2=None, set_=set_)
-        return
-    if init_from is not None:
-        raise ValueError("--init-from applies to mi-gan only")
     generators.factory(name)  # unknown generator: one line with suggestions
     prof = get_profile(profile)
     overrides = parse_overrides(set_, name)

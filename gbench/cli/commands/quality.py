@@ -20,7 +20,6 @@ def quality(
     generator: Annotated[Optional[list[str]], typer.Option("--generator", help="Score a trained generator on the real test split's own maps (Table 1 protocol); repeatable.")] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option("--checkpoint", help="Checkpoint of each --generator, in the same order.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Real dataset whose test split is scored (with --generator).")] = None,
-    multifocus: Annotated[bool, typer.Option("--multifocus", help="--real and --fake are multi-focus stacks: per-plane FID/KID, focus curve, inter-plane SSIM.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs scored per batch.")] = 16,
     extractor: Annotated[Optional[str], typer.Option("--extractor", help="Add FID, KID, precision/recall, density/coverage on this extractor's features: inception (torch-fidelity's FID weights: --weights or its cache), timm:NAME (--weights FILE) or random-conv (offline; not comparable with published FID).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Local weights file of --extractor (nothing is downloaded).")] = None,
@@ -41,7 +40,7 @@ def quality(
     get_profile(profile)
     metrics = tuple(metric) if metric else METRICS
     unknown = [m for m in metrics if m not in METRICS]
-    if unknown and not multifocus:
+    if unknown:
         raise ValueError(f"--metric {unknown[0]!r}: unknown metric (known: {', '.join(METRICS)})")
     check_positive("--batch-size", batch_size)
     check_positive("--kid-subsets", kid_subsets)
@@ -49,24 +48,13 @@ def quality(
         raise ValueError(f"--kid-subset-size must be at least 2, got {kid_subset_size}")
     if weights is not None and extractor is None:
         raise ValueError("--weights needs --extractor (inception or timm:NAME)")
-    if multifocus and (extractor or stain or conventions):
-        raise ValueError("--extractor/--stain/--conventions apply to image pairs; --multifocus has its own "
-                         "(gbench quality-multifocus --extractor)")
     ext = None
     if extractor is not None:
         from gbench.metrics.features import build_extractor
 
         ext = build_extractor(extractor, weights, seed=seed)  # a missing weights file: one line, nothing written
-    if out is not None and not multifocus:
+    if out is not None:
         check_out_folder(out, overwrite=overwrite, resumable=False)
-    if multifocus:
-        if real is None or fake is None or generator:
-            raise ValueError("--multifocus needs --real STACKS and --fake STACKS (e.g. synthetic-cells:siha and a sample-migan folder)")
-        from gbench.cli.commands.multifocus import quality_multifocus_cmd
-
-        quality_multifocus_cmd(real=str(real), fake=str(fake), out=out, profile=profile, seed=seed, overwrite=overwrite,
-                               data_seed=data_seed)
-        return
     if generator:
         if real is not None or fake is not None:
             raise ValueError("use either --real/--fake or --generator/--checkpoint/--data, not both")
@@ -105,16 +93,9 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
                         metrics: tuple[str, ...], profile: str, seed: int, batch_size: int,
                         data_seed: int = 0, extractor: object = None, stain: bool = False,
                         conventions: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000) -> None:
-    """Table 1 protocol for one or more generators, one table, one record file and the per-crop
-    observations behind its confidence intervals (the crops of one tile are one resampling unit)."""
-    import pandas as pd
-
-    from gbench.core.fileio import write_text
-    from gbench.core.observations import save_observations
-    from gbench.core.provenance import provenance
-    from gbench.core.records import save_records
-    from gbench.pipelines.generator_eval import evaluate_generator
-    from gbench.pipelines.quality import quality_results
+    """Table 1 protocol for one or more generators (:func:`gbench.pipelines.generator_eval.score_generators`):
+    one table, one record file and the per-crop observations behind its confidence intervals."""
+    from gbench.pipelines.generator_eval import score_generators
     from reports.render import to_rich
     from reports.tables import pivot_by_kind
 
@@ -122,47 +103,17 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
         raise ValueError("--generator needs --data (the real dataset whose test split is scored)")
     if len(checkpoints) != len(names):
         raise ValueError(f"give one --checkpoint per --generator ({len(names)} generators, {len(checkpoints)} checkpoints)")
-    from gbench.pipelines.diagnostics import Diagnostics, distribution_records, write_diagnostics
-
-    frames, records, observations, written = [], [], [], []
-    for name, ckpt in zip(names, checkpoints):
-        diag = Diagnostics(extractor, stain=stain, conventions=conventions, metrics=metrics, batch_size=batch_size,
-                           kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
-        rows = evaluate_generator(name, ckpt, data, profile, seed, data_seed=data_seed, metrics=metrics,
-                                  batch_size=batch_size, observe=diag.observe if diag.active else None)
-        df = pd.DataFrame(rows)
-        frames.append(df)
-        recs, obs = quality_results(df, name, train_set="R", profile=profile, seed=seed,
-                                    dataset=str(df["dataset"].iloc[0]), split="test",
-                                    test_set=str(df["test_set"].iloc[0]), metrics=metrics,
-                                    provenance=provenance(profile=profile, seed=seed, data_seed=data_seed),
-                                    failure=str(df["failure"].iloc[0]), unit_key="tile", data_seed=data_seed)
-        found = diag.finish() if diag.active else None
-        if found is not None and found["distribution"] is not None:
-            recs = pd.concat([recs, distribution_records(
-                found["distribution"], name, train_set="R", profile=profile, seed=seed,
-                dataset=str(df["dataset"].iloc[0]), split="test", test_set=str(df["test_set"].iloc[0]),
-                provenance=provenance(profile=profile, seed=seed, data_seed=data_seed),
-                failure=str(df["failure"].iloc[0]), data_seed=data_seed)], ignore_index=True)
-        _print_diagnostics(found, name)
-        if found is not None and out is not None:
-            written += write_diagnostics(found, out, prefix=f"{name}_")
-        records.append(recs)
-        observations.append(obs)
-        if recs["status"].iloc[0] == "failed":
-            console.print(f"[red]{name}: failed run ({recs['failure'].iloc[0]})[/]")
-    recs = pd.concat(records, ignore_index=True)
-    for table in pivot_by_kind(recs, pd.concat(observations, ignore_index=True)):  # CIs, paired floor tests
+    res = score_generators(names, checkpoints, data, profile, seed, out=out, data_seed=data_seed, metrics=metrics,
+                           batch_size=batch_size, extractor=extractor, stain=stain, conventions=conventions,
+                           kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+    for name, found in res.per_generator.items():
+        _print_diagnostics(found.diagnostics, name)
+        if found.records["status"].iloc[0] == "failed":
+            console.print(f"[red]{name}: failed run ({found.records['failure'].iloc[0]})[/]")
+    for table in pivot_by_kind(res.records, res.observations):  # CIs, paired floor tests
         console.print(to_rich(table, precision=4))
-    if out is not None:
-        per_crop = pd.concat(frames, ignore_index=True)
-        write_text(Path(out) / "per_crop.csv", per_crop.to_csv(index=False, float_format="%.10g"))
-        save_records(recs, Path(out) / "records.csv")
-        save_observations(pd.concat(observations, ignore_index=True), Path(out) / "records.csv")
-        console.print(f"wrote {Path(out) / 'per_crop.csv'}, {Path(out) / 'records.csv'} and "
-                      f"{Path(out) / 'observations.csv'}")
-        for f in written:
-            console.print(f"wrote {f}")
+    for f in res.files:
+        console.print(f"wrote {f}")
 
 
 def register(app: typer.Typer) -> None:

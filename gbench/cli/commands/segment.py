@@ -62,8 +62,9 @@ def _seeds_cell(r: dict[str, Any]) -> str:
 
 
 def _failure_notes(frame: Any) -> list[str]:
-    names = {"unet": "U-Net", "segnet": "SegNet"}
-    return [f"{names.get(r['arch'], r['arch'])} {r['train_label']}: failed run ({r['failure']})"
+    from segmentation import label as arch_label
+
+    return [f"{arch_label(r['arch'])} {r['train_label']}: failed run ({r['failure']})"
             for r in frame.to_dict("records") if r.get("failure")]
 
 
@@ -73,8 +74,8 @@ def render_table(frame: Any, title: str) -> Any:
 
     from gbench.core.metric_specs import metric_label, metric_spec
     from gbench.pipelines.segmentation_grid import METRICS
+    from segmentation import label as arch_label
 
-    names = {"unet": "U-Net", "segnet": "SegNet"}
     caption = ("each cell: ours [95% CI over test images and seeds] (± std over seeds where no per-image data) "
                "/ paper; failed: the run did not learn (never a number)")
     t = Table(title=title, show_header=True, caption=caption)
@@ -87,20 +88,20 @@ def render_table(frame: Any, title: str) -> Any:
         for m in METRICS:
             paper = "-" if math.isnan(r[f"{m}_paper"]) else f"{r[f'{m}_paper']:.3f}"
             cells.append(f"{_cell(r, m)} / {paper}")
-        t.add_row(names.get(r["arch"], r["arch"]), r["train_label"], _seeds_cell(r), *cells)
+        t.add_row(arch_label(r["arch"]), r["train_label"], _seeds_cell(r), *cells)
     return t
 
 
 def table_markdown(frame: Any, caption: str) -> str:
     from gbench.core.metric_specs import metric_label
     from gbench.pipelines.segmentation_grid import METRICS
+    from segmentation import label as arch_label
 
-    names = {"unet": "U-Net", "segnet": "SegNet"}
     head = ["Model", "Training", "seeds", *[metric_label(m) for m in METRICS],
             *[f"paper {metric_label(m)}" for m in METRICS]]
     lines = [caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in frame.to_dict("records"):
-        cells = [names.get(r["arch"], r["arch"]), r["train_label"], _seeds_cell(r),
+        cells = [arch_label(r["arch"]), r["train_label"], _seeds_cell(r),
                  *[_cell(r, m) for m in METRICS],
                  *["-" if math.isnan(r[f"{m}_paper"]) else f"{r[f'{m}_paper']:.3f}" for m in METRICS]]
         lines.append("| " + " | ".join(cells) + " |")

@@ -1,6 +1,8 @@
-"""``gbench train-gen mi-gan`` and ``gbench quality --multifocus`` reach the MI-GAN code."""
+"""MI-GAN is a stack generator: one command each (``train-migan``, ``sample-migan``,
+``quality-multifocus``); the image-generator commands refuse it with a pointer."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +13,7 @@ from tests.cli.test_cli import run_cli
 
 def test_quality_multifocus_on_builtin_stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "mf"
-    assert run_cli(monkeypatch, "quality", "--multifocus", "--real", "synthetic-cells:siha", "--fake",
+    assert run_cli(monkeypatch, "quality-multifocus", "--real", "synthetic-cells:siha", "--fake",
                    "synthetic-cells:cancer", "--profile", "smoke", "--out", str(out)) == 0
     recs = pd.read_csv(out / "records.csv")
     assert (recs["kind"] == "multifocus").all()
@@ -21,24 +23,25 @@ def test_quality_multifocus_on_builtin_stacks(tmp_path: Path, monkeypatch: pytes
 
 
 def test_wiring_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # the duplicate spellings are gone: one command each
     assert run_cli(monkeypatch, "quality", "--multifocus", "--real", "synthetic-cells:siha") == 2
-    assert "--multifocus needs --real STACKS and --fake STACKS" in capsys.readouterr().err
-    assert run_cli(monkeypatch, "train-gen", "mi-gan", "--data", "synthetic-cells:siha", "--out", str(tmp_path / "m"),
-                   "--set", "ngf=4") == 2
-    assert "unknown MI-GAN option(s) ngf" in capsys.readouterr().err
+    assert "No such option: --multifocus" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "train-gen", "mi-gan", "--data", "synthetic-cells:siha", "--out", str(tmp_path / "m")) == 2
+    err = capsys.readouterr().err
+    assert "'mi-gan' is a stack generator" in err and "gbench train-migan" in err
     assert run_cli(monkeypatch, "train-migan", "--out", str(tmp_path / "m"), "--set", "upsample=pixelshuffle") == 2
     assert "--set upsample=pixelshuffle: expected one of transposed, resize, bilinear" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "train-migan", "--out", str(tmp_path / "m"), "--set", "ngf=4") == 2
+    assert "unknown MI-GAN option(s) ngf" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
     assert run_cli(monkeypatch, "train-gen", "sharp-gan", "--data", "synthetic-he", "--out", str(tmp_path / "s"),
                    "--init-from", str(tmp_path)) == 2
-    assert "--init-from applies to mi-gan only" in capsys.readouterr().err
+    assert "No such option: --init-from" in capsys.readouterr().err
 
 
-def test_train_gen_mi_gan_takes_every_option(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import json
-
+def test_train_migan_takes_set_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     out = tmp_path / "m"
-    assert run_cli(monkeypatch, "train-gen", "mi-gan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile",
+    assert run_cli(monkeypatch, "train-migan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile",
                    "smoke", "--steps", "1", "--set", "upsample=bilinear", "--set", "g2_l1=5", "--set", "g2_arch=paper") == 0
     cfg = json.loads((out / "run.json").read_text())["config"]
     assert (cfg["upsample"], cfg["g2_l1"], cfg["g2_arch"]) == ("bilinear", 5.0, "paper")

@@ -84,7 +84,7 @@ def test_options_and_validation() -> None:
     with pytest.raises(ValueError, match="critic_norm"):
         MIGANConfig(critic_norm="spectral")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no option"):
-        generators.create("mi-gan", ngf=3)
+        generators.create_stack("mi-gan", ngf=3)
     with pytest.raises(ValueError, match=r"noise of shape \(N, 100\)"):
         g.g1(torch.randn(2, 50))
 
@@ -125,7 +125,7 @@ def test_gradient_penalty_of_a_linear_critic_is_exact() -> None:
 
 
 def test_sample_is_deterministic_batch_independent_and_uint8() -> None:
-    g = generators.create("mi-gan", image_size=32, **TINY)
+    g = generators.create_stack("mi-gan", image_size=32, **TINY)
     torch.manual_seed(0)  # PyTorch's default init: DCGAN's N(0, 0.02) gives a near-uniform grey before training
     for m in g.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d)):
@@ -134,7 +134,7 @@ def test_sample_is_deterministic_batch_independent_and_uint8() -> None:
         for _ in range(5):
             g.g2(g.g1(torch.randn(8, 100)))
     g.eval()
-    assert g.name == "mi-gan" and "mi-gan" in generators.available()
+    assert g.name == "mi-gan" and "mi-gan" in generators.available_stacks() and "mi-gan" not in generators.available()
     a = g.sample(4, seed=3)
     assert a.shape == (4, 11, 32, 32, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, g.sample(4, seed=3))

@@ -37,11 +37,11 @@ def test_cell_type_of() -> None:
 
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
 def test_commands_load_the_profile_counts(profile: str) -> None:
-    from gbench.cli.commands.multifocus import _load
+    from gbench.pipelines.multifocus import load_stack_set
 
     prof = get_profile(profile)
     for cell_type in ("siha", "cancer"):
-        ds = _load(f"synthetic-cells:{cell_type}", "train", profile, 0, None)  # lazy: nothing rendered
+        ds = load_stack_set(f"synthetic-cells:{cell_type}", "train", profile, 0, None)  # lazy: nothing rendered
         assert len(ds) == prof.migan_count(cell_type)
 
 

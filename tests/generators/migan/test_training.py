@@ -80,15 +80,15 @@ def test_transfer_learning_loads_weights_and_trains(tmp_path) -> None:
     saved = torch.load(src.model_path, weights_only=False)["state"]
     for k, v in loaded.state_dict().items():
         torch.testing.assert_close(v, saved[k], msg=k)  # params equal after load
-    assert loaded.cfg.g1_width == 4 and loaded.cfg.image_size == 16
+    assert loaded.config.g1_width == 4 and loaded.config.image_size == 16
     opts.pop("g1_width")
     dst = train_migan("synthetic-cells:cancer", tmp_path / "cancer", seed=1, init_from=src.out_dir, **opts)
     tuned, _ = load_mi_gan(dst.out_dir)
-    assert tuned.cfg.to_dict() == {**loaded.cfg.to_dict(), "n_critic": 1, "lr": tuned.cfg.lr}
+    assert tuned.config.to_dict() == {**loaded.config.to_dict(), "n_critic": 1, "lr": tuned.config.lr}
     changed = [k for k, v in tuned.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, saved[k])]
     assert any(k.startswith("g1.") for k in changed) and any(k.startswith("g2.") for k in changed)
     # the tuned model started from the source (not from a fresh init): nearer to it than a fresh model is
-    fresh = MIGAN(tuned.cfg, seed=1).state_dict()
+    fresh = MIGAN(tuned.config, seed=1).state_dict()
     w = "g2.resnet.blocks.0.body.0.weight"
     assert (tuned.state_dict()[w] - saved[w]).norm() < (fresh[w] - saved[w]).norm()
     record = json.loads((dst.out_dir / "run.json").read_text())
