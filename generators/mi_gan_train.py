@@ -29,6 +29,7 @@ import torch
 from gbench.core.fileio import clean_orphan_temps, write_json, write_text
 from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance
+from gbench.core.runtime import Runtime
 from gbench.data.io import write_png
 from gbench.data.multifocus import AUGMENTATIONS, augment_stack, stack_array, write_stack
 from gbench.data.resolve import load_stacks
@@ -114,7 +115,8 @@ def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *,
     data = StepLoader(StackTrainingSet(stacks, phase, augment), batch_size=batch_size * module.n_critic, seed=seed)
     res = fit(module, data, max_steps=steps, seed=seed, out_dir=out_dir, resume=resume, progress=progress,
               device=device, checkpoint_every=checkpoint_every, meta={"phase": phase, **(meta or {})},
-              description=f"MI-GAN {phase.upper()}")
+              description=f"MI-GAN {phase.upper()}",
+              runtime=Runtime(amp="off"))  # WGAN-GP's double backward stays float32 (not measured under autocast)
     if model.config.precise_bn:
         _precise_bn(model, stacks, phase, seed)
     return res

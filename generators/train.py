@@ -340,7 +340,8 @@ def train_generator(
         try:
             result = fit(module, loader, max_steps=total, seed=seed, out_dir=out, checkpoint_every=ckpt_every,
                          resume=resume, progress=progress, callbacks=[grid, watch], device=device, meta=meta,
-                         description=f"train {name}", keep_optimizer_state=keep_optimizer_state)
+                         description=f"train {name}", keep_optimizer_state=keep_optimizer_state,
+                         runtime=prof.runtime)
             failure = ""
         except FloatingPointError as exc:  # engine.fit stops at the first NaN/inf loss: a failed run
             failure = str(exc)
@@ -373,13 +374,15 @@ def train_generator(
                 "checkpoint_every": ckpt_every,
                 "world_size": result.world_size,
                 "train_device": result.device,
+                "runtime": result.runtime,
+                "data_wait_s": result.data_wait_s,
                 "wall_time_s": time.perf_counter() - t0,
                 "fit_time_s": result.wall_time_s,
                 "loss_first_last": summary,
                 "status": "failed" if failure else "ok",
                 "failure": failure,
                 "deviations": module.deviations() if hasattr(module, "deviations") else [],
-                "provenance": provenance(profile=prof.name, seed=seed, data_seed=data_seed),
+                "provenance": provenance(profile=prof.name, seed=seed, data_seed=data_seed, runtime=result.runtime),
             })
     return TrainResult(out, result.checkpoint, result, run_json, tuple(grid.written), module, failure)
 

@@ -44,9 +44,19 @@ from torch import nn
 import segmentation
 from gbench.core.fileio import write_json
 from gbench.core.profiles import Profile
+from gbench.core.runtime import Runtime
 from gbench.data.patches import augment, grid_crops, random_crop
 from gbench.data.types import Dataset
-from gbench.engine import EarlyStopping, StepLoader, dist_info, fit, init_distributed, select_device
+from gbench.engine import (
+    EarlyStopping,
+    StepLoader,
+    backward,
+    dist_info,
+    fit,
+    init_distributed,
+    optimizer_step,
+    select_device,
+)
 from gbench.metrics.instance import aggregate, instance_metrics
 from segmentation.postprocess import PostprocessConfig, postprocess
 from segmentation.targets import Target, get_target
@@ -237,6 +247,9 @@ class SegmenterModule(nn.Module):
         lr: Adam learning rate.
     """
 
+    #: steps through ``engine.backward`` / ``engine.optimizer_step``: ``--amp fp16`` works
+    supports_fp16 = True
+
     def __init__(self, net: nn.Module, target: Target, lr: float) -> None:
         super().__init__()
         self.net = net
@@ -259,8 +272,8 @@ class SegmenterModule(nn.Module):
         opt = self.optimizers["adam"]
         opt.zero_grad(set_to_none=True)
         loss = self.target.loss(self(batch["image"]), batch["target"])
-        loss.backward()
-        opt.step()
+        backward(self, loss)  # loss.backward(), scaled under --amp fp16
+        optimizer_step(self, opt)
         return {"loss": float(loss.detach())}
 
 
@@ -438,11 +451,13 @@ class TrainOutcome:
     n_val_crops: int
     train_time_s: float
     device: str
+    runtime: dict[str, Any] = field(default_factory=dict)
 
 
 def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequence[int]]], *, seed: int,
                     out_dir: str | Path, resume: bool = False, progress: bool = True,
-                    device: str | torch.device | None = None, description: str = "train") -> TrainOutcome:
+                    device: str | torch.device | None = None, description: str = "train",
+                    runtime: Runtime | None = None) -> TrainOutcome:
     """Train ``config.arch`` on the images of ``parts`` with early stopping.
 
     Args:
@@ -455,6 +470,8 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
         progress: progress bars.
         device: None picks CUDA when available.
         description: progress-bar label.
+        runtime: mixed precision, channels-last, data-loading workers, determinism
+            (:class:`gbench.core.runtime.Runtime`; None: auto for the device).
 
     Returns:
         A :class:`TrainOutcome` whose module holds the best validated weights (or the last ones
@@ -488,7 +505,7 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
     try:
         return _train(config, module, loader, val, steps, every, seed=seed, out=out, resume=resume,
                       progress=progress, device=device, description=description, is_main=is_main,
-                      n_train=len(train_src), n_val=len(val_src))
+                      n_train=len(train_src), n_val=len(val_src), runtime=runtime)
     finally:
         if own_group:
 
@@ -497,7 +514,7 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
 
 def _train(config: SegmentConfig, module: SegmenterModule, loader: Any, val: CropItems | None, steps: int,
            every: int, *, seed: int, out: Path, resume: bool, progress: bool, device: Any, description: str,
-           is_main: bool, n_train: int, n_val: int) -> TrainOutcome:
+           is_main: bool, n_train: int, n_val: int, runtime: Runtime | None = None) -> TrainOutcome:
     ckpt_dir = out / "checkpoints"
     if not resume and is_main:  # a fresh run never picks up a stale file of an earlier one
         for name in ("last.pt", "best.pt"):
@@ -522,9 +539,9 @@ def _train(config: SegmentConfig, module: SegmenterModule, loader: Any, val: Cro
         callbacks.append(es)
     res = fit(module, loader, max_steps=steps, seed=seed, out_dir=out, checkpoint_every=config.checkpoint_every,
               resume=resume, progress=progress, device=device, meta=meta, description=description,
-              callbacks=callbacks, keep_optimizer_state=False)
+              callbacks=callbacks, keep_optimizer_state=False, runtime=runtime)
     return TrainOutcome(module=module, steps_planned=steps, steps_done=res.steps,
                         best_step=es.best_step if es is not None else None, stopped_early=res.stopped_early,
                         validations=list(es.validations) if es is not None else [], n_train=n_train, n_val=n_val,
                         n_val_crops=0 if val is None else len(val), train_time_s=time.perf_counter() - t0,
-                        device=res.device)
+                        device=res.device, runtime=res.runtime)

@@ -67,6 +67,7 @@ COMMAND_MODULES = (
     "gbench.cli.commands.reports",
     "gbench.cli.commands.multifocus",
     "gbench.cli.commands.reproduce",
+    "gbench.cli.commands.bench",
 )
 
 

@@ -40,7 +40,6 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.table import Table
 
 import generators as generator_registry
@@ -177,7 +176,9 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
         raise ValueError(f"the synthetic training sets are drawn by {SYNTH_GENERATOR}: keep it in --generators")
     out = Path(out)
     cache = StageCache(out / "stages")
-    base = {"data": data, "profile": prof.to_dict(), "seed": seed, "data_seed": data_seed}
+    # the runtime enters the keys by its precision only (workers, memory format: same numbers)
+    base = {"data": data, "profile": {**prof.to_dict(), "runtime": prof.runtime.key()}, "seed": seed,
+            "data_seed": data_seed}
     data_inputs = _dataset_inputs(data)
     stages: list[dict[str, Any]] = []
     frames: list[Any] = []

@@ -228,7 +228,7 @@ def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, o
     test = resolve_dataset(data, "test", prof, data_seed)
     label = spec.label(prof)
     outcome = train_segmenter(cfg, parts, seed=seed, out_dir=folder, resume=resume, progress=progress,
-                              device=device, description=f"{arch} {label} seed {seed}")
+                              device=device, description=f"{arch} {label} seed {seed}", runtime=prof.runtime)
 
     if not dist_info().is_main:
         return {}  # under torchrun rank 0 scores and writes
@@ -239,7 +239,8 @@ def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, o
     failure = segmentation_failure(scores["per_image"])
     status = "failed" if failure else "ok"
 
-    prov = provenance(profile=prof.name, seed=seed, data_seed=data_seed, segmenter=arch, train_set=spec.text)
+    prov = provenance(profile=prof.name, seed=seed, data_seed=data_seed, segmenter=arch, train_set=spec.text,
+                      runtime=outcome.runtime)
     versions = prov["versions"]
     post = cfg.postprocess.params(target)
     n_real = sum(p["images"] for p in part_info if p["kind"] == "real")

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from gbench.core.observations import hash_test_set, load_observations
-from gbench.core.records import load_records
 from gbench.core.profiles import SMOKE
-from gbench.data.resolve import resolve_dataset, split_hash
+from gbench.core.records import load_records
 from gbench.core.stats import aggregate_value
+from gbench.data.resolve import resolve_dataset, split_hash
 from tests.cli.test_cli import run_cli
 
 TINY_CELL = ["--arch", "segnet", "--train", "R", "--data", "synthetic-he", "--profile", "smoke", "--width", "0.125",
@@ -155,13 +155,13 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_quality_observations_use_the_tile_as_unit(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
-    import generators
     import torch
 
+    import generators
     from gbench.data.io import write_png
     from gbench.data.patches import grid_crops
-    from gbench.pipelines.quality import quality_results, run_quality
     from gbench.pipelines.generator_eval import evaluate_generator
+    from gbench.pipelines.quality import quality_results, run_quality
     from tests.generators.test_train import tiles
 
     ds = tiles(3, 80)  # a 2x2 grid of 64-px crops per tile

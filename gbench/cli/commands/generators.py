@@ -6,7 +6,19 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gbench.cli.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
+from gbench.cli.commands.common import (
+    AmpOpt,
+    ChannelsLastOpt,
+    DataSeedOpt,
+    DeterministicOpt,
+    OverwriteOpt,
+    ProfileOpt,
+    SeedOpt,
+    WorkersOpt,
+    check_out_folder,
+    console,
+    with_runtime,
+)
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
@@ -43,6 +55,10 @@ def train_gen(
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between checkpoints (default: a tenth of the run).")] = None,
     sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Steps between sample grids (default: a fifth of the run).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")] = None,
+    amp: AmpOpt = None,
+    workers: WorkersOpt = None,
+    channels_last: ChannelsLastOpt = None,
+    deterministic: DeterministicOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Train an image generator on the real training split (random crops, flips, rotations); runs under torchrun too.
@@ -54,7 +70,7 @@ def train_gen(
     from generators.train import train_generator
 
     generators.factory(name)  # unknown generator: one line with suggestions
-    prof = get_profile(profile)
+    prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     overrides = parse_overrides(set_, name)
     for opt, value in (("--steps", steps), ("--checkpoint-every", checkpoint_every), ("--sample-every", sample_every)):
         check_positive(opt, value)

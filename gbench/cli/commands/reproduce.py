@@ -6,7 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from gbench.cli.commands.common import DataSeedOpt, ProfileOpt, SeedOpt, console
+from gbench.cli.commands.common import (
+    AmpOpt,
+    ChannelsLastOpt,
+    DataSeedOpt,
+    DeterministicOpt,
+    ProfileOpt,
+    SeedOpt,
+    WorkersOpt,
+    console,
+    with_runtime,
+)
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
@@ -37,6 +47,10 @@ def reproduce(
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
     data_seed: DataSeedOpt = 0,
+    amp: AmpOpt = None,
+    workers: WorkersOpt = None,
+    channels_last: ChannelsLastOpt = None,
+    deterministic: DeterministicOpt = None,
 ) -> None:
     """Run a paper's whole pipeline (train generators, synthesize, Table 1, segmentation, Table 2,
     report); every stage is cached by a hash of its inputs and config."""
@@ -49,7 +63,7 @@ def reproduce(
     from gbench.core.options import check_positive
     from gbench.core.profiles import get_profile
 
-    prof = get_profile(profile)
+    prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     check_positive("--gen-steps", gen_steps)
     # no overwrite rule here: the run folder is a stage cache, and running again continues it
     check_out_path(out, "--out", folder=True)

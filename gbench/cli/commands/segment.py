@@ -7,7 +7,19 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gbench.cli.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
+from gbench.cli.commands.common import (
+    AmpOpt,
+    ChannelsLastOpt,
+    DataSeedOpt,
+    DeterministicOpt,
+    OverwriteOpt,
+    ProfileOpt,
+    SeedOpt,
+    WorkersOpt,
+    check_out_folder,
+    console,
+    with_runtime,
+)
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
@@ -134,6 +146,10 @@ def segment(
     markers: Annotated[Optional[str], typer.Option("--markers", help="distance target: threshold or h-maxima.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... [default: cuda when available].")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
+    amp: AmpOpt = None,
+    workers: WorkersOpt = None,
+    channels_last: ChannelsLastOpt = None,
+    deterministic: DeterministicOpt = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
     data_seed: DataSeedOpt = 0,
@@ -152,7 +168,7 @@ def segment(
     from segmentation.postprocess import PostprocessConfig
     from segmentation.targets import get_target
 
-    prof = get_profile(profile)
+    prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     get_target(target)
     if aggregation not in ("mean", "pooled"):
         raise ValueError(f"--aggregation must be mean or pooled, got {aggregation!r}")
