@@ -90,6 +90,10 @@ only)                                  is trained on real (I0, stack) pairs, so 
                                        for G2 (demo; the L1 term carries most of G2's signal)
 (not given)                            widths (demo 16/16/16/8 for G1/D1/G2/D2), ``lr`` 2e-4,
                                        ``g2_lr`` 1e-3 (G2's PSF table must travel in ~100 steps)
+(not given; WGAN-GP: constant lr)      ``lr_decay`` 0 (paper); demo 0.5: linear to 0 over the
+                                       second half of each phase (pix2pix's schedule; the last
+                                       iterate of a short WGAN run oscillates: KID of the demo
+                                       at seeds 0-2 0.21/0.24/1.42 without, 0.02-0.08 with)
 (not given)                            ``precise_bn``: exact batch-norm statistics after each
                                        phase (sampling runs in eval mode on them)
 =====================================  =========================================================
