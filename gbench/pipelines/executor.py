@@ -5,8 +5,10 @@ through the stage cache, the names of the tasks it needs). Which executor runs t
 where and when a stage runs, never what it computes:
 
 * ``sequential``: in submission order, in this process (the default).
-* ``local``: up to ``jobs`` tasks at once, each in a forked child process; with CUDA GPUs
-  visible, one task per GPU (the child sees only its GPU through ``CUDA_VISIBLE_DEVICES``).
+* ``local``: up to ``jobs`` tasks at once, each in a fresh child process (spawned, the task sent
+  with cloudpickle, so closures travel; a forked child can hang in OpenMP once torch has run in the
+  parent); with CUDA GPUs visible, one task per GPU (the child sees only its GPU through
+  ``CUDA_VISIBLE_DEVICES``).
 * ``ray``: each task is a Ray task with its resource needs (``{"CPU": 1}`` or ``{"GPU": 1}``) on a
   local Ray instance or an existing cluster (``address``); ``pip install 'gbench[ray]'``.
 
@@ -23,13 +25,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import pickle
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from typing import Any
 
+import cloudpickle
 import torch
 
 __all__ = ["Task", "Executor", "SequentialExecutor", "LocalExecutor", "RayExecutor", "make_executor", "EXECUTORS",
@@ -124,14 +126,15 @@ class SequentialExecutor(Executor):
             done.add(task.name)
 
 
-def _child(task: Task, conn: Any, threads: int, gpu: str | None) -> None:
-    """A forked child: run one task, send back ``("ok", result)`` or ``("error", text)``."""
+def _child(payload: bytes, conn: Any, threads: int, gpu: str | None) -> None:
+    """A child process: run one task (cloudpickled), send back ``("ok", result)`` or ``("error", text)``."""
     try:
         if gpu is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before this process first touches CUDA
         torch.set_num_threads(threads)
-        result = task.fn()
-        conn.send(("ok", pickle.dumps(result)))
+        fn = cloudpickle.loads(payload)
+        result = fn()
+        conn.send(("ok", cloudpickle.dumps(result)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:
@@ -140,10 +143,11 @@ def _child(task: Task, conn: Any, threads: int, gpu: str | None) -> None:
 
 @dataclass
 class LocalExecutor(Executor):
-    """Up to ``jobs`` tasks at once, each in a forked child process of this one.
+    """Up to ``jobs`` tasks at once, each in a fresh (spawned) child process.
 
-    Forking (not spawning) lets a task be any callable, closures included. With ``gpus`` (default:
-    the CUDA devices visible, when torch has not initialised CUDA in this process yet) a task that
+    The task travels by cloudpickle, so it may be any callable, closures included (what it refers
+    to must be picklable or importable). Not forked: a child forked after torch ran OpenMP work in
+    this process can hang in it. With ``gpus`` (default: the CUDA devices visible) a task that
     wants a GPU gets one to itself and ``jobs`` defaults to their count; on the CPU ``jobs``
     defaults to 1 and each child keeps this process's torch thread count (same numbers as a
     sequential run; on 2 cores two jobs mostly share them).
@@ -153,9 +157,7 @@ class LocalExecutor(Executor):
     gpus: Sequence[str] | None = None
 
     def _run(self, tasks: list[Task]) -> None:
-        if "fork" not in mp.get_all_start_methods():
-            raise RuntimeError("the local executor needs the 'fork' start method (Linux, macOS); use --executor ray")
-        ctx = mp.get_context("fork")
+        ctx = mp.get_context("spawn")
         gpus = list(self.gpus) if self.gpus is not None else _visible_gpus()
         jobs = self.jobs or max(1, len(gpus))
         if jobs < 1:
@@ -175,7 +177,8 @@ class LocalExecutor(Executor):
                 pending.remove(task)
                 gpu = free_gpus.pop(0) if task.gpu and free_gpus else None
                 parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(task, child, threads, gpu), name=f"gbench-{task.name}")
+                proc = ctx.Process(target=_child, args=(cloudpickle.dumps(task.fn), child, threads, gpu),
+                                   name=f"gbench-{task.name}")
                 proc.start()
                 child.close()
                 running[parent] = (task, proc, gpu)
@@ -191,7 +194,7 @@ class LocalExecutor(Executor):
                 if gpu is not None:
                     free_gpus.append(gpu)
                 if status == "ok":
-                    self._finish(task.name, pickle.loads(payload))
+                    self._finish(task.name, cloudpickle.loads(payload))
                     done.add(task.name)
                 elif error is None:
                     error = f"task {task.name!r} failed: {payload}"
@@ -202,9 +205,8 @@ class LocalExecutor(Executor):
 
 
 def _visible_gpus() -> list[str]:
-    """The CUDA devices a child may take (none when CUDA is absent or already initialised here,
-    since a forked child cannot use a CUDA context made before the fork)."""
-    if not torch.cuda.is_available() or torch.cuda.is_initialized():
+    """The CUDA devices a child may take (none without CUDA)."""
+    if not torch.cuda.is_available():
         return []
     return [str(i) for i in range(torch.cuda.device_count())]
 

@@ -50,6 +50,7 @@ from gbench.core.records import load_records, save_records
 from gbench.data.patches import grid_crops
 from gbench.data.resolve import resolve_dataset
 from gbench.metrics.failures import generator_failure
+from gbench.pipelines.executor import Task, make_executor
 from gbench.pipelines.generator_eval import generator_quality
 from gbench.pipelines.segmentation_grid import run_cell
 from gbench.pipelines.stages import Stage, StageCache
@@ -140,7 +141,8 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
                         generators: Sequence[str] = GENERATORS, archs: Sequence[str] = ARCHS,
                         train_sets: Sequence[str] = TRAIN_SETS, gen_steps: int | None = None,
                         progress: bool = True, console: Any = None, data_seed: int = 0,
-                        timings: Sequence[dict[str, Any]] = ()) -> ReproduceResult:
+                        timings: Sequence[dict[str, Any]] = (), executor: str = "sequential",
+                        jobs: int | None = None, address: str | None = None) -> ReproduceResult:
     """Run (or continue) the Sharp-GAN pipeline and write the report folder under ``out``.
 
     Args:
@@ -162,6 +164,12 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
             stage key.
         timings: steps timed before this call (``{"stage", "spent_s"}``; ``gbench demo``'s data
             preview), shown first in the closing time table.
+        executor: ``sequential`` (default), ``local`` (independent stages at once in forked
+            processes: one per visible GPU, ``jobs`` on the CPU) or ``ray`` (each stage a Ray task on
+            a local instance with ``jobs`` CPUs, or the cluster at ``address``); see
+            :mod:`gbench.pipelines.executor`. The records do not depend on it. With stages running
+            at once, the time table's shares are of the summed stage times.
+        jobs, address: the executor's job count and Ray address.
     """
 
 
@@ -181,24 +189,38 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
             "data_seed": data_seed}
     data_inputs = _dataset_inputs(data)
     stages: list[dict[str, Any]] = []
-    frames: list[Any] = []
-    obs_frames: list[Any] = []
-
-    def run(stage: Stage, fn: Any) -> Any:
-        t_stage = time.perf_counter()
-        res = cache.run(stage, fn)
-        verb = "cached" if res.skipped else "done"
-        console.print(f"[dim]stage[/] {stage.name}: {verb} ({res.seconds:.1f} s) -> {res.path}")
-        # seconds: the stage's own run (the original one when cached); spent_s: this call's time
-        stages.append({"stage": stage.name, "key": res.key, "path": str(res.path), "skipped": res.skipped,
-                       "seconds": round(res.seconds, 3), "spent_s": round(time.perf_counter() - t_stage, 3)})
-        return res
-
-    # 1-2: generators and Table 1 ------------------------------------------------------------
     trained: dict[str, Path] = {}
     train_runs: list[Path] = []  # their run.json: status, deviations from the paper
+    tasks: list[Task] = []
+
+    def add(name: str, make_stage: Any, fn: Any, after: Sequence[str] = ()) -> None:
+        """A task running one stage through the cache; the stage (hence its key, which
+        fingerprints its input folders) is built when the task starts, after ``after``."""
+
+        def task() -> tuple[Any, float]:
+            t_stage = time.perf_counter()
+            res = cache.run(make_stage(), fn)
+            return res, time.perf_counter() - t_stage
+
+        tasks.append(Task(name, task, tuple(after)))
+
+    def done(name: str, outcome: tuple[Any, float]) -> None:  # in this process, as each task ends
+        res, spent = outcome
+        verb = "cached" if res.skipped else "done"
+        console.print(f"[dim]stage[/] {name}: {verb} ({res.seconds:.1f} s) -> {res.path}")
+        # seconds: the stage's own run (the original one when cached); spent_s: this call's time
+        stages.append({"stage": name, "key": res.key, "path": str(res.path), "skipped": res.skipped,
+                       "seconds": round(res.seconds, 3), "spent_s": round(spent, 3)})
+        if name.startswith("train-"):
+            trained[name[len("train-"):]] = res.path / res.result["outputs"][0]
+        if name == "synthesize" and not res.skipped and res.result.get("images_per_s"):
+            console.print(f"synthesized {res.result['count']} images at {res.result['images_per_s']:.2f} images/s")
+
+    def train_stage(name: str) -> Stage:
+        return Stage(f"train-{name}", {**base, "generator": name, "steps": gen_steps}, data_inputs)
+
+    # 1-2: generators and Table 1 ------------------------------------------------------------
     for name in generators:
-        train_stage = Stage(f"train-{name}", {**base, "generator": name, "steps": gen_steps}, data_inputs)
 
         def train(folder: Path, name: str = name) -> dict[str, Any]:
             res = train_generator(name, data, folder, profile=prof, seed=seed, resume=True, steps=gen_steps,
@@ -206,11 +228,11 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
                                   keep_optimizer_state=False)  # the stage key fixes the steps: never extended
             return {"outputs": [str(Path(res.checkpoint).relative_to(folder))]}
 
-        tr = run(train_stage, train)
-        trained[name] = tr.path / tr.result["outputs"][0]
-        train_runs.append(tr.path / "run.json")
+        add(f"train-{name}", lambda name=name: train_stage(name), train)
+        train_runs.append(cache.path(train_stage(name)) / "run.json")
 
-        def quality(folder: Path, name: str = name, tr_path: Path = tr.path) -> dict[str, Any]:
+        def quality(folder: Path, name: str = name) -> dict[str, Any]:
+            tr_path = cache.path(train_stage(name))
             found = generator_quality(name, trained[name], data, prof, seed, data_seed=data_seed, progress=progress,
                                       failure=lambda check: _generator_failure(tr_path, check))
             write_text(folder / "per_crop.csv", found.per_crop.to_csv(index=False, float_format="%.10g"))
@@ -218,44 +240,58 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
             save_observations(found.observations, folder / "records.csv")
             return {"outputs": ["records.csv", "observations.csv", "per_crop.csv"], "crops": len(found.per_crop)}
 
-        q = run(Stage(f"quality-{name}", {**base, "generator": name, "split": "test"}, (tr.path,)), quality)
-        frames.append(load_records(q.path / "records.csv"))
-        obs_frames.append(load_observations(q.path / "records.csv", required=True))
+        add(f"quality-{name}", lambda name=name: Stage(f"quality-{name}", {**base, "generator": name, "split": "test"},
+                                                       (cache.path(train_stage(name)),)),
+            quality, after=[f"train-{name}"])
 
     # 3: the synthetic set ---------------------------------------------------------------------
-    synth_dir: Path | None = None
+    count = max(c for _, c in prof.synthesis.counts)
+
+    def synth_stage() -> Stage:
+        return Stage("synthesize", {**base, "generator": SYNTH_GENERATOR, "count": count},
+                     (cache.path(train_stage(SYNTH_GENERATOR)),))
+
     if needs_synth:
-        count = max(c for _, c in prof.synthesis.counts)
 
         def synth(folder: Path) -> dict[str, Any]:
             res = synthesize(SYNTH_GENERATOR, trained[SYNTH_GENERATOR], count, folder / "S", seed=seed, profile=prof,
                              data=data, progress=progress, data_seed=data_seed)
-            console.print(f"synthesized {count} images at {res.images_per_s:.2f} images/s")
-            return {"outputs": ["S/manifest.csv"], "count": count}
+            return {"outputs": ["S/manifest.csv"], "count": count, "images_per_s": res.images_per_s}
 
-        s = run(Stage("synthesize", {**base, "generator": SYNTH_GENERATOR, "count": count},
-                      (cache.path(Stage(f"train-{SYNTH_GENERATOR}", {**base, "generator": SYNTH_GENERATOR,
-                                                                     "steps": gen_steps}, data_inputs)),)), synth)
-        synth_dir = s.path
+        add("synthesize", synth_stage, synth, after=[f"train-{SYNTH_GENERATOR}"])
 
     # 4: segmentation, Table 2 -----------------------------------------------------------------
+    segment_tasks: list[str] = []
     for k in seeds:
         for arch in archs:
             for train_set in train_sets:
-                spec = parse_train_spec(train_set)
-                inputs = data_inputs + ((synth_dir,) if spec.synthetic and synth_dir is not None else ())
+                synthetic = parse_train_spec(train_set).synthetic and needs_synth
                 cfg = {**base, "arch": arch, "train_set": train_set, "seg_seed": k, "target": "binary"}
 
-                def segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k) -> dict[str, Any]:
+                def segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k,
+                            synthetic: bool = synthetic) -> dict[str, Any]:
                     row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
-                                   synthetic_dir=synth_dir, resume=True, progress=progress, data_seed=data_seed)
+                                   synthetic_dir=cache.path(synth_stage()) if synthetic else None, resume=True,
+                                   progress=progress, data_seed=data_seed)
                     cell = Path(row["run_dir"]).relative_to(folder)
                     return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
                             "pq": row.get("pq_mean"), "status": row.get("status", "ok")}
 
-                res = run(Stage(f"segment-{arch}-{_stage_slug(train_set)}-seed{k}", cfg, inputs), segment)
-                frames.append(load_records(res.path / res.result["outputs"][0]))
-                obs_frames.append(load_observations(res.path / res.result["outputs"][0], required=True))
+                name = f"segment-{arch}-{_stage_slug(train_set)}-seed{k}"
+                add(name, lambda name=name, cfg=cfg, synthetic=synthetic: Stage(
+                    name, cfg, data_inputs + ((cache.path(synth_stage()),) if synthetic else ())),
+                    segment, after=["synthesize"] if synthetic else [])
+                segment_tasks.append(name)
+
+    # every stage, on the executor; the records are gathered in the task order, whoever ran them
+    results = make_executor(executor, jobs=jobs, address=address, on_done=done).run(tasks)
+    frames: list[Any] = []
+    obs_frames: list[Any] = []
+    for task in tasks:
+        if task.name.startswith(("quality-", "segment-")):
+            res = results[task.name][0]
+            frames.append(load_records(res.path / res.result["outputs"][0]))
+            obs_frames.append(load_observations(res.path / res.result["outputs"][0], required=True))
 
     # 5: records and report ---------------------------------------------------------------------
     t_report = time.perf_counter()
@@ -283,8 +319,6 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
     comparison = out / "report" / "comparison.md"
     console.print(f"report: {out / 'report' / 'report.html'}"
                   + (f" (ours vs the paper's numbers: {comparison.name})" if comparison.is_file() else ""))
-    for line in failed_runs(records):
-        console.print(f"[bold red]failed run:[/] [red]{line}[/]")
     return ReproduceResult(out, records, manifest, stages, time.perf_counter() - t0)
 
 

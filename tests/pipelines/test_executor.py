@@ -87,21 +87,3 @@ def test_concurrent_stages_write_distinct_folders_and_resume(tmp_path: Path) -> 
         p.unlink()
     again = SequentialExecutor().run([stage(i) for i in range(4)])
     assert all(r.skipped for r in again.values()) and not list(calls.iterdir())
-
-
-@pytest.mark.slow
-def test_ray_gives_the_sequential_results(tmp_path: Path) -> None:
-    pytest.importorskip("ray")
-    import torch
-
-    def value(i: int) -> float:
-        torch.manual_seed(i)
-        return float(torch.nn.functional.conv2d(torch.randn(1, 3, 32, 32), torch.randn(4, 3, 3, 3)).sum())
-
-    def tasks() -> list[Task]:
-        return [Task("a", lambda: value(1)), Task("b", lambda: value(2)),
-                Task("c", lambda: value(3), after=("a", "b"))]
-
-    seq = SequentialExecutor().run(tasks())
-    ray_res = make_executor("ray", jobs=2).run(tasks())
-    assert ray_res == seq

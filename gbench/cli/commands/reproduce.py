@@ -51,6 +51,9 @@ def reproduce(
     workers: WorkersOpt = None,
     channels_last: ChannelsLastOpt = None,
     deterministic: DeterministicOpt = None,
+    executor: Annotated[str, typer.Option("--executor", help="sequential, local (independent stages at once: one per GPU, --jobs on the CPU) or ray (stages as Ray tasks).")] = "sequential",
+    jobs: Annotated[Optional[int], typer.Option("--jobs", help="local: stages at once on the CPU (default: one per visible GPU, else 1); ray: CPUs of the local Ray instance.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="ray: an existing cluster ('auto' or ray://host:port); default: a local instance.")] = None,
 ) -> None:
     """Run a paper's whole pipeline (train generators, synthesize, Table 1, segmentation, Table 2,
     report); every stage is cached by a hash of its inputs and config."""
@@ -65,6 +68,13 @@ def reproduce(
 
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     check_positive("--gen-steps", gen_steps)
+    check_positive("--jobs", jobs)
+    from gbench.pipelines.executor import EXECUTORS
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    if ray_address is not None and executor != "ray":
+        raise ValueError("--ray-address needs --executor ray")
     # no overwrite rule here: the run folder is a stage cache, and running again continues it
     check_out_path(out, "--out", folder=True)
     import generators as gens
@@ -88,7 +98,7 @@ def reproduce(
     res = rp.reproduce_sharp_gan(data=data, profile=prof, seed=seed, out=out, seeds=_ints(seeds),
                                  generators=_names(generators, rp.GENERATORS), archs=_names(archs, rp.ARCHS),
                                  train_sets=_names(train, rp.TRAIN_SETS), gen_steps=gen_steps, console=console,
-                                 data_seed=data_seed)
+                                 data_seed=data_seed, executor=executor, jobs=jobs, address=ray_address)
     done = sum(not s["skipped"] for s in res.stages)
     console.print(f"{len(res.stages)} stages ({done} run, {len(res.stages) - done} cached) in {res.seconds:.1f} s")
 
