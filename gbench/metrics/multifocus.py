@@ -305,13 +305,16 @@ class MultifocusResult:
         raise KeyError(f"no {metric!r} for plane {plane!r}")
 
 
-def evaluate_multifocus(real: np.ndarray, fake: np.ndarray, *, extractor: Any = None, kid_subsets: int = 100,
+def evaluate_multifocus(fake: np.ndarray, real: np.ndarray, *, extractor: Any = None, kid_subsets: int = 100,
                         kid_subset_size: int = 1000, seed: int = 0, progress: bool = False) -> MultifocusResult:
     """Compare synthetic stacks with real ones: per-plane FID/KID, focus curve, inter-plane SSIM.
 
+    The argument order of every gbench metric: the generated (predicted) side first, the
+    reference second.
+
     Args:
-        real: ``(N_r, P, H, W, 3)`` uint8.
-        fake: ``(N_f, P, H, W, 3)`` uint8, same ``P``, ``H``, ``W``.
+        fake: ``(N_f, P, H, W, 3)`` uint8.
+        real: ``(N_r, P, H, W, 3)`` uint8, same ``P``, ``H``, ``W`` as ``fake``.
         extractor: a callable ``(M, H, W, 3) uint8 -> (M, D)`` with ``name``/``note``/``describe()``
             (default :class:`RandomConvFeatures` with ``seed``).
         kid_subsets, kid_subset_size: KID subsets.
@@ -325,8 +328,6 @@ def evaluate_multifocus(real: np.ndarray, fake: np.ndarray, *, extractor: Any = 
     Raises:
         ValueError: shapes or dtypes that do not match, fewer than 2 stacks on a side.
     """
-
-
     real = np.asarray(real)
     fake = np.asarray(fake)
     for name, s in (("real", real), ("fake", fake)):

@@ -73,7 +73,7 @@ def quality_multifocus(real: str, fake: str, out: str | Path | None = None, *, p
     real_arr = stack_array(real_ds, limit)
     fake_arr = stack_array(fake_ds, limit)
     ext = get_extractor(extractor, seed=seed, inception_weights=inception_weights)  # type: ignore[arg-type]
-    res = evaluate_multifocus(real_arr, fake_arr, extractor=ext, kid_subsets=kid_subsets,
+    res = evaluate_multifocus(fake_arr, real_arr, extractor=ext, kid_subsets=kid_subsets,
                               kid_subset_size=kid_subset_size, seed=seed, progress=progress)
     prov = provenance(profile=profile, seed=seed, data_seed=data_seed)
     names = list(getattr(real_ds, "names", []))[:len(real_arr)]

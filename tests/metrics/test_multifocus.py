@@ -92,9 +92,9 @@ def test_evaluate_multifocus_ranks_sets_and_labels_results() -> None:
     same = stack_array(synthetic_cells("siha", "test", n=5, size=32))
     other = stack_array(synthetic_cells("cancer", "test", n=5, size=32))
     flat = np.repeat(same[:, 5:6], 11, axis=1)  # no focus variation at all
-    r_same = evaluate_multifocus(real, same, kid_subset_size=5)
-    r_other = evaluate_multifocus(real, other, kid_subset_size=5)
-    r_flat = evaluate_multifocus(real, flat, kid_subset_size=5)
+    r_same = evaluate_multifocus(same, real, kid_subset_size=5)
+    r_other = evaluate_multifocus(other, real, kid_subset_size=5)
+    r_flat = evaluate_multifocus(flat, real, kid_subset_size=5)
     assert r_same.value("fid") < r_other.value("fid") and r_same.value("kid") < r_other.value("kid")
     assert r_same.value("focus_curve_l1") < r_flat.value("focus_curve_l1")
     assert r_same.value("interplane_ssim_w1") < r_flat.value("interplane_ssim_w1")
@@ -103,7 +103,7 @@ def test_evaluate_multifocus_ranks_sets_and_labels_results() -> None:
     assert len(fids) == 24 and all(r["note"] == NOT_COMPARABLE for r in fids)
     assert not r_same.comparable_with_published_fid
     with pytest.raises(ValueError, match="planes, H, W"):
-        evaluate_multifocus(real, real[:, :, :16, :16])
+        evaluate_multifocus(real[:, :, :16, :16], real)
 
 
 def test_inception_extractor_only_with_a_local_weights_file(tmp_path) -> None:
