@@ -219,6 +219,10 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
     def train_stage(name: str) -> Stage:
         return Stage(f"train-{name}", {**base, "generator": name, "steps": gen_steps}, data_inputs)
 
+    # a training stage's folder depends only on its config and the dataset's files: found once
+    # here (fingerprinting a real dataset hashes all its files), not again by each later stage
+    train_dirs = {name: cache.path(train_stage(name)) for name in generators}
+
     # 1-2: generators and Table 1 ------------------------------------------------------------
     for name in generators:
 
@@ -229,10 +233,10 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
             return {"outputs": [str(Path(res.checkpoint).relative_to(folder))]}
 
         add(f"train-{name}", lambda name=name: train_stage(name), train)
-        train_runs.append(cache.path(train_stage(name)) / "run.json")
+        train_runs.append(train_dirs[name] / "run.json")
 
         def quality(folder: Path, name: str = name) -> dict[str, Any]:
-            tr_path = cache.path(train_stage(name))
+            tr_path = train_dirs[name]
             found = generator_quality(name, trained[name], data, prof, seed, data_seed=data_seed, progress=progress,
                                       failure=lambda check: _generator_failure(tr_path, check))
             write_text(folder / "per_crop.csv", found.per_crop.to_csv(index=False, float_format="%.10g"))
@@ -241,7 +245,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
             return {"outputs": ["records.csv", "observations.csv", "per_crop.csv"], "crops": len(found.per_crop)}
 
         add(f"quality-{name}", lambda name=name: Stage(f"quality-{name}", {**base, "generator": name, "split": "test"},
-                                                       (cache.path(train_stage(name)),)),
+                                                       (train_dirs[name],)),
             quality, after=[f"train-{name}"])
 
     # 3: the synthetic set ---------------------------------------------------------------------
@@ -249,7 +253,14 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
 
     def synth_stage() -> Stage:
         return Stage("synthesize", {**base, "generator": SYNTH_GENERATOR, "count": count},
-                     (cache.path(train_stage(SYNTH_GENERATOR)),))
+                     (train_dirs[SYNTH_GENERATOR],))
+
+    synth_dirs: list[Path] = []  # the synthetic set's folder, once Sharp-GAN's stage is done
+
+    def synth_dir() -> Path:
+        if not synth_dirs:
+            synth_dirs.append(cache.path(synth_stage()))
+        return synth_dirs[0]
 
     if needs_synth:
 
@@ -271,7 +282,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
                 def segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k,
                             synthetic: bool = synthetic) -> dict[str, Any]:
                     row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
-                                   synthetic_dir=cache.path(synth_stage()) if synthetic else None, resume=True,
+                                   synthetic_dir=synth_dir() if synthetic else None, resume=True,
                                    progress=progress, data_seed=data_seed)
                     cell = Path(row["run_dir"]).relative_to(folder)
                     return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
@@ -279,7 +290,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
 
                 name = f"segment-{arch}-{_stage_slug(train_set)}-seed{k}"
                 add(name, lambda name=name, cfg=cfg, synthetic=synthetic: Stage(
-                    name, cfg, data_inputs + ((cache.path(synth_stage()),) if synthetic else ())),
+                    name, cfg, data_inputs + ((synth_dir(),) if synthetic else ())),
                     segment, after=["synthesize"] if synthetic else [])
                 segment_tasks.append(name)
 

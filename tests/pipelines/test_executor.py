@@ -1,4 +1,4 @@
-"""Executors run a task graph in order, concurrently (forked children) or on Ray, with the same
+"""Executors run a task graph in order, concurrently (spawned children) or on Ray, with the same
 results; the stage folders stay the contract."""
 from __future__ import annotations
 
