@@ -34,7 +34,7 @@ from gbench.data.io import write_png
 from gbench.data.multifocus import AUGMENTATIONS, augment_stack, stack_array, write_stack
 from gbench.data.resolve import load_stacks
 from gbench.data.synthetic_cells import cell_type_of
-from gbench.engine import StepLoader, fit
+from gbench.engine import StepLoader, dist_info, fit
 from generators.mi_gan import (
     MIGAN,
     MODEL_FILE,
@@ -151,7 +151,7 @@ class MIGANRun:
     Attributes:
         out_dir: the run folder.
         model_path: ``mi-gan.pt``.
-        record: the content of ``run.json``.
+        record: the content of ``run.json`` (empty on a non-zero rank under torchrun, which writes nothing).
     """
 
     out_dir: Path
@@ -268,8 +268,11 @@ def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", 
                           resume=resume, progress=progress, augment=augment, device=device, meta=meta)
         results[phase] = res
     model.eval()
+    model_path = out / MODEL_FILE
+    if not dist_info().is_main:  # under torchrun every rank holds the same weights; rank 0 writes
+        return MIGANRun(out, model_path, {})
     n_grid = grid_samples or prof.preview_samples
-    model_path = save_mi_gan(model.cpu(), out / MODEL_FILE, meta)
+    model_path = save_mi_gan(model.cpu(), model_path, meta)
     fake = model.sample(n_grid, seed=seed)
     write_stack_grid(out / "samples.png", fake)
     write_stack_grid(out / "real.png", stacks[:n_grid])

@@ -69,6 +69,8 @@ def train_migan_cmd(
     run = train_migan(data, out, profile=prof, seed=seed, data_seed=data_seed, split=split, init_from=init_from,
                       resume=resume, steps=steps, steps_g2=steps_g2, batch_size=batch_size, n_train=n_train,
                       device=device, **overrides)
+    if not run.record:
+        return  # a non-zero rank under torchrun: rank 0 wrote and reports
     ph = run.record["phases"]
     for p in ("g1", "g2"):
         console.print(f"{p.upper()}: {ph[p].get('steps', 0)} steps, critic loss {ph[p].get('loss_d_first', float('nan')):.3g} -> "
