@@ -16,7 +16,8 @@ for a data seed ``d`` other than 0):
   scores and pooled sufficient statistics of every test tile, for intervals and paired tests;
 * ``checkpoints/best.pt`` (the weights scored), ``history.csv``.
 
-and appends one row (:data:`RESULT_COLUMNS`) to ``<out>/results.csv`` under a file lock, written
+and (:func:`write_cell_summary`, in the process that runs the grid, whichever executor ran the
+cell) appends one row (:data:`RESULT_COLUMNS`) to ``<out>/results.csv`` under a file lock, written
 atomically, and upserts its records and observations into ``<out>/records.csv`` and
 ``<out>/observations.csv`` (under the same lock). With ``resume`` a cell whose ``result.json``
 exists is read back instead of re-run, and an interrupted one continues from its checkpoint.
@@ -34,10 +35,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +61,12 @@ from gbench.data.types import Dataset
 from gbench.engine import dist_info
 from gbench.metrics.failures import segmentation_failure
 from gbench.metrics.instance import CONVENTIONS
+from gbench.pipelines.executor import Task, make_executor
 from segmentation.sets import PAPER_SETS, TrainSetSpec, parse_train_spec, resolve_part
 from segmentation.train import config_from_profile, evaluate, train_segmenter
 
-__all__ = ["RESULT_COLUMNS", "METRICS", "EVAL_MODE", "resolve_training_set", "run_cell", "run_grid",
+__all__ = ["RESULT_COLUMNS", "METRICS", "EVAL_MODE", "resolve_training_set", "run_cell", "compute_cell",
+           "write_cell_summary", "CellResult", "run_grid",
            "append_results", "cell_dir", "table_frame", "ARCH_ORDER"]
 
 #: Metrics in the table (Sharp-GAN Table 2 columns: the registry's instance metrics the paper reports).
@@ -190,11 +195,50 @@ def _interval_columns(records: Any) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class CellResult:
+    """What :func:`compute_cell` made: the ``results.csv`` row, the cell's records and observations
+    (None for a cell read back with ``resume``, whose summary rows were written when it ran, and on a
+    non-zero rank under torchrun, whose row is empty)."""
+
+    row: dict[str, Any]
+    records: Any = None
+    observations: Any = None
+
+
 def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, out: str | Path,
              target: str = "binary", synthetic_dir: str | Path | None = None, resume: bool = False,
              progress: bool = True, device: str | None = None, overrides: dict[str, Any] | None = None,
              write_summary: bool = True, data_seed: int = 0) -> dict[str, Any]:
     """Train and score one cell; returns its ``results.csv`` row (also stored in ``result.json``).
+
+    :func:`compute_cell`, then (``write_summary``) :func:`write_cell_summary`; the arguments are
+    :func:`compute_cell`'s.
+    """
+    res = compute_cell(arch=arch, train=train, data=data, profile=profile, seed=seed, out=out, target=target,
+                       synthetic_dir=synthetic_dir, resume=resume, progress=progress, device=device,
+                       overrides=overrides, data_seed=data_seed)
+    if write_summary:
+        write_cell_summary(out, res)
+    return res.row
+
+
+def write_cell_summary(out: str | Path, res: CellResult) -> None:
+    """Append a freshly computed cell's row to ``<out>/results.csv`` and upsert its records and
+    observations into ``<out>/records.csv`` / ``observations.csv``, under their file locks (nothing for a
+    cell read back with ``resume``)."""
+    if res.records is None:
+        return
+    append_results(Path(out) / "results.csv", [res.row])
+    _upsert_records(Path(out) / "records.csv", res.records, res.observations)
+
+
+def compute_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, out: str | Path,
+                 target: str = "binary", synthetic_dir: str | Path | None = None, resume: bool = False,
+                 progress: bool = True, device: str | None = None, overrides: dict[str, Any] | None = None,
+                 data_seed: int = 0) -> CellResult:
+    """Train and score one cell, writing its folder; the grid's summary files are left to
+    :func:`write_cell_summary` (so the process that runs a cell need not be the one that writes them).
 
     Args:
         arch: ``unet`` or ``segnet`` (any registered segmenter).
@@ -210,7 +254,6 @@ def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, o
         progress: progress bars.
         device: None picks CUDA when available.
         overrides: :class:`segmentation.train.SegmentConfig` fields to replace.
-        write_summary: append to ``results.csv`` / ``records.csv`` / ``observations.csv`` of ``out``.
         data_seed: seed of a built-in dataset (which train and test tiles exist); the same for
             every cell of one table.
     """
@@ -222,7 +265,7 @@ def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, o
     folder = cell_dir(out, arch, spec, target, seed, data_seed)
     result_path = folder / "result.json"
     if resume and result_path.is_file():
-        return dict(json.loads(result_path.read_text())["row"])
+        return CellResult(dict(json.loads(result_path.read_text())["row"]))
 
     parts, part_info = resolve_training_set(spec, data, prof, data_seed, synthetic_dir)
     test = resolve_dataset(data, "test", prof, data_seed)
@@ -231,7 +274,7 @@ def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, o
                               device=device, description=f"{arch} {label} seed {seed}", runtime=prof.runtime)
 
     if not dist_info().is_main:
-        return {}  # under torchrun rank 0 scores and writes
+        return CellResult({})  # under torchrun rank 0 scores and writes
     t0 = time.perf_counter()
     scores = evaluate(outcome.module, test, cfg.postprocess, progress=progress)
     eval_time = time.perf_counter() - t0
@@ -293,22 +336,39 @@ def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, o
     save_records(recs, folder / "records.csv")
     save_observations(obs, folder / "records.csv")
     write_json(result_path, record)
-    if write_summary:
-        append_results(Path(out) / "results.csv", [row])
-        _upsert_records(Path(out) / "records.csv", recs, obs)
-    return row
+    return CellResult(row, recs, obs)
 
 
 def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int], data: str,
              profile: Profile, out: str | Path, target: str = "binary",
              synthetic_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
              device: str | None = None, overrides: dict[str, Any] | None = None,
-             on_cell: Any = None, data_seed: int = 0) -> list[dict[str, Any]]:
-    """Run every cell of archs x training sets x seeds (seed outermost); returns the rows.
+             model_overrides: Mapping[str, dict[str, Any]] | None = None,
+             on_cell: Callable[[dict[str, Any]], None] | None = None, data_seed: int = 0,
+             executor: str = "sequential", jobs: int | None = None, address: str | None = None
+             ) -> list[dict[str, Any]]:
+    """Run every cell of archs x training sets x seeds; returns the rows in grid order (seed outermost,
+    then arch, then training set).
 
     ``seeds`` are training seeds; every cell is trained and tested on the data drawn from the one
     ``data_seed``, so all cells share their test images. Every spec is parsed and every synthetic
     folder located before the first cell trains, so a typo fails at once.
+
+    The cells are independent: ``executor`` (:mod:`gbench.pipelines.executor`: ``sequential``,
+    ``local`` with ``jobs``, one cell per visible GPU, or ``ray`` at ``address``) decides where and how
+    many run at once, never what they compute. Each cell writes its own folder; this process writes
+    the grid's summary files (``results.csv``, ``records.csv``, ``observations.csv``) as each cell
+    ends, so their rows follow completion order (grid order when sequential). Progress bars are shown
+    only when sequential; ``on_cell(row)`` is called as each cell ends.
+
+    Args:
+        overrides: :class:`segmentation.train.SegmentConfig` fields for every cell.
+        model_overrides: per architecture, model options (``{"unet": {"encoder": ...}}``).
+
+    Raises:
+        ValueError: an executor other than ``sequential`` under torchrun (DDP runs one cell on many
+            processes; an executor runs many cells at once), or a pinned ``cuda:N`` device with the
+            ``local`` executor (which gives each cell a GPU of its own).
     """
 
     prof = profile
@@ -319,19 +379,36 @@ def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int
     for s in specs:
         for p in s.synthetic:
             resolve_part(p, prof, synthetic_dir)
-    rows = []
+    sequential = executor == "sequential"
+    if not sequential and dist_info().world_size > 1:
+        raise ValueError(f"--executor {executor} cannot run under torchrun: DDP trains one cell on many processes")
+    if executor == "local" and device is not None and ":" in device:
+        raise ValueError(f"--device {device} with --executor local: leave --device unset, each cell gets a GPU "
+                         "of its own")
+    tasks: list[Task] = []
     for seed in seeds:
         for a in archs:
+            cell_over = dict(overrides or {})
+            if model_overrides and model_overrides.get(a):
+                cell_over["model"] = dict(model_overrides[a])
             for s in specs:
-                row = run_cell(arch=a, train=s.text, data=data, profile=prof, seed=seed, out=out, target=target,
-                               synthetic_dir=synthetic_dir, resume=resume, progress=progress, device=device,
-                               overrides=overrides, data_seed=data_seed)
-                if not row:
-                    continue  # a non-zero rank under torchrun
-                rows.append(row)
-                if on_cell is not None:
-                    on_cell(row)
-    return rows
+                fn = functools.partial(compute_cell, arch=a, train=s.text, data=data, profile=prof, seed=seed,
+                                       out=out, target=target, synthetic_dir=synthetic_dir, resume=resume,
+                                       progress=progress and sequential, device=device, overrides=cell_over,
+                                       data_seed=data_seed)
+                tasks.append(Task(f"{a} {s.text} seed {seed}", fn))
+    rows: dict[str, dict[str, Any]] = {}
+
+    def done(name: str, res: CellResult) -> None:
+        write_cell_summary(out, res)
+        if not res.row:
+            return  # a non-zero rank under torchrun
+        rows[name] = res.row
+        if on_cell is not None:
+            on_cell(res.row)
+
+    make_executor(executor, jobs=jobs, address=address, on_done=done).run(tasks)
+    return [rows[t.name] for t in tasks if t.name in rows]
 
 
 def _order_key(arch: str, train: str) -> tuple[int, str, int, str]:

@@ -46,6 +46,31 @@ def with_runtime(prof: Any, amp: str | None, workers: int | None, channels_last:
     return dataclasses.replace(prof, runtime=Runtime(amp=amp, channels_last=channels_last, workers=workers,
                                                      deterministic=deterministic))
 
+# Where independent stages / cells run (gbench.pipelines.executor).
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="sequential, local (independent stages at once: one per GPU, --jobs on the CPU) or ray "
+                       "(stages as Ray tasks).")]
+JobsOpt = Annotated[Optional[int], typer.Option(
+    "--jobs", help="local: stages at once on the CPU (default: one per visible GPU, else 1); ray: CPUs of the local "
+                   "Ray instance.")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="ray: an existing cluster ('auto' or ray://host:port); default: a local instance.")]
+
+
+def check_executor(executor: str, jobs: int | None, ray_address: str | None) -> None:
+    """Reject a bad ``--executor`` / ``--jobs`` / ``--ray-address`` combination (one line, exit 2)."""
+    from gbench.core.options import check_positive
+    from gbench.pipelines.executor import EXECUTORS
+
+    check_positive("--jobs", jobs)
+    if executor not in EXECUTORS:
+        raise ValueError(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    if ray_address is not None and executor != "ray":
+        raise ValueError("--ray-address needs --executor ray")
+    if jobs is not None and executor == "sequential":
+        raise ValueError("--jobs needs --executor local or ray")
+
+
 #: Files or folders that mark a folder as gbench output (``--overwrite`` empties only such folders).
 OUTPUT_MARKERS = ("run.json", "summary.json", "summary.csv", "manifest.json", "manifest.csv", "records.csv",
                   "results.csv", "stage.json", "per_image.csv", "per_crop.csv", "history.csv", "report.html",

@@ -11,9 +11,13 @@ from gbench.cli.commands.common import (
     ChannelsLastOpt,
     DataSeedOpt,
     DeterministicOpt,
+    ExecutorOpt,
+    JobsOpt,
     ProfileOpt,
+    RayAddressOpt,
     SeedOpt,
     WorkersOpt,
+    check_executor,
     console,
     with_runtime,
 )
@@ -51,9 +55,9 @@ def reproduce(
     workers: WorkersOpt = None,
     channels_last: ChannelsLastOpt = None,
     deterministic: DeterministicOpt = None,
-    executor: Annotated[str, typer.Option("--executor", help="sequential, local (independent stages at once: one per GPU, --jobs on the CPU) or ray (stages as Ray tasks).")] = "sequential",
-    jobs: Annotated[Optional[int], typer.Option("--jobs", help="local: stages at once on the CPU (default: one per visible GPU, else 1); ray: CPUs of the local Ray instance.")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="ray: an existing cluster ('auto' or ray://host:port); default: a local instance.")] = None,
+    executor: ExecutorOpt = "sequential",
+    jobs: JobsOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run a paper's whole pipeline (train generators, synthesize, Table 1, segmentation, Table 2,
     report); every stage is cached by a hash of its inputs and config."""
@@ -68,13 +72,7 @@ def reproduce(
 
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     check_positive("--gen-steps", gen_steps)
-    check_positive("--jobs", jobs)
-    from gbench.pipelines.executor import EXECUTORS
-
-    if executor not in EXECUTORS:
-        raise ValueError(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
-    if ray_address is not None and executor != "ray":
-        raise ValueError("--ray-address needs --executor ray")
+    check_executor(executor, jobs, ray_address)
     # no overwrite rule here: the run folder is a stage cache, and running again continues it
     check_out_path(out, "--out", folder=True)
     import generators as gens

@@ -12,10 +12,14 @@ from gbench.cli.commands.common import (
     ChannelsLastOpt,
     DataSeedOpt,
     DeterministicOpt,
+    ExecutorOpt,
+    JobsOpt,
     OverwriteOpt,
     ProfileOpt,
+    RayAddressOpt,
     SeedOpt,
     WorkersOpt,
+    check_executor,
     check_out_folder,
     console,
     with_runtime,
@@ -150,6 +154,9 @@ def segment(
     workers: WorkersOpt = None,
     channels_last: ChannelsLastOpt = None,
     deterministic: DeterministicOpt = None,
+    executor: ExecutorOpt = "sequential",
+    jobs: JobsOpt = None,
+    ray_address: RayAddressOpt = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
     data_seed: DataSeedOpt = 0,
@@ -183,6 +190,7 @@ def segment(
     for opt, fvalue in (("--val-fraction", val_fraction), ("--threshold", threshold)):
         check_finite(opt, fvalue)
     check_device("--device", device)
+    check_executor(executor, jobs, ray_address)
 
     overrides: dict[str, Any] = {}
     for name, value in (("max_steps", max_steps), ("patience", patience), ("val_fraction", val_fraction),
@@ -200,12 +208,10 @@ def segment(
     check_out_folder(out_dir, resume=resume, overwrite=overwrite)
     validate_inputs(archs, trains, data, prof, synthetic, data_seed)
 
-    rows: list[dict[str, Any]] = []
-    for a in archs:
-        rows += run_grid(archs=[a], trains=trains, seeds=seed_list, data=data, profile=prof, out=out_dir,
-                         target=target, synthetic_dir=synthetic, resume=resume, progress=progress, device=device,
-                         overrides={**overrides, **({"model": model_over[a]} if model_over.get(a) else {})},
-                         on_cell=_print_cell, data_seed=data_seed)
+    rows = run_grid(archs=archs, trains=trains, seeds=seed_list, data=data, profile=prof, out=out_dir,
+                    target=target, synthetic_dir=synthetic, resume=resume, progress=progress, device=device,
+                    overrides=overrides, model_overrides={a: o for a, o in model_over.items() if o},
+                    on_cell=_print_cell, data_seed=data_seed, executor=executor, jobs=jobs, address=ray_address)
     from gbench.engine import dist_info
 
     if not dist_info().is_main:
