@@ -287,11 +287,12 @@ def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", 
         "config": cfg.to_dict(),
         "transfer": source,
         "phases": {p: {"device": r.device, "wall_time_s": r.wall_time_s, "start_step": r.start_step,
+                       "world_size": r.world_size, "runtime": r.runtime, "data_wait_s": round(r.data_wait_s, 3),
                        **_summary(r.history)} for p, r in results.items()},
         "files": {"model": MODEL_FILE, "samples": "samples.png", "real": "real.png",
                   "checkpoints": ["g1/checkpoints/last.pt", "g2/checkpoints/last.pt"]},
         "wall_time_s": time.perf_counter() - t0,
-        "provenance": provenance(profile=prof.name, seed=seed),
+        "provenance": provenance(profile=prof.name, seed=seed, runtime=results["g1"].runtime),
     }
     write_json(out / "run.json", record)
     return MIGANRun(out, model_path, record)

@@ -77,6 +77,9 @@ def test_mi_gan_ddp_two_cpu_processes_agree(tmp_path: Path, critic_norm: str) ->
     assert r0["history"]["run_record"] and not r1["history"]["run_record"]
     run_json = json.loads((tmp_path / critic_norm / "run" / "run.json").read_text())
     assert run_json["phases"]["g1"]["steps"] == 1 and (tmp_path / critic_norm / "run" / "mi-gan.pt").is_file()
+    for phase in ("g1", "g2"):  # how it ran is recorded: 2 processes, float32 (WGAN-GP is never autocast)
+        assert run_json["phases"][phase]["world_size"] == 2 and run_json["phases"][phase]["runtime"]["amp"] == "off"
+    assert run_json["provenance"]["runtime"]["amp"] == "off"
     for phase in ("g1", "g2"):  # losses averaged over ranks: both log the same numbers
         h0, h1 = r0["history"][phase], r1["history"][phase]
         assert len(h0) == 3
