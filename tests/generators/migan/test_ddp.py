@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.engine.test_engine import _free_port, _is_buffer
+
 TINY = dict(image_size=16, g1_width=4, d1_width=4, g2_width=4, d2_width=2, n_critic=2)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _worker(rank: int, world: int, port: int, out: str, critic_norm: str) -> None:
@@ -51,10 +46,6 @@ def _worker(rank: int, world: int, port: int, out: str, critic_norm: str) -> Non
                    Path(out) / f"{critic_norm}-rank{rank}.pt")
     finally:
         dist.destroy_process_group()
-
-
-def _is_buffer(key: str) -> bool:
-    return key.endswith(("running_mean", "running_var", "num_batches_tracked"))
 
 
 @pytest.mark.slow
