@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from gbench.core.runtime import Runtime
 
@@ -234,6 +234,18 @@ class MiganSection:
         return dict(image_size=self.image_size, planes=self.planes, lr=self.lr, g1_width=self.g1_width,
                     d1_width=self.d1_width, g2_width=self.g2_width, d2_width=self.d2_width,
                     critic_norm=self.critic_norm, **dict(self.options))
+
+    def with_config(self, **overrides: Any) -> MiganSection:
+        """This section with :class:`generators.mi_gan.MIGANConfig` fields replaced (``gbench demo mi-gan
+        --set``): the fields the section holds itself (image size, planes, lr, widths, critic norm) are
+        set there, any other in ``options`` (replacing the profile's value of that key)."""
+        own = {k: v for k, v in overrides.items() if k in _MIGAN_OWN}
+        options = dict(self.options)
+        options.update({k: v for k, v in overrides.items() if k not in _MIGAN_OWN})
+        return dataclasses.replace(self, options=tuple(options.items()), **own)
+
+
+_MIGAN_OWN: Final = ("image_size", "planes", "lr", "g1_width", "d1_width", "g2_width", "d2_width", "critic_norm")
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def test_transfer_verdict_seeds_as_units() -> None:
 def test_demo_mi_gan_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     assert run_cli(monkeypatch, "demo", "mi-gan", "--profile", "smoke", "--out", str(out), "--no-progress",
-                   "--transfer", "--transfer-seeds", "0,1") == 0
+                   "--transfer", "--transfer-seeds", "0,1", "--set", "upsample=bilinear", "--set", "g1_width=4") == 0
     text = capsys.readouterr().out
     assert "MI-GAN1" in text and "targets" in text  # (rich wraps the tables at 80 columns)
     assert "transfer" in text and "scratch" in text
@@ -107,6 +107,10 @@ def test_demo_mi_gan_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
     assert all(r["steps_per_phase"] == {"g1": 3, "g2": 2} for r in runs)
     assert [r["transfer"] is not None for r in runs] == [True, True, False, False]
     assert len({json.dumps({k: v for k, v in r["config"].items() if k != "lr"}, sort_keys=True) for r in runs}) == 1
+    # --set reached MI-GAN1 and both sides of the transfer (an option and a field of the profile's section)
+    mi_gan1 = json.loads((out / "mi-gan1" / "run.json").read_text())
+    for r in [mi_gan1, *runs]:
+        assert r["config"]["upsample"] == "bilinear" and r["config"]["g1_width"] == 4
     assert tr["verdict"].startswith(("untested", "not significant", "supported", "contradicted"))
     assert {d["metric"] for d in tr["differences"]} <= set(TRANSFER_METRICS)
     # a second run refuses the folder; --resume reuses the finished runs
@@ -119,6 +123,11 @@ def test_demo_options(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     assert "--transfer-seeds must be whole numbers" in capsys.readouterr().err
     assert run_cli(monkeypatch, "demo", "mi-gan", "--transfer-seeds", "0,1", "--out", str(tmp_path / "b")) == 2
     assert "--transfer-seeds needs --transfer" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "demo", "mi-gan", "--set", "upsampel=bilinear", "--out", str(tmp_path / "c")) == 2
+    assert "unknown MI-GAN option" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "demo", "mi-gan", "--set", "upsample=cubic", "--out", str(tmp_path / "d")) == 2
+    assert "upsample" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
     calls = []
     import gbench.pipelines.runner
 

@@ -50,6 +50,9 @@ def demo_migan_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the runs in --out (finished ones are reused).")] = False,
     overwrite: OverwriteOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="MI-GAN option KEY=VALUE over the profile's "
+                                                      "(e.g. upsample=bilinear); repeatable. Applies to MI-GAN1 "
+                                                      "and to both sides of --transfer.")] = None,
 ) -> None:
     """MI-GAN1 on synthetic-cells:siha: train, sample, evaluate (focus peak, inter-plane SSIM, diversity,
     FID/KID against two floors). With --transfer: MI-GAN2 transfer vs scratch on synthetic-cells:cancer."""
@@ -58,6 +61,15 @@ def demo_migan_cmd(
     from gbench.pipelines.migan_demo import demo_migan
 
     prof = get_profile(profile)
+    if set_:
+        import dataclasses
+
+        from gbench.core.options import parse_set_options
+        from generators.mi_gan import MIGANConfig, config_for_profile
+
+        prof = dataclasses.replace(prof, migan=prof.migan.with_config(
+            **parse_set_options(set_, MIGANConfig, what="MI-GAN option")))
+        config_for_profile(prof)  # an invalid combination fails here, in one line
     seeds = parse_seeds(transfer_seeds)
     if seeds is not None and not transfer:
         raise ValueError("--transfer-seeds needs --transfer")
