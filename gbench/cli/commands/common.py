@@ -48,11 +48,11 @@ def with_runtime(prof: Any, amp: str | None, workers: int | None, channels_last:
 
 # Where independent stages / cells run (gbench.pipelines.executor).
 ExecutorOpt = Annotated[str, typer.Option(
-    "--executor", help="sequential, local (independent stages at once: one per GPU, --jobs on the CPU) or ray "
-                       "(stages as Ray tasks).")]
+    "--executor", help="sequential, local (independent stages / grid cells at once: one per GPU, --jobs on the CPU) "
+                       "or ray (each a Ray task).")]
 JobsOpt = Annotated[Optional[int], typer.Option(
-    "--jobs", help="local: stages at once on the CPU (default: one per visible GPU, else 1); ray: CPUs of the local "
-                   "Ray instance.")]
+    "--jobs", help="local: stages / cells at once on the CPU (default: one per visible GPU, else 1); ray: CPUs of "
+                   "the local Ray instance.")]
 RayAddressOpt = Annotated[Optional[str], typer.Option(
     "--ray-address", help="ray: an existing cluster ('auto' or ray://host:port); default: a local instance.")]
 
