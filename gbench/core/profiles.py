@@ -231,9 +231,7 @@ class MiganSection:
 
     def config_options(self) -> dict[str, Any]:
         """The :class:`generators.mi_gan.MIGANConfig` fields this section sets."""
-        return dict(image_size=self.image_size, planes=self.planes, lr=self.lr, g1_width=self.g1_width,
-                    d1_width=self.d1_width, g2_width=self.g2_width, d2_width=self.d2_width,
-                    critic_norm=self.critic_norm, **dict(self.options))
+        return {**{k: getattr(self, k) for k in _MIGAN_OWN}, **dict(self.options)}
 
     def with_config(self, **overrides: Any) -> MiganSection:
         """This section with :class:`generators.mi_gan.MIGANConfig` fields replaced (``gbench demo mi-gan
@@ -245,6 +243,7 @@ class MiganSection:
         return dataclasses.replace(self, options=tuple(options.items()), **own)
 
 
+#: The :class:`generators.mi_gan.MIGANConfig` fields a :class:`MiganSection` holds as its own attributes.
 _MIGAN_OWN: Final = ("image_size", "planes", "lr", "g1_width", "d1_width", "g2_width", "d2_width", "critic_norm")
 
 
