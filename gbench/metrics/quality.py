@@ -113,7 +113,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import warnings
 from collections.abc import Iterator, Sequence
+from types import ModuleType
 from typing import Any, Final, Literal, Union
 
 import numpy as np
@@ -273,8 +275,9 @@ _PRECISION_NOTES: Final[dict[str, dict[str, str]]] = {
         "exact for uint8, and it keeps the moment maps small), moment maps (x+y, x-y and their squares) filtered "
         "by the separable Gaussian as a banded matrix product (vertical) and a depthwise convolution "
         "(horizontal); the SSIM formula evaluated in the equivalent sum/difference form",
-        "fsim": "float32; log-Gabor responses by FFT per orientation and scale, noise threshold from the same lower "
-        "median, energy as |S| - sum_s |Im(eo_s conj(S))| / |S| (algebraically piq's expression), Scharr "
+        "fsim": "float32; log-Gabor responses by FFT per orientation and scale (two images per complex transform), "
+        "noise threshold from the same lower median, energy as |S| - sum_s |Im(eo_s conj(S))| / |S| "
+        "(algebraically piq's expression), on the CPU the element-wise stages as fused numba kernels; Scharr "
         "gradients as separable shifts",
         "gmsd": "float32; luma and 2x2 average pooling as one stride-2 convolution, Prewitt gradients, population "
         "standard deviation",
@@ -947,14 +950,70 @@ def _phase_congruency_pairs(lum_x: Tensor, lum_y: Tensor) -> Tensor:
     antisymmetric parts G = Gs + Ga, IFFT(C Gs) = even_x + i even_y and IFFT(-i C Ga) = odd_x + i odd_y, where
     even + i odd is the complex response of :func:`_phase_congruency`. Every later step then works on the (x, y)
     pairs interleaved, with plain element-wise operations. On the CPU one pair and one orientation at a time
-    (the working set of a 256 x 256 pair stays in cache), on CUDA the whole chunk. With S = sum_s eo_s, piq's
+    (the working set of a 256 x 256 pair stays in cache) with fused numba kernels for the element-wise stages
+    (:func:`_phase_congruency_cpu`), on CUDA the whole chunk in torch (:func:`_phase_congruency_block`). With S = sum_s eo_s, piq's
     energy sum_s (Re(eo_s) m_e + Im(eo_s) m_o - |Re(eo_s) m_o - Im(eo_s) m_e|), where m = S / (|S| + eps),
     equals (|S|^2 - sum_s |Im(eo_s) Re(S) - Re(eo_s) Im(S)|) / (|S| + eps).
     """
-    step = 1 if lum_x.device.type == "cpu" else lum_x.shape[0]
-    return torch.cat(
-        [_phase_congruency_block(lum_x[i : i + step], lum_y[i : i + step]) for i in range(0, lum_x.shape[0], step)]
-    )
+    if lum_x.device.type != "cpu":
+        return _phase_congruency_block(lum_x, lum_y)
+    kernels = _fsim_cpu_kernels()
+    if kernels is not None:
+        return _phase_congruency_cpu(lum_x, lum_y, kernels)
+    return torch.cat([_phase_congruency_block(lum_x[i : i + 1], lum_y[i : i + 1]) for i in range(lum_x.shape[0])])
+
+
+@functools.lru_cache(maxsize=1)
+def _fsim_cpu_kernels() -> ModuleType | None:
+    """The numba kernels of :mod:`gbench.metrics._fsim_cpu`, or None (with one warning) where numba cannot load
+    or cache them; FSIM then runs the torch path one pair at a time (same values to float32 rounding, ~2x slower)."""
+    try:
+        from gbench.metrics import _fsim_cpu
+    except (ImportError, RuntimeError, OSError) as exc:  # numba missing, or no writable cache location
+        warnings.warn(f"FSIM: numba kernels unavailable ({exc}); using the slower torch path", stacklevel=3)
+        return None
+    return _fsim_cpu
+
+
+@functools.lru_cache(maxsize=8)
+def _fsim_bank_cpu(h: int, w: int) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """:func:`_fsim_bank_fast`'s filter parts as (O, S, h * w) float32 numpy arrays (one real value per bin)."""
+    gs2, ga2, factors = _fsim_bank_fast(h, w, torch.device("cpu"))
+    shape = (_FSIM_ORIENT, _FSIM_SCALES, h * w)
+    return gs2[..., 0].reshape(shape).contiguous().numpy(), ga2[..., 0].reshape(shape).contiguous().numpy(), factors
+
+
+def _phase_congruency_cpu(lum_x: Tensor, lum_y: Tensor, kernels: ModuleType) -> Tensor:
+    """:func:`_phase_congruency_block` on the CPU, one pair at a time, with the fused ``kernels``
+    (:mod:`gbench.metrics._fsim_cpu`) for the element-wise stages; the FFTs stay torch's."""
+    b, h, w = lum_x.shape
+    n = h * w
+    gs, ga, factors = _fsim_bank_cpu(h, w)
+    spec = torch.view_as_real(torch.fft.fft2(torch.complex(lum_x, lum_y), norm="forward")).reshape(b, n, 2)
+    even_in = torch.empty(_FSIM_SCALES, h, w, dtype=torch.complex64)
+    odd_in = torch.empty_like(even_in)
+    even_in_np, odd_in_np = (torch.view_as_real(t).view(_FSIM_SCALES, n, 2).numpy() for t in (even_in, odd_in))
+    out = torch.empty(b, h, w, 2)
+    out_np = out.view(b, 2 * n).numpy()
+    num, den = np.empty(2 * n, np.float32), np.empty(2 * n, np.float32)
+    px, py = np.empty(n, np.float32), np.empty(n, np.float32)
+    kth = (n - 1) // 2  # lower median
+    spec_np = spec.numpy()
+    for i in range(b):
+        num.fill(0.0)
+        den.fill(0.0)
+        for o in range(_FSIM_ORIENT):
+            kernels.filter_responses(spec_np[i], gs[o], ga[o], even_in_np, odd_in_np)
+            even_np = torch.view_as_real(torch.fft.ifft2(even_in, norm="forward")).view(_FSIM_SCALES, 2 * n).numpy()
+            odd_np = torch.view_as_real(torch.fft.ifft2(odd_in, norm="forward")).view(_FSIM_SCALES, 2 * n).numpy()
+            # noise model from the smallest scale: T = f_o sqrt(lower median of |eo_0|^2), per image
+            kernels.smallest_scale_power(even_np, odd_np, px, py)
+            px.partition(kth)
+            py.partition(kth)
+            tx, ty = (np.float32(np.sqrt(np.float32(v[kth])) * np.float32(factors[o])) for v in (px, py))
+            kernels.accumulate_orientation(even_np, odd_np, tx, ty, num, den)
+        kernels.ratio(num, den, out_np[i])
+    return out
 
 
 def _phase_congruency_block(lum_x: Tensor, lum_y: Tensor) -> Tensor:

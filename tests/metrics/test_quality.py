@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -450,6 +451,43 @@ def test_fast_matches_exact(precision_sets: dict[str, tuple[torch.Tensor, torch.
             assert (a - b).abs().max().item() < TOL_FAST, (label, (a - b).abs().max().item())
     f, r = precision_sets["benchmark 256"]
     assert exact(f, r).std() > 0.01  # the pairs really differ
+
+
+@pytest.mark.parametrize(("h", "w"), [(64, 64), (37, 50)])
+def test_fsim_cpu_kernels_match_torch_path(h: int, w: int) -> None:
+    """The CPU's fused numba phase congruency equals the torch path (CUDA's), run here on the CPU, to float32
+    rounding, per image: structured luma (with flat patches, where the noise threshold bites) and noise."""
+    g = torch.Generator().manual_seed(h)
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    disc = (((yy - h // 2) ** 2 + (xx - w // 3) ** 2) < (min(h, w) // 4) ** 2).float()
+    lum_x = torch.stack([200 - 120 * disc, torch.rand(h, w, generator=g) * 255, torch.full((h, w), 128.0)])
+    lum_y = lum_x + torch.randn(lum_x.shape, generator=g) * torch.tensor([3.0, 40.0, 0.0]).view(3, 1, 1)
+    kernels = q._fsim_cpu_kernels()
+    assert kernels is not None  # numba is a dependency: the CPU runs the kernels
+    ours = q._phase_congruency_cpu(lum_x, lum_y, kernels)
+    ref = q._phase_congruency_block(lum_x, lum_y)
+    assert ours.shape == ref.shape == (3, h, w, 2) and ours.dtype == torch.float32
+    assert (ours - ref).abs().max().item() < 1e-5
+    assert ours[:2].std() > 0.05  # real structure, not all-zero maps
+    # one pair at a time: a pair's map does not depend on the rest of the batch
+    assert torch.equal(q._phase_congruency_cpu(lum_x[1:2], lum_y[1:2], kernels)[0], ours[1])
+
+
+def test_fsim_without_numba_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where numba cannot load, FSIM warns and runs the torch path per pair: same values to float32 rounding."""
+    fb, rb = _benchmark_pairs(2, 64)
+    with_kernels = q.fsim(fb, rb)
+    q._fsim_cpu_kernels.cache_clear()
+    # the import then fails as it would without numba
+    monkeypatch.setitem(sys.modules, "gbench.metrics._fsim_cpu", None)
+    monkeypatch.delattr(sys.modules["gbench.metrics"], "_fsim_cpu", raising=False)
+    try:
+        with pytest.warns(UserWarning, match="numba kernels unavailable"):
+            without = q.fsim(fb, rb)
+    finally:
+        q._fsim_cpu_kernels.cache_clear()
+    assert (with_kernels - without).abs().max().item() < 1e-6
+    assert with_kernels.max().item() < 0.99  # degraded pairs: a real comparison, not two perfect scores
 
 
 def test_fast_fsim_downsampling_path(ihc: np.ndarray) -> None:
