@@ -721,7 +721,8 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     ``generator`` (on the generator's device; the global generator when None). The gradient
     is that of ``D(x_hat).sum()``, which for a critic scoring each sample independently is the
     per-sample gradient; the norm runs over all of a sample's elements (image or volume).
-    The graph is kept (``create_graph=True``) so the penalty can be back-propagated.
+    The graph is kept (``create_graph=True``) so the penalty can be back-propagated. It is computed in
+    float32 with autocast off, also when the rest of the step runs under ``--amp bf16``.
 
     Args:
         critic: maps ``(N, ...)`` to scores ``(N,)`` (or ``(N, 1)``).
@@ -741,11 +742,14 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
         raise ValueError("gradient_penalty: empty batch")
     shape = (real.shape[0],) + (1,) * (real.ndim - 1)
     dev = generator.device if generator is not None else real.device
-    eps = torch.rand(shape, generator=generator, device=dev).to(device=real.device, dtype=real.dtype)
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    score = critic(x_hat)
-    (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    eps = torch.rand(shape, generator=generator, device=dev).to(device=real.device)
+    x_hat = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
+    # float32 even under --amp bf16: the penalty is a gradient norm squared near 1, and its double backward
+    # is where reduced precision would bias the Lipschitz constraint
+    with torch.autocast(x_hat.device.type, enabled=False):
+        score = critic(x_hat)
+        (grad,) = torch.autograd.grad(score.float().sum(), x_hat, create_graph=True)
+        return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
 @torch.no_grad()
@@ -867,6 +871,19 @@ class WGANGPModule(nn.Module):
         return self.base_lr * max(0.0, (self.total_steps - step) / max(self.total_steps - start, 1e-12))
 
     def training_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        if batch.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
+                and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+            # --amp bf16 on the CPU: with oneDNN on, a critic update whose bf16 scores and float32 penalty share
+            # the weights gave NaN gradients at random (torch 2.14: 2-12 of 40 tries); with it off, none in 40
+            was = torch.backends.mkldnn.enabled
+            torch.backends.mkldnn.enabled = False
+            try:
+                return self._training_step(batch, step)
+            finally:
+                torch.backends.mkldnn.enabled = was
+        return self._training_step(batch, step)
+
+    def _training_step(self, batch: Tensor, step: int) -> dict[str, float]:
         if self.cfg.lr_decay > 0:
             lr = self.lr_at(step)
             for opt in self.optimizers.values():

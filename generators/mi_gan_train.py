@@ -95,14 +95,21 @@ class StackTrainingSet:
         return stacks_to_tensor(stack[None])[0]
 
 
+_FP16_REFUSED = ("--amp fp16: MI-GAN steps its critic n_critic times per generator step, which one loss scaler per "
+                 "step cannot follow; use --amp bf16 or off")
+
+
 def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *, steps: int, batch_size: int,
                 seed: int, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
                 augment: bool = True, device: str | None = None, checkpoint_every: int = 500,
-                meta: dict[str, Any] | None = None) -> Any:
+                meta: dict[str, Any] | None = None, runtime: Runtime | None = None) -> Any:
     """Train one phase (G1/D1 or G2/D2) of ``model`` in place with :func:`gbench.engine.fit`.
 
     ``steps`` counts generator iterations; each draws ``n_critic * batch_size`` real items
-    (``n_critic`` critic updates on fresh batches, then one generator update).
+    (``n_critic`` critic updates on fresh batches, then one generator update). ``runtime`` (default:
+    auto for the device) is the engine's: ``amp="bf16"`` (the CUDA default) runs the generator and
+    critic forwards under autocast, the gradient penalty in float32; ``fp16`` is refused (MI-GAN steps
+    its critic ``n_critic`` times per generator step, which one loss scaler per step does not allow).
 
     Returns:
         The engine's :class:`~gbench.engine.FitResult`.
@@ -110,13 +117,14 @@ def train_phase(model: MIGAN, stacks: np.ndarray, phase: Literal["g1", "g2"], *,
 
     if batch_size <= 0 or steps <= 0:
         raise ValueError(f"batch_size and steps must be positive, got {batch_size} and {steps}")
+    if runtime is not None and runtime.amp == "fp16":
+        raise ValueError(_FP16_REFUSED)
     module = model.phase(phase)
     module.total_steps = steps
     data = StepLoader(StackTrainingSet(stacks, phase, augment), batch_size=batch_size * module.n_critic, seed=seed)
     res = fit(module, data, max_steps=steps, seed=seed, out_dir=out_dir, resume=resume, progress=progress,
               device=device, checkpoint_every=checkpoint_every, meta={"phase": phase, **(meta or {})},
-              description=f"MI-GAN {phase.upper()}",
-              runtime=Runtime(amp="off"))  # WGAN-GP's double backward stays float32 (not measured under autocast)
+              description=f"MI-GAN {phase.upper()}", runtime=runtime if runtime is not None else Runtime())
     if model.config.precise_bn:
         _precise_bn(model, stacks, phase, seed)
     return res
@@ -184,7 +192,8 @@ def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", 
         out: run folder (created).
         profile: a :class:`~gbench.core.profiles.Profile` or its name (``smoke``, ``demo``,
             ``paper``): its ``migan`` section gives image size, planes, lr, batch size, widths,
-            steps and the number of built-in training stacks.
+            steps and the number of built-in training stacks; its ``runtime`` how training runs
+            (``--amp`` etc., :class:`~gbench.core.runtime.Runtime`; recorded per phase in ``run.json``).
         seed: seeds data order, initialisation and noise.
         data_seed: draws the built-in data set (which stacks exist); never the training seed.
         split: split of ``data`` to train on.
@@ -212,6 +221,8 @@ def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", 
     """
 
     prof = as_profile(profile)
+    if prof.runtime.amp == "fp16":  # before any folder exists; train_phase's fit would refuse it too
+        raise ValueError(_FP16_REFUSED)
     out = Path(out)
     t0 = time.perf_counter()
     source: dict[str, Any] | None = None
@@ -265,7 +276,8 @@ def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", 
     for phase in ("g1", "g2"):
         res = train_phase(model, stacks, phase, steps=steps if phase == "g1" else steps_g2, batch_size=bs, seed=seed,
                           out_dir=out / phase,
-                          resume=resume, progress=progress, augment=augment, device=device, meta=meta)
+                          resume=resume, progress=progress, augment=augment, device=device, meta=meta,
+                          runtime=prof.runtime)
         results[phase] = res
     model.eval()
     model_path = out / MODEL_FILE

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gbench.cli.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
+from gbench.cli.commands.common import (AmpOpt, ChannelsLastOpt, DataSeedOpt, DeterministicOpt, OverwriteOpt, ProfileOpt,
+                                        SeedOpt, WorkersOpt, check_out_folder, console, with_runtime)
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
@@ -44,17 +45,24 @@ def train_migan_cmd(
     n_critic: Annotated[Optional[int], typer.Option("--n-critic", help="Critic updates per generator update (default 5).")] = None,
     critic_norm: Annotated[Optional[str], typer.Option("--critic-norm", help="batch (paper), layer, instance or none (default: the profile's).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when available).")] = None,
+    amp: AmpOpt = None,
+    workers: WorkersOpt = None,
+    channels_last: ChannelsLastOpt = None,
+    deterministic: DeterministicOpt = None,
     overwrite: OverwriteOpt = False,
     steps_g2: Annotated[Optional[int], typer.Option("--steps-g2", help="Generator iterations of G2 (default: --steps, else the profile's).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="MI-GAN option KEY=VALUE (upsample, g2_arch, g2_l1, latent_channels, lr, ...; see generators/mi_gan.py); repeatable.")] = None,
 ) -> None:
-    """Train MI-GAN (G1 then G2, independently, WGAN-GP) on multi-focus cell stacks."""
+    """Train MI-GAN (G1 then G2, independently, WGAN-GP) on multi-focus cell stacks.
+
+    Under ``--amp bf16`` (the CUDA default) the forwards run in bfloat16 and the gradient penalty in float32;
+    ``--amp fp16`` is refused (no loss scaling across the critic's n_critic updates)."""
     from gbench.core.options import check_device, check_positive, parse_set_options
     from gbench.core.profiles import get_profile
     from generators.mi_gan import MIGANConfig
     from generators.mi_gan_train import train_migan
 
-    prof = get_profile(profile)
+    prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     for opt, value in (("--steps", steps), ("--steps-g2", steps_g2), ("--batch-size", batch_size),
                        ("--n-train", n_train), ("--n-critic", n_critic)):
         check_positive(opt, value)

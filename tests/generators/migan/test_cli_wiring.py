@@ -42,6 +42,19 @@ def test_wiring_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 def test_train_migan_takes_set_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     out = tmp_path / "m"
     assert run_cli(monkeypatch, "train-migan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile",
-                   "smoke", "--steps", "1", "--set", "upsample=bilinear", "--set", "g2_l1=5", "--set", "g2_arch=paper") == 0
-    cfg = json.loads((out / "run.json").read_text())["config"]
+                   "smoke", "--steps", "1", "--set", "upsample=bilinear", "--set", "g2_l1=5", "--set", "g2_arch=paper",
+                   "--amp", "bf16") == 0
+    record = json.loads((out / "run.json").read_text())
+    cfg = record["config"]
     assert (cfg["upsample"], cfg["g2_l1"], cfg["g2_arch"]) == ("bilinear", 5.0, "paper")
+    assert [record["phases"][p]["runtime"]["amp"] for p in ("g1", "g2")] == ["bf16", "bf16"]
+    assert record["provenance"]["runtime"]["amp"] == "bf16"
+
+
+def test_train_migan_refuses_fp16_before_writing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    assert run_cli(monkeypatch, "train-migan", "--out", str(out), "--profile", "smoke", "--amp", "fp16") == 2
+    err = capsys.readouterr().err
+    assert "--amp fp16: MI-GAN" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
