@@ -920,27 +920,34 @@ def _ssim_fast(f: Tensor, r: Tensor, data_range: float, luminance: bool) -> Tens
 
 
 @functools.lru_cache(maxsize=8)
-def _fsim_bank_fast(h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor, tuple[float, ...]]:
-    """Float32 log-Gabor bank for the fast FSIM and the per-orientation noise-threshold factors.
+def _fsim_filter_parts(h: int, w: int) -> tuple[Tensor, Tensor, tuple[float, ...]]:
+    """Float32 log-Gabor bank for the fast FSIM and the per-orientation noise-threshold factors (CPU).
 
     Returns:
-        The symmetric and antisymmetric parts ``(G(k) +- G(-k)) / 2`` of every filter, each (O, S, h, w, 2) (the
-        real filter duplicated for the real and imaginary part of a spectrum), and per orientation the factor
-        ``f_o`` with threshold ``T_o = f_o * sqrt(median(|eo_o,0|^2))``: with ``tau = sqrt(noise_power *
-        (sum_an2 + 2 sum_ai_aj))`` and ``noise_power = median / ln 2 / em_n``, ``T = (tau sqrt(pi/2) +
-        k sqrt((2 - pi/2) tau^2)) / 1.7`` as in :func:`_phase_congruency`.
+        The symmetric and antisymmetric parts ``(G(k) +- G(-k)) / 2`` of every filter, each (O, S, h, w)
+        float32, and per orientation the factor ``f_o`` with threshold ``T_o = f_o * sqrt(median(|eo_o,0|^2))``:
+        with ``tau = sqrt(noise_power * (sum_an2 + 2 sum_ai_aj))`` and ``noise_power = median / ln 2 / em_n``,
+        ``T = (tau sqrt(pi/2) + k sqrt((2 - pi/2) tau^2)) / 1.7`` as in :func:`_phase_congruency`.
     """
     filters, em_n, sum_an2, sum_ai_aj = _fsim_bank(h, w)
     mirrored = torch.roll(torch.flip(filters, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))  # G(-k)
-    parts = []
-    for part in ((filters + mirrored) / 2, (filters - mirrored) / 2):
-        parts.append(part.to(torch.float32)[..., None].expand(*filters.shape, 2).contiguous().to(device))
+    gs = ((filters + mirrored) / 2).to(torch.float32)
+    ga = ((filters - mirrored) / 2).to(torch.float32)
     scale = (math.sqrt(math.pi / 2) + _FSIM_K * math.sqrt(2 - math.pi / 2)) / 1.7
     factors = tuple(
         math.sqrt((float(a) + 2 * float(c)) / (-math.log(0.5)) / float(e)) * scale
         for e, a, c in zip(em_n, sum_an2, sum_ai_aj)
     )
-    return parts[0], parts[1], factors
+    return gs, ga, factors
+
+
+@functools.lru_cache(maxsize=8)
+def _fsim_bank_fast(h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor, tuple[float, ...]]:
+    """:func:`_fsim_filter_parts` for the torch path: each part (O, S, h, w, 2) on ``device``, the real filter
+    duplicated for the real and imaginary part of a spectrum."""
+    gs, ga, factors = _fsim_filter_parts(h, w)
+    dup = [part[..., None].expand(*part.shape, 2).contiguous().to(device) for part in (gs, ga)]
+    return dup[0], dup[1], factors
 
 
 def _phase_congruency_pairs(lum_x: Tensor, lum_y: Tensor) -> Tensor:
@@ -976,12 +983,11 @@ def _fsim_cpu_kernels() -> ModuleType | None:
     return _fsim_cpu
 
 
-@functools.lru_cache(maxsize=8)
 def _fsim_bank_cpu(h: int, w: int) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """:func:`_fsim_bank_fast`'s filter parts as (O, S, h * w) float32 numpy arrays (one real value per bin)."""
-    gs2, ga2, factors = _fsim_bank_fast(h, w, torch.device("cpu"))
+    """:func:`_fsim_filter_parts` as (O, S, h * w) float32 numpy views for the numba kernels."""
+    gs, ga, factors = _fsim_filter_parts(h, w)
     shape = (_FSIM_ORIENT, _FSIM_SCALES, h * w)
-    return gs2[..., 0].reshape(shape).contiguous().numpy(), ga2[..., 0].reshape(shape).contiguous().numpy(), factors
+    return gs.reshape(shape).numpy(), ga.reshape(shape).numpy(), factors
 
 
 def _phase_congruency_cpu(lum_x: Tensor, lum_y: Tensor, kernels: ModuleType) -> Tensor:
