@@ -874,7 +874,7 @@ class WGANGPModule(nn.Module):
         if batch.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
                 and torch.get_autocast_dtype("cpu") == torch.bfloat16:
             # --amp bf16 on the CPU: with oneDNN on, a critic update whose bf16 scores and float32 penalty share
-            # the weights gave NaN gradients at random (torch 2.14: 2-12 of 40 tries); with it off, none in 40
+            # the weights gave NaN gradients at random (torch 2.14: 1-12 of 40 tries); with it off, none in 40
             was = torch.backends.mkldnn.enabled
             torch.backends.mkldnn.enabled = False
             try:
