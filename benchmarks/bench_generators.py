@@ -49,7 +49,7 @@ def literal(contour: np.ndarray, image: np.ndarray, lam: float) -> float:
 
 
 def bench_sharpness(quick: bool) -> None:
-    from generators.sharp_gan import sharpness_loss
+    from gbench.generators.sharp_gan import sharpness_loss
 
     rng = np.random.default_rng(0)
     n, s = 2, 64
@@ -72,7 +72,7 @@ def bench_sharpness(quick: bool) -> None:
 
 
 def bench_training(quick: bool) -> None:
-    import generators
+    from gbench import generators
     from gbench.core.profiles import PROFILES
 
     print("\npix2pix training step (D + G update), sharp-gan, CPU:")
@@ -99,7 +99,7 @@ def bench_training(quick: bool) -> None:
 
 
 def bench_generation(quick: bool) -> None:
-    import generators
+    from gbench import generators
     from gbench.core.profiles import PROFILES
 
     print("\ngenerator inference (eval mode), sharp-gan, CPU:")

@@ -27,12 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import segmentation  # noqa: E402
+from gbench import segmentation  # noqa: E402
 from gbench.core.profiles import get_profile  # noqa: E402
 from gbench.data.resolve import resolve_dataset  # noqa: E402
 from gbench.engine import StepLoader, fit  # noqa: E402
-from segmentation.targets import get_target  # noqa: E402
-from segmentation.train import SegmenterModule, TrainItems, config_from_profile, train_segmenter  # noqa: E402
+from gbench.segmentation.targets import get_target  # noqa: E402
+from gbench.segmentation.train import SegmenterModule, TrainItems, config_from_profile, train_segmenter  # noqa: E402
 
 
 def build(arch: str, opts: dict, seed: int) -> torch.nn.Module:

@@ -36,8 +36,8 @@ import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from gbench.core.errors import DataError
 from gbench.core.registry import Registry
 from gbench.engine import load_checkpoint
-from generators import dummy, mask_paint, mi_gan, pix2pix, sharp_gan
-from generators.base import GeneratorModule, StackGenerator
+from gbench.generators import dummy, mask_paint, mi_gan, pix2pix, sharp_gan
+from gbench.generators.base import GeneratorModule, StackGenerator
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from generators.base import GeneratorModule
+from gbench.generators.base import GeneratorModule
 
 __all__ = ["DummyConfig", "DummyModule", "dummy"]
 

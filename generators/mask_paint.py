@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from generators.base import GeneratorModule
+from gbench.generators.base import GeneratorModule
 
 __all__ = ["MaskPaintConfig", "MaskPaintModule", "mask_paint"]
 

@@ -123,7 +123,7 @@ from torch import Tensor, nn
 from gbench.core.errors import DataError
 from gbench.core.fileio import save_torch
 from gbench.core.profiles import Profile
-from generators.base import StackGenerator
+from gbench.generators.base import StackGenerator
 
 __all__ = [
     "MIGANConfig", "BaseGenerator", "BaseCritic", "FocusEncoders", "FocusDecoders", "ResNet3d",

@@ -35,7 +35,7 @@ from gbench.data.multifocus import AUGMENTATIONS, augment_stack, stack_array, wr
 from gbench.data.resolve import load_stacks
 from gbench.data.synthetic_cells import cell_type_of
 from gbench.engine import StepLoader, dist_info, fit
-from generators.mi_gan import (
+from gbench.generators.mi_gan import (
     MIGAN,
     MODEL_FILE,
     MIGANConfig,

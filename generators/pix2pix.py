@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gbench.engine import backward, optimizer_step
-from generators.base import GeneratorModule, set_requires_grad, to_signed, to_unit
-from generators.sharpness import sharpness_loss
+from gbench.generators.base import GeneratorModule, set_requires_grad, to_signed, to_unit
+from gbench.generators.sharpness import sharpness_loss
 
 __all__ = ["Pix2PixConfig", "UNetGenerator", "PatchDiscriminator", "Pix2PixModule", "gan_binary", "gan_dist",
            "num_downs_for"]

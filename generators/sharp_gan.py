@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from generators.pix2pix import Pix2PixConfig, Pix2PixModule, _checked
-from generators.sharpness import BT601, DEFAULT_BETA, DEFAULT_LAM, NEIGHBOURS, sharpness_loss, sharpness_map
+from gbench.generators.pix2pix import Pix2PixConfig, Pix2PixModule, _checked
+from gbench.generators.sharpness import BT601, DEFAULT_BETA, DEFAULT_LAM, NEIGHBOURS, sharpness_loss, sharpness_map
 
 __all__ = ["sharpness_loss", "sharpness_map", "sharp_gan", "BT601", "DEFAULT_BETA", "DEFAULT_LAM", "NEIGHBOURS"]
 

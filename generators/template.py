@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from generators.base import GeneratorModule, to_signed, to_unit
+from gbench.generators.base import GeneratorModule, to_signed, to_unit
 
 __all__ = ["TemplateConfig", "TemplateModule", "template"]
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import generators
+from gbench import generators
 from gbench.core.errors import DataError
 from gbench.core.fileio import clean_orphan_temps, folder_lock, write_json
 from gbench.core.hashing import Stage

@@ -55,8 +55,8 @@ from rich.text import Text
 from gbench.core import stats
 from gbench.core.metric_specs import higher_is_better, metric_label, metric_names
 from gbench.core.records import scope_columns
-from reports.compare import load_reference
-from reports.tables import display_name
+from gbench.reports.compare import load_reference
+from gbench.reports.tables import display_name
 
 __all__ = ["Claim", "ClaimResult", "ByMeans", "QUALITY_METRICS", "SEG_METRICS", "DEFAULT_MARGIN", "VERDICTS",
            "sharp_gan_claims", "check_claim", "check_claims", "by_means", "paper_outcome", "gain_percent",

@@ -23,7 +23,7 @@ import pandas as pd
 from gbench.core.errors import DataError
 from gbench.core.metric_specs import direction, metric_label, sort_metrics
 from gbench.core.records import records_from_dicts, scope_columns
-from reports.tables import ResultTable, arrow, display_name, pivot, summarize
+from gbench.reports.tables import ResultTable, arrow, display_name, pivot, summarize
 
 __all__ = ["REFERENCE_DIR", "REFERENCES", "load_reference", "reference_records", "reference_table", "compare",
            "comparison_markdown", "comparison_html", "MATCH_KEYS", "PAPER_DATASETS", "comparable"]

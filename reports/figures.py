@@ -23,8 +23,8 @@ from gbench.core.metric_specs import metric_label
 from gbench.core.profiles import PROFILES
 from gbench.core.records import scope_columns
 from gbench.metrics.stain import CHANNELS
-from reports.compare import comparable, load_reference
-from reports.tables import arrow, display_name, pivot, summarize
+from gbench.reports.compare import comparable, load_reference
+from gbench.reports.tables import arrow, display_name, pivot, summarize
 
 __all__ = ["sample_grid", "metric_bars", "pq_vs_synthetic", "pq_figure", "synthetic_count", "stain_figure",
            "stain_histograms", "grouped_bars_figure", "kind_bars", "paper_values", "TRAIN_SET_ORDER"]

@@ -18,7 +18,7 @@ from rich.table import Table
 from gbench.core.metric_specs import metric_label, sort_metrics
 from gbench.core.observations import POOLED_STATS, SCORE_COLUMNS, obs_key_columns
 from gbench.core.stats import POOLED_METRICS, metric_verdict
-from reports.tables import arrow
+from gbench.reports.tables import arrow
 
 __all__ = ["parse_selection", "select_experiment", "default_metrics", "compare_frame", "comparison_rich"]
 

@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gbench.core.records import metric_label
-from reports.tables import ResultTable, arrow, display_name
+from gbench.reports.tables import ResultTable, arrow, display_name
 
 __all__ = ["to_markdown", "to_latex", "to_rich", "to_csv", "to_html", "html_page", "latex_escape", "fmt", "notes_text"]
 

@@ -37,12 +37,12 @@ from gbench.core.observations import load_observations, save_observations
 from gbench.core.provenance import git_revision, package_versions
 from gbench.core.records import save_records, scope_columns
 from gbench.core.stats import attach_intervals
-from reports import claims as _claims
-from reports import compare as _compare
-from reports import deviations as _deviations
-from reports import figures as _figures
-from reports import render as _render
-from reports.tables import pivot_by_kind
+from gbench.reports import claims as _claims
+from gbench.reports import compare as _compare
+from gbench.reports import deviations as _deviations
+from gbench.reports import figures as _figures
+from gbench.reports import render as _render
+from gbench.reports.tables import pivot_by_kind
 
 __all__ = ["write_report"]
 

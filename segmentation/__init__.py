@@ -25,8 +25,8 @@ from torch import nn
 
 import gbench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from gbench.core.registry import Registry
-from segmentation.segnet import SegNet, SegNetConfig
-from segmentation.unet import UNetConfig, build_unet
+from gbench.segmentation.segnet import SegNet, SegNetConfig
+from gbench.segmentation.unet import UNetConfig, build_unet
 
 __all__ = ["SEGMENTERS", "SegmenterEntry", "create", "available", "config_for", "label"]
 

@@ -41,7 +41,7 @@ import torch.distributed as dist
 from rich.progress import Progress
 from torch import nn
 
-import segmentation
+from gbench import segmentation
 from gbench.core.fileio import write_json
 from gbench.core.profiles import Profile
 from gbench.core.runtime import Runtime
@@ -58,8 +58,8 @@ from gbench.engine import (
     select_device,
 )
 from gbench.metrics.instance import aggregate, instance_metrics
-from segmentation.postprocess import PostprocessConfig, postprocess
-from segmentation.targets import Target, get_target
+from gbench.segmentation.postprocess import PostprocessConfig, postprocess
+from gbench.segmentation.targets import Target, get_target
 
 __all__ = ["SegmentConfig", "SegmenterModule", "TrainItems", "CropItems", "split_train_val",
            "predict_maps", "predict_instances", "evaluate", "padded_tiles", "PaddedTile", "train_segmenter", "TrainOutcome", "config_from_profile"]

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.skipif(not LINT.exists(), reason="import-linter is not 
 
 def _copy_tree(dst: Path) -> Path:
     for pkg in PACKAGES:
-        shutil.copytree(REPO / pkg, dst / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / pkg, dst / pkg, symlinks=True,  # gbench/generators etc. stay links
+                        ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", dst / "pyproject.toml")
     return dst
 

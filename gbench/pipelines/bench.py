@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import generators as generator_registry
-import segmentation
+from gbench import generators as generator_registry
+from gbench import segmentation
 from gbench.core.profiles import Profile
 from gbench.core.provenance import provenance
 from gbench.data.patches import grid_crops
@@ -45,10 +45,10 @@ from gbench.data.resolve import resolve_dataset
 from gbench.data.types import Dataset
 from gbench.engine import Callback, FitContext, StepLoader, fit, select_device
 from gbench.pipelines.reproduce import ARCHS, GENERATORS, SYNTH_GENERATOR, TRAIN_SETS
-from generators.train import WIDTH_FROM_PROFILE, CropDataset, resolve_steps
-from segmentation.sets import parse_train_spec, scaled_count
-from segmentation.targets import get_target
-from segmentation.train import SegmenterModule, TrainItems, config_from_profile, split_train_val
+from gbench.generators.train import WIDTH_FROM_PROFILE, CropDataset, resolve_steps
+from gbench.segmentation.sets import parse_train_spec, scaled_count
+from gbench.segmentation.targets import get_target
+from gbench.segmentation.train import SegmenterModule, TrainItems, config_from_profile, split_train_val
 
 __all__ = ["Measurement", "ProjectionRow", "BenchResult", "measure", "project", "bench"]
 

@@ -33,7 +33,7 @@ from gbench.data.io import LABEL_SUFFIXES
 from gbench.metrics.conventions import catalogue, conventions_table, score_conventions
 from gbench.metrics.distribution import CI_METHOD, DISTRIBUTION_METRICS, DistributionAccumulator
 from gbench.metrics.stain import StainHistograms, stain_distances
-from reports.figures import stain_histograms
+from gbench.reports.figures import stain_histograms
 
 __all__ = ["Diagnostics", "distribution_records", "label_files", "write_diagnostics", "distribution_table",
            "stain_table", "conventions_rich"]

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 
-import generators
+from gbench import generators
 from gbench.core.fileio import write_text
 from gbench.core.metric_specs import metric_names
 from gbench.core.observations import hash_test_set, save_observations

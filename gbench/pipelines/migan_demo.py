@@ -75,8 +75,8 @@ from gbench.metrics.multifocus import (
     kid_from_features,
     plane_features,
 )
-from generators.mi_gan import load_mi_gan
-from generators.mi_gan_train import schedule_for, train_migan, write_stack_grid
+from gbench.generators.mi_gan import load_mi_gan
+from gbench.generators.mi_gan_train import schedule_for, train_migan, write_stack_grid
 
 __all__ = ["CLEARLY", "TARGETS", "StackEvaluation", "evaluate_stacks", "shuffled_planes", "mean_stack",
            "demo_migan", "transfer_experiment", "transfer_verdict", "targets_table", "floors_table", "focus_figure",

@@ -21,7 +21,7 @@ from gbench.data.multifocus import plane_labels, stack_array
 from gbench.data.resolve import load_stacks
 from gbench.data.synthetic_cells import cell_type_of
 from gbench.metrics.multifocus import CONVENTIONS, evaluate_multifocus, get_extractor
-from generators.mi_gan_train import write_stack_grid
+from gbench.generators.mi_gan_train import write_stack_grid
 
 __all__ = ["quality_multifocus", "load_stack_set"]
 

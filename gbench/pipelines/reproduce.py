@@ -42,7 +42,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-import generators as generator_registry
+from gbench import generators as generator_registry
 from gbench.core.fileio import write_text
 from gbench.core.observations import load_observations, save_observations
 from gbench.core.profiles import Profile, as_profile
@@ -55,10 +55,10 @@ from gbench.pipelines.generator_eval import generator_quality
 from gbench.pipelines.segmentation_grid import run_cell
 from gbench.pipelines.stages import Stage, StageCache
 from gbench.pipelines.synthesis import synthesize
-from generators.train import train_generator
-from reports.figures import sample_grid
-from reports.report import write_report
-from segmentation.sets import parse_train_spec
+from gbench.generators.train import train_generator
+from gbench.reports.figures import sample_grid
+from gbench.reports.report import write_report
+from gbench.segmentation.sets import parse_train_spec
 
 __all__ = ["reproduce_sharp_gan", "ReproduceResult", "GENERATORS", "ARCHS", "TRAIN_SETS"]
 

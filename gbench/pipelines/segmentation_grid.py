@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import segmentation
+from gbench import segmentation
 from gbench.core.errors import DataError
 from gbench.core.fileio import write_json, write_text
 from gbench.core.metric_specs import metric_names
@@ -62,8 +62,8 @@ from gbench.engine import dist_info
 from gbench.metrics.failures import segmentation_failure
 from gbench.metrics.instance import CONVENTIONS
 from gbench.pipelines.executor import Task, make_executor
-from segmentation.sets import PAPER_SETS, TrainSetSpec, parse_train_spec, resolve_part
-from segmentation.train import config_from_profile, evaluate, train_segmenter
+from gbench.segmentation.sets import PAPER_SETS, TrainSetSpec, parse_train_spec, resolve_part
+from gbench.segmentation.train import config_from_profile, evaluate, train_segmenter
 
 __all__ = ["RESULT_COLUMNS", "METRICS", "EVAL_MODE", "resolve_training_set", "run_cell", "compute_cell",
            "write_cell_summary", "CellResult", "run_grid",

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-import generators
+from gbench import generators
 from gbench.core.errors import DataError
 from gbench.core.fileio import clean_orphan_temps, folder_lock, write_json, write_text
 from gbench.core.hashing import file_sha256

@@ -96,7 +96,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
     from gbench.core.records import save_records
     from gbench.pipelines.synthesis import synthesize
-    from generators.train import train_generator
+    from gbench.generators.train import train_generator
     from tests.generators.test_train import TINY, tiles
     from tests.reports.fixtures import fixed_records
 
@@ -399,7 +399,7 @@ def test_second_synthesize_into_a_busy_folder_is_refused(tmp_path: Path, corpus:
 
 def test_identical_trainings_give_identical_checkpoint_bytes(tmp_path: Path, corpus: Corpus, one_thread: None) -> None:
     from gbench.pipelines.synthesis import synthesize
-    from generators.train import train_generator
+    from gbench.generators.train import train_generator
 
     ck = [train_generator("dummy", str(corpus.ds), tmp_path / f"r{i}", profile="smoke", seed=3, steps=2,
                           progress=False).checkpoint for i in range(2)]
@@ -414,7 +414,7 @@ def test_orphan_temp_files_are_cleaned_by_the_next_run(tmp_path: Path, corpus: C
 
     from gbench.core.fileio import clean_orphan_temps
     from gbench.pipelines.synthesis import synthesize
-    from generators.train import train_generator
+    from gbench.generators.train import train_generator
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)  # a process that has exited
@@ -529,7 +529,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 @given(text=st.text(max_size=12))
 def test_set_parser_int_field(text: str) -> None:
     from gbench.core.options import OptionError, parse_set_options
-    from generators.pix2pix import Pix2PixConfig
+    from gbench.generators.pix2pix import Pix2PixConfig
 
     try:
         value = parse_set_options([f"ngf={text}"], Pix2PixConfig)["ngf"]
@@ -544,7 +544,7 @@ def test_set_parser_int_field(text: str) -> None:
                       st.sampled_from(["nan", "NaN", "inf", "-Infinity", "1e400", "true", "[1, 2]", "0x10", " 0.5 "])))
 def test_set_parser_float_field(text: str) -> None:
     from gbench.core.options import OptionError, parse_set_options
-    from generators.pix2pix import Pix2PixConfig
+    from gbench.generators.pix2pix import Pix2PixConfig
 
     try:
         value = parse_set_options([f"beta={text}"], Pix2PixConfig)["beta"]
@@ -558,7 +558,7 @@ def test_set_parser_float_field(text: str) -> None:
 @given(x=st.floats(allow_nan=False, allow_infinity=False), n=st.integers(-10**12, 10**12))
 def test_set_parser_round_trips_numbers(x: float, n: int) -> None:
     from gbench.core.options import parse_set_options
-    from generators.pix2pix import Pix2PixConfig
+    from gbench.generators.pix2pix import Pix2PixConfig
 
     got = parse_set_options([f"lr={x!r}", f"ngf={n}", "adam_betas=[0.5, 0.9]", "norm=instance"], Pix2PixConfig)
     assert got == {"lr": x, "ngf": n, "adam_betas": (0.5, 0.9), "norm": "instance"}

@@ -19,7 +19,7 @@ from gbench.core import records
 from gbench.core.metric_specs import METRIC_KINDS, METRICS, MetricSpec, metric_spec
 from gbench.metrics.instance import dq_sq_pq
 from gbench.metrics.quality import quality_metrics
-from reports.tables import arrow
+from gbench.reports.tables import arrow
 
 
 def _quality() -> tuple[Any, Any, Any]:

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-import segmentation
+from gbench import segmentation
 from gbench.core.profiles import PROFILES, Profile, ProfileError
-from generators.mi_gan import config_for_profile
-from generators.mi_gan_train import schedule_for
-from segmentation.train import config_from_profile
+from gbench.generators.mi_gan import config_for_profile
+from gbench.generators.mi_gan_train import schedule_for
+from gbench.segmentation.train import config_from_profile
 
 GOLDEN = Path(__file__).parent / "golden" / "resolved_profiles.json"
 

@@ -157,12 +157,12 @@ def test_estimate_columns_defaults_and_checks() -> None:
 def test_reports_never_import_torch() -> None:
     code = ("import sys\n"
             "from tests.reports.fixtures import fixed_records\n"
-            "import reports.tables, reports.render, reports.compare, reports.claims, reports.figures, "
-            "reports.regress, gbench.pipelines.stages, reports.report\n"
+            "import gbench.reports.tables, gbench.reports.render, gbench.reports.compare, gbench.reports.claims, gbench.reports.figures, "
+            "gbench.reports.regress, gbench.pipelines.stages, gbench.reports.report\n"
             "from reports.tables import pivot_by_kind\n"
             "from reports.render import to_latex\n"
             "[to_latex(t) for t in pivot_by_kind(fixed_records())]\n"
-            "reports.claims.check_claims(fixed_records())\n"
+            "gbench.reports.claims.check_claims(fixed_records())\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

@@ -319,7 +319,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
     from gbench.core.profiles import SMOKE
-    from generators.train import train_generator
+    from gbench.generators.train import train_generator
     from tests.generators.test_train import TINY, tiles
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
@@ -366,7 +366,7 @@ def test_ddp_two_cpu_processes_agree(tmp_path: Path) -> None:
         for k in keys:
             assert torch.equal(r0[part][k], r1[part][k]), (part, k)
     # the GAN did train (weights moved away from rank 0's initialisation)
-    import generators
+    from gbench import generators
 
     init = generators.create("sharp-gan", image_size=64, ngf=8, ndf=8, init_seed=0).state_dict()
     assert not torch.equal(init["G.encoder.0.weight"], r0["gan"]["G.encoder.0.weight"])

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import generators
-from generators.base import to_signed, to_unit
-from generators.pix2pix import Pix2PixConfig
-from generators.sharp_gan import sharpness_loss
+from gbench import generators
+from gbench.generators.base import to_signed, to_unit
+from gbench.generators.pix2pix import Pix2PixConfig
+from gbench.generators.sharp_gan import sharpness_loss
 from tests.generators.test_models import TINY, _batch
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import generators
+from gbench import generators
 from gbench.core.profiles import SMOKE
 from gbench.engine import StepLoader
-from generators.train import CropDataset, train_generator
+from gbench.generators.train import CropDataset, train_generator
 from tests.generators.test_train import tiles
 
 

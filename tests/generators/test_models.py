@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-import generators
-from generators.pix2pix import PatchDiscriminator, Pix2PixConfig, UNetGenerator, num_downs_for, receptive_field
+from gbench import generators
+from gbench.generators.pix2pix import PatchDiscriminator, Pix2PixConfig, UNetGenerator, num_downs_for, receptive_field
 
 TINY = {"ngf": 8, "ndf": 8}
 
@@ -34,7 +34,7 @@ def test_registry() -> None:
         generators.create("gan-dist", image_size=100)
     # adding a generator is one registration line; the name is checked
     with pytest.raises(ValueError, match="already registered"):
-        generators.GENERATORS.register("gan-dist", "generators.pix2pix:gan_dist")
+        generators.GENERATORS.register("gan-dist", "gbench.generators.pix2pix:gan_dist")
 
 
 def test_pix2pix_reference_sizes() -> None:
@@ -113,11 +113,11 @@ def test_config_round_trip() -> None:
 
 def test_template_is_a_working_generator(tmp_path) -> None:  # noqa: ANN001
     """The how-to template trains and synthesizes once registered (in a throw-away registry entry)."""
-    import generators
-    from generators.train import train_generator
+    from gbench import generators
+    from gbench.generators.train import train_generator
     from tests.generators.test_train import tiles
 
-    generators.GENERATORS._items["template-test"] = "generators.template:template"
+    generators.GENERATORS._items["template-test"] = "gbench.generators.template:template"
     try:
         res = train_generator("template-test", "tiles", tmp_path, profile="smoke", seed=0, steps=2, progress=False,
                               dataset=tiles(2))

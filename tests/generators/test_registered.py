@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-import generators
-from generators.base import GeneratorModule, StackGenerator
-from generators.mi_gan import load_mi_gan
-from generators.mi_gan_train import train_migan
-from generators.template import template
-from generators.train import train_generator
+from gbench import generators
+from gbench.generators.base import GeneratorModule, StackGenerator
+from gbench.generators.mi_gan import load_mi_gan
+from gbench.generators.mi_gan_train import train_migan
+from gbench.generators.template import template
+from gbench.generators.train import train_generator
 from tests.conftest import random_disks
 from tests.generators.test_train import tiles
 

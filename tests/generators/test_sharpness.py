@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from generators.sharp_gan import sharpness_loss, sharpness_map
+from gbench.generators.sharp_gan import sharpness_loss, sharpness_map
 
 ATOL = 1e-10
 

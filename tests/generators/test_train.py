@@ -11,7 +11,7 @@ import torch
 from gbench.core.profiles import SMOKE
 from gbench.data.types import Dataset, Sample
 from gbench.engine import StepLoader, load_checkpoint
-from generators.train import CropDataset, train_generator
+from gbench.generators.train import CropDataset, train_generator
 from tests.cli.test_cli import run_cli
 from tests.conftest import random_disks
 
@@ -33,7 +33,7 @@ def tiles(n: int = 3, size: int = 80) -> Dataset:
 
 
 def test_crop_dataset_items() -> None:
-    import generators
+    from gbench import generators
 
     m = generators.create("gan-binary", image_size=64, **TINY)
     crops = CropDataset(tiles(3, 80), 64, m.train_item)
@@ -97,8 +97,8 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
 def test_epochs_decide_steps_without_max_steps() -> None:
     import dataclasses
 
-    import generators
-    from generators.train import resolve_steps
+    from gbench import generators
+    from gbench.generators.train import resolve_steps
 
     m = generators.create("dummy")
     crops = CropDataset(tiles(3, 80), 64, m.train_item)

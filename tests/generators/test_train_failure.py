@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import torch
 
-import generators
+from gbench import generators
 from gbench.engine import load_checkpoint
-from generators.dummy import DummyConfig, DummyModule
-from generators.train import train_generator
+from gbench.generators.dummy import DummyConfig, DummyModule
+from gbench.generators.train import train_generator
 from tests.generators.test_train import tiles
 
 

@@ -14,7 +14,7 @@ from gbench.cli import app
 from gbench.core.profiles import SMOKE
 from gbench.core.runtime import Runtime
 from gbench.pipelines.bench import bench
-from generators.train import train_generator
+from gbench.generators.train import train_generator
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ def _imperfect_predictor(monkeypatch: pytest.MonkeyPatch, data_seed: int = 0) ->
     """Replace the segmenter's prediction by the true map of the test tile with every third
     nucleus dropped and the rest shifted by one pixel: per-image scores that vary, independent
     of how (little) a tiny network learned in two steps."""
-    import segmentation.train as train_mod
+    import gbench.segmentation.train as train_mod
 
     truth = {s.image.tobytes(): s.instances for s in resolve_dataset("synthetic-he", "test", SMOKE, data_seed)}
 
@@ -112,7 +112,7 @@ def test_data_seed_changes_the_builtin_test_set(tmp_path: Path, monkeypatch: pyt
 
 def test_all_background_prediction_is_a_failed_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    import segmentation.train as train_mod
+    import gbench.segmentation.train as train_mod
 
     monkeypatch.setattr(train_mod, "predict_instances", lambda module, image, post: np.zeros(image.shape[:2], np.int32))
     out = tmp_path / "grid"
@@ -138,7 +138,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Sharp-GAN (still a flat grey image: a generator that did not learn)."""
     import torch
 
-    from generators.train import train_generator
+    from gbench.generators.train import train_generator
     from tests.generators.test_train import TINY, tiles
 
     n = torch.get_num_threads()
@@ -157,7 +157,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_quality_observations_use_the_tile_as_unit(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
     import torch
 
-    import generators
+    from gbench import generators
     from gbench.data.io import write_png
     from gbench.data.patches import grid_crops
     from gbench.pipelines.generator_eval import evaluate_generator

@@ -106,7 +106,7 @@ def test_timm_extractor_through_the_api(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_generator_form_adds_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
-    from generators.train import train_generator
+    from gbench.generators.train import train_generator
     from tests.generators.test_train import tiles
 
     ck = train_generator("dummy", "tiles", tmp_path / "g", profile="smoke", seed=0, steps=2, progress=False,

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from gbench.core.records import load_records, save_records
 from gbench.pipelines.reproduce import reproduce_sharp_gan
-from reports.regress import compare_tables, parse_tolerances
+from gbench.reports.regress import compare_tables, parse_tolerances
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = REPO / "reports" / "baselines" / "smoke.csv"

@@ -15,7 +15,7 @@ from gbench.data.io import read_image, read_label, write_png
 from gbench.data.loaders import load_dataset
 from gbench.data.masks import synthesize_instance_map
 from gbench.pipelines.synthesis import file_sha256, synthesize
-from generators.train import train_generator
+from gbench.generators.train import train_generator
 from tests.cli.test_cli import run_cli
 from tests.generators.test_train import TINY, tiles
 
@@ -133,7 +133,7 @@ def test_cli_synthesize_with_fitted_masks(tmp_path: Path, checkpoints: dict[str,
 
 
 def test_evaluate_generator_matches_file_scoring(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
-    import generators
+    from gbench import generators
     from gbench.data.patches import grid_crops
     from gbench.pipelines.generator_eval import evaluate_generator
     from gbench.pipelines.quality import find_pairs, score_pairs

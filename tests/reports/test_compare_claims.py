@@ -9,8 +9,8 @@ import pytest
 
 from gbench.core.records import records_from_dicts
 from gbench.core.errors import DataError
-from reports.claims import check_claims, claims_detail_frame, claims_markdown, paper_outcome, sharp_gan_claims
-from reports.compare import compare, comparison_markdown, load_reference, reference_records
+from gbench.reports.claims import check_claims, claims_detail_frame, claims_markdown, paper_outcome, sharp_gan_claims
+from gbench.reports.compare import compare, comparison_markdown, load_reference, reference_records
 from tests.reports.fixtures import QUALITY, fixed_records, observations_for, quality_rows, segmentation_rows
 
 # Transcribed independently from /work/shared/papers/sharp-gan.md, Tables 1 and 2.
@@ -312,7 +312,7 @@ def test_quality_claims_kept_when_quality_rows_lack_an_extra_key() -> None:
 def test_compact_claims_screen_lists_each_claim_once_with_its_verdict() -> None:
     from rich.console import Console
 
-    from reports.claims import claims_rich
+    from gbench.reports.claims import claims_rich
 
     recs = fixed_records()
     pooled = recs[recs["kind"] == "segmentation"].assign(aggregation="pooled")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reports.deviations import load_deviations
-from reports.report import write_report
+from gbench.reports.deviations import load_deviations
+from gbench.reports.report import write_report
 from tests.reports.fixtures import fixed_records
 
 SHARP = [{"setting": "lambda_l1", "value": 100.0, "note": "L1 weight: pix2pix; not in the paper's Eq. 1"},

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reports.compare import reference_records
-from reports.figures import metric_bars, pq_vs_synthetic, sample_grid, synthetic_count
+from gbench.reports.compare import reference_records
+from gbench.reports.figures import metric_bars, pq_vs_synthetic, sample_grid, synthetic_count
 from tests.reports.fixtures import fixed_records
 
 

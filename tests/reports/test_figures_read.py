@@ -11,8 +11,8 @@ import pytest
 
 from gbench.core.observations import save_observations
 from gbench.core.records import save_records
-from reports.figures import TRAIN_SET_ORDER, grouped_bars_figure, pq_figure, stain_figure
-from reports.tables import display_name
+from gbench.reports.figures import TRAIN_SET_ORDER, grouped_bars_figure, pq_figure, stain_figure
+from gbench.reports.tables import display_name
 from tests.reports.fixtures import fixed_records, observations_for
 from tests.cli.test_cli import run_cli
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gbench.core.records import load_records, manifest_path, save_records
-from reports.regress import InvalidBaselineError, TableMismatchError, Tolerance, compare_tables, parse_tolerances
+from gbench.reports.regress import InvalidBaselineError, TableMismatchError, Tolerance, compare_tables, parse_tolerances
 from tests.reports.fixtures import fixed_records
 from tests.cli.test_cli import run_cli
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from gbench.core.records import records_from_dicts
-from reports.render import html_page, latex_escape, to_csv, to_html, to_latex, to_markdown, to_rich
-from reports.tables import pivot, pivot_by_kind, summarize
+from gbench.reports.render import html_page, latex_escape, to_csv, to_html, to_latex, to_markdown, to_rich
+from gbench.reports.tables import pivot, pivot_by_kind, summarize
 from tests.reports.fixtures import PROV, QUALITY, QUALITY_D, SEG_D, SEGMENTATION, fixed_records, observations_for
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-import segmentation
-from segmentation.segnet import SegNet, SegNetConfig
+from gbench import segmentation
+from gbench.segmentation.segnet import SegNet, SegNetConfig
 
 
 @pytest.mark.parametrize("name", segmentation.available())

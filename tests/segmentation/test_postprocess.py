@@ -7,8 +7,8 @@ import torch
 from skimage.draw import disk
 
 from gbench.metrics.instance import instance_metrics
-from segmentation.postprocess import PostprocessConfig, binary_instances, postprocess
-from segmentation.targets import boundary_distance, contour_classes, get_target
+from gbench.segmentation.postprocess import PostprocessConfig, binary_instances, postprocess
+from gbench.segmentation.targets import boundary_distance, contour_classes, get_target
 
 
 def touching_pair(shape: tuple[int, int] = (48, 64)) -> np.ndarray:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import segmentation
+from gbench import segmentation
 from gbench.core.profiles import PROFILES, SMOKE
 from gbench.data.resolve import resolve_dataset
-from segmentation import SEGMENTERS, SegmenterEntry
-from segmentation.postprocess import PostprocessConfig
-from segmentation.template import TemplateNet, TemplateNetConfig
-from segmentation.train import SegmentConfig, config_from_profile, evaluate, train_segmenter
+from gbench.segmentation import SEGMENTERS, SegmenterEntry
+from gbench.segmentation.postprocess import PostprocessConfig
+from gbench.segmentation.template import TemplateNet, TemplateNetConfig
+from gbench.segmentation.train import SegmentConfig, config_from_profile, evaluate, train_segmenter
 
 
 def _smoke(config: SegmentConfig, out: Path) -> None:

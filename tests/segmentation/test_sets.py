@@ -9,7 +9,7 @@ from PIL import Image
 
 from gbench.core.errors import DataError
 from gbench.core.profiles import DEMO, PAPER, SMOKE
-from segmentation.sets import parse_train_spec, resolve_part, scaled_count
+from gbench.segmentation.sets import parse_train_spec, resolve_part, scaled_count
 
 
 def write_synthetic_set(root: Path, n: int, size: int = 64, seed: int = 77) -> Path:

@@ -11,8 +11,8 @@ import torch
 from gbench.core.profiles import SMOKE
 from gbench.data.resolve import resolve_dataset
 from gbench.pipelines.segmentation_grid import RESULT_COLUMNS, run_cell
-from segmentation import train as train_mod
-from segmentation.train import SegmenterModule, config_from_profile, evaluate, split_train_val, train_segmenter
+from gbench.segmentation import train as train_mod
+from gbench.segmentation.train import SegmenterModule, config_from_profile, evaluate, split_train_val, train_segmenter
 from tests.cli.test_cli import run_cli
 from tests.segmentation.test_sets import write_synthetic_set
 
@@ -103,7 +103,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path, monkeyp
 def test_profile_settings_demo_small_paper_untouched() -> None:
     """demo: the shallow U-Net (no unused encoder stage: every parameter gets a gradient, so DDP
     needs no find_unused_parameters) at its own crop and lr; paper: the paper's settings."""
-    import segmentation
+    from gbench import segmentation
     from gbench.core.profiles import DEMO, PAPER
 
     cfg = config_from_profile(DEMO, "unet")
@@ -165,8 +165,8 @@ def test_trained_segmenter_beats_untrained_on_pq(tmp_path: Path) -> None:
     """50 steps of U-Net (resnet18) on 64 px crops of the built-in tiles: PQ rises from ~0 on
     the tiles with nuclei (about 0.7 per-image mean and 0.6 pooled after 40-60 steps for seeds 0
     and 1; the untrained net predicts nothing or noise)."""
-    import segmentation
-    from segmentation.targets import get_target
+    from gbench import segmentation
+    from gbench.segmentation.targets import get_target
 
     cfg = config_from_profile(SMOKE, "unet", max_steps=50, batch_size=4, lr=1e-3, val_fraction=0.0)
     test = resolve_dataset("synthetic-he", "test", SMOKE, 0)

@@ -36,7 +36,7 @@ def parse_overrides(items: list[str] | None, generator: str | None = None) -> di
 
     cls = None
     if generator is not None:
-        import generators
+        from gbench import generators
 
         cls = config_class(generators.factory(generator))
     return parse_set_options(items, cls)
@@ -64,10 +64,10 @@ def train_gen(
     """Train an image generator on the real training split (random crops, flips, rotations); runs under torchrun too.
 
     Multi-focus stack generators (``mi-gan``) train with ``gbench train-migan``."""
-    import generators
+    from gbench import generators
     from gbench.core.options import check_device, check_positive
     from gbench.core.profiles import get_profile
-    from generators.train import train_generator
+    from gbench.generators.train import train_generator
 
     generators.factory(name)  # unknown generator: one line with suggestions
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)

@@ -65,7 +65,7 @@ def demo_migan_cmd(
         import dataclasses
 
         from gbench.core.options import parse_set_options
-        from generators.mi_gan import MIGANConfig, config_for_profile
+        from gbench.generators.mi_gan import MIGANConfig, config_for_profile
 
         prof = dataclasses.replace(prof, migan=prof.migan.with_config(
             **parse_set_options(set_, MIGANConfig, what="MI-GAN option")))

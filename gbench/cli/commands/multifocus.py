@@ -59,8 +59,8 @@ def train_migan_cmd(
     ``--amp fp16`` is refused (no loss scaling across the critic's n_critic updates)."""
     from gbench.core.options import check_device, check_positive, parse_set_options
     from gbench.core.profiles import get_profile
-    from generators.mi_gan import MIGANConfig
-    from generators.mi_gan_train import train_migan
+    from gbench.generators.mi_gan import MIGANConfig
+    from gbench.generators.mi_gan_train import train_migan
 
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     for opt, value in (("--steps", steps), ("--steps-g2", steps_g2), ("--batch-size", batch_size),
@@ -101,7 +101,7 @@ def sample_migan_cmd(
     from gbench.core.profiles import get_profile
     from gbench.data.multifocus import stack_array
     from gbench.data.resolve import load_stacks
-    from generators.mi_gan_train import sample_to_folder, write_stack_grid
+    from gbench.generators.mi_gan_train import sample_to_folder, write_stack_grid
 
     get_profile(profile)
     check_positive("--n", n)

@@ -96,8 +96,8 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
     """Table 1 protocol for one or more generators (:func:`gbench.pipelines.generator_eval.score_generators`):
     one table, one record file and the per-crop observations behind its confidence intervals."""
     from gbench.pipelines.generator_eval import score_generators
-    from reports.render import to_rich
-    from reports.tables import pivot_by_kind
+    from gbench.reports.render import to_rich
+    from gbench.reports.tables import pivot_by_kind
 
     if data is None:
         raise ValueError("--generator needs --data (the real dataset whose test split is scored)")

@@ -35,8 +35,8 @@ def regress(
     Exit codes: 0 no regression (or --update), 1 regression, 2 bad input (missing file, tables that
     hold different experiments or metrics).
     """
-    from reports.regress import TableMismatchError, parse_tolerances, update_baseline
-    from reports.regress import regress as run_regress
+    from gbench.reports.regress import TableMismatchError, parse_tolerances, update_baseline
+    from gbench.reports.regress import regress as run_regress
 
     tol = parse_tolerances(tolerance or (), rel_tolerance or ())
     if update:
@@ -91,8 +91,8 @@ def report(
     from gbench.core import stats
     from gbench.core.observations import load_observations
     from gbench.core.records import load_records
-    from reports.compare import load_reference
-    from reports.report import write_report
+    from gbench.reports.compare import load_reference
+    from gbench.reports.report import write_report
 
     if precision < 0 or precision > 12:
         raise ValueError(f"--precision must be between 0 and 12, got {precision}")
@@ -147,7 +147,7 @@ def compare(
     """
     from gbench.core import stats
     from gbench.core.observations import load_observations
-    from reports.paired import compare_frame, comparison_rich, default_metrics, parse_selection, select_experiment
+    from gbench.reports.paired import compare_frame, comparison_rich, default_metrics, parse_selection, select_experiment
 
     if aggregation not in stats.AGGREGATIONS:
         raise ValueError(f"--aggregation must be mean or pooled, got {aggregation!r}")

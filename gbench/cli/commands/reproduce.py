@@ -75,15 +75,15 @@ def reproduce(
     check_executor(executor, jobs, ray_address)
     # no overwrite rule here: the run folder is a stage cache, and running again continues it
     check_out_path(out, "--out", folder=True)
-    import generators as gens
-    import segmentation
+    from gbench import generators as gens
+    from gbench import segmentation
     from gbench.pipelines.segmentation_grid import parse_train_spec
 
     for name in _names(generators, rp.GENERATORS):
         gens.factory(name)  # an unknown name fails now (with suggestions), not after the first stages
     for a in _names(archs, rp.ARCHS):
         segmentation.SEGMENTERS.get(a)
-    from segmentation.sets import scaled_count
+    from gbench.segmentation.sets import scaled_count
 
     drawn = max(c for _, c in prof.synthesis.counts)
     for t in _names(train, rp.TRAIN_SETS):

@@ -50,7 +50,7 @@ def _seeds(text: Optional[str], seed: int) -> list[int]:
 
 def _reference() -> Any:
     try:
-        from reports.compare import load_reference
+        from gbench.reports.compare import load_reference
 
         return load_reference("sharp-gan-table2")
     except (ImportError, KeyError, OSError, ValueError):
@@ -78,7 +78,7 @@ def _seeds_cell(r: dict[str, Any]) -> str:
 
 
 def _failure_notes(frame: Any) -> list[str]:
-    from segmentation import label as arch_label
+    from gbench.segmentation import label as arch_label
 
     return [f"{arch_label(r['arch'])} {r['train_label']}: failed run ({r['failure']})"
             for r in frame.to_dict("records") if r.get("failure")]
@@ -90,7 +90,7 @@ def render_table(frame: Any, title: str) -> Any:
 
     from gbench.core.metric_specs import metric_label, metric_spec
     from gbench.pipelines.segmentation_grid import METRICS
-    from segmentation import label as arch_label
+    from gbench.segmentation import label as arch_label
 
     caption = ("each cell: ours [95% CI over test images and seeds] (± std over seeds where no per-image data) "
                "/ paper; failed: the run did not learn (never a number)")
@@ -111,7 +111,7 @@ def render_table(frame: Any, title: str) -> Any:
 def table_markdown(frame: Any, caption: str) -> str:
     from gbench.core.metric_specs import metric_label
     from gbench.pipelines.segmentation_grid import METRICS
-    from segmentation import label as arch_label
+    from gbench.segmentation import label as arch_label
 
     head = ["Model", "Training", "seeds", *[metric_label(m) for m in METRICS],
             *[f"paper {metric_label(m)}" for m in METRICS]]
@@ -172,8 +172,8 @@ def segment(
     from gbench.core.options import check_device, check_finite, check_positive
     from gbench.core.profiles import get_profile
     from gbench.pipelines.segmentation_grid import run_grid, table_frame
-    from segmentation.postprocess import PostprocessConfig
-    from segmentation.targets import get_target
+    from gbench.segmentation.postprocess import PostprocessConfig
+    from gbench.segmentation.targets import get_target
 
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     get_target(target)
@@ -239,7 +239,7 @@ def segment(
 def _paper_reason(rows: list[dict[str, Any]]) -> str:
     """Why ours and the paper's are side by side without a difference ("" when comparable)."""
     try:
-        from reports.compare import comparable
+        from gbench.reports.compare import comparable
     except ImportError:
         return ""
     first = rows[0] if rows else {}
@@ -265,7 +265,7 @@ def validate_inputs(archs: list[str], trains: list[str], data: str, prof: Any, s
     """Read every image and label a segment run will use (the real train and test splits, the
     synthetic images of every training set) before anything trains: a bad file fails at once, as
     one line naming it. Returns the number of samples checked."""
-    import segmentation
+    from gbench import segmentation
     from gbench.data.resolve import resolve_dataset
     from gbench.pipelines.segmentation_grid import parse_train_spec, resolve_training_set
 

@@ -21,8 +21,8 @@ def _worker(rank: int, world: int, port: int, out: str, critic_norm: str) -> Non
 
     from gbench.data.multifocus import stack_array
     from gbench.data.resolve import load_stacks
-    from generators.mi_gan import MIGAN, MIGANConfig
-    from generators.mi_gan_train import train_migan, train_phase
+    from gbench.generators.mi_gan import MIGAN, MIGANConfig
+    from gbench.generators.mi_gan_train import train_migan, train_phase
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))

@@ -9,7 +9,7 @@ from scipy import ndimage
 from torch import nn
 
 from gbench.core.profiles import DEMO, PAPER
-from generators.mi_gan import (
+from gbench.generators.mi_gan import (
     MIGAN,
     FocusStructuredGenerator,
     GaussianBank,
@@ -121,7 +121,7 @@ def test_sampling_with_the_focus_g2_is_deterministic() -> None:
 
 
 def test_precise_batch_norm_sets_the_exact_statistics() -> None:
-    from generators.mi_gan import precise_batch_norm
+    from gbench.generators.mi_gan import precise_batch_norm
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     batches = [torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(i)) * (i + 1) for i in range(3)]

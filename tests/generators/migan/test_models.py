@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-import generators
-from generators.mi_gan import (MIGAN, BaseCritic, MIGANConfig, StackCritic, gradient_penalty)
+from gbench import generators
+from gbench.generators.mi_gan import (MIGAN, BaseCritic, MIGANConfig, StackCritic, gradient_penalty)
 
 TINY = dict(g1_width=4, d1_width=4, g2_width=4, d2_width=2)
 

@@ -46,7 +46,7 @@ def test_commands_load_the_profile_counts(profile: str) -> None:
 
 
 def test_training_uses_the_cancer_count(tmp_path) -> None:  # noqa: ANN001
-    from generators.mi_gan_train import train_migan
+    from gbench.generators.mi_gan_train import train_migan
 
     tiny = dict(image_size=16, g1_width=4, d1_width=4, g2_width=4, d2_width=2, critic_norm="layer")
     run = train_migan("synthetic-cells:cancer", tmp_path / "c", profile="smoke", seed=0, steps=1, batch_size=2,

@@ -11,8 +11,8 @@ import torch
 from gbench.data.multifocus import stack_array
 from gbench.data.resolve import load_stacks
 from gbench.core.runtime import Runtime
-from generators.mi_gan import MIGAN, MIGANConfig, gradient_penalty, load_mi_gan, stacks_to_tensor
-from generators.mi_gan_train import StackTrainingSet, train_migan, train_phase
+from gbench.generators.mi_gan import MIGAN, MIGANConfig, gradient_penalty, load_mi_gan, stacks_to_tensor
+from gbench.generators.mi_gan_train import StackTrainingSet, train_migan, train_phase
 
 TINY = dict(image_size=16, g1_width=4, d1_width=4, g2_width=4, d2_width=2, critic_norm="layer")
 
