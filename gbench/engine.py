@@ -77,6 +77,8 @@ __all__ = [
     "dist_info",
     "load_checkpoint",
     "save_checkpoint",
+    "safe_torch_load",
+    "plain_state",
     "move_to_device",
     "backward",
     "optimizer_step",
@@ -642,27 +644,111 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
                         len(cuda), torch.cuda.device_count())
 
 
+def plain_state(obj: Any) -> Any:
+    """``obj`` as the plain types a ``weights_only`` load accepts: dicts, lists, tuples, str, int,
+    float, bool, None, tensors (and torch dtypes/sizes/devices). Dataclasses become dicts, paths
+    strings, numpy scalars Python numbers, numpy arrays tensors, sets and enums lists and values.
+
+    Raises:
+        TypeError: a value of another type (a function, a model object ...), naming where it is.
+    """
+    import dataclasses
+    import enum
+
+    def conv(o: Any, where: str) -> Any:
+        if o is None or isinstance(o, (bool, int, float, str, bytes, torch.Tensor, torch.dtype, torch.Size,
+                                        torch.device)):
+            return o
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return torch.from_numpy(np.ascontiguousarray(o))
+        if isinstance(o, Path):
+            return str(o)
+        if isinstance(o, enum.Enum):
+            return conv(o.value, where)
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return {f.name: conv(getattr(o, f.name), f"{where}.{f.name}") for f in dataclasses.fields(o)}
+        if isinstance(o, Mapping):
+            return {conv(k, where): conv(v, f"{where}.{k}") for k, v in o.items()}
+        if isinstance(o, tuple):
+            return tuple(conv(v, f"{where}[{i}]") for i, v in enumerate(o))
+        if isinstance(o, (list, set, frozenset)):
+            items = sorted(o, key=repr) if isinstance(o, (set, frozenset)) else o
+            return [conv(v, f"{where}[{i}]") for i, v in enumerate(items)]
+        raise TypeError(f"checkpoint entry {where} is a {type(o).__name__}, not a plain value; store it as "
+                        "dicts, lists, numbers, strings or tensors")
+
+    return conv(obj, "state")
+
+
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename (never half-written).
 
-    Saved through a buffer (``gbench.core.fileio.save_torch``): identical states give identical bytes.
+    The state is stored as plain types (:func:`plain_state`) so that :func:`load_checkpoint` can read
+    it with ``weights_only=True``. Saved through a buffer (``gbench.core.fileio.save_torch``):
+    identical states give identical bytes.
     """
 
-    return save_torch(path, dict(state))
+    return save_torch(path, plain_state(dict(state)))
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`fit` (one-line DataError when unreadable)."""
+def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu", what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)``: a file that would need to run code to load is refused.
+
+    Every failure is a one-line :class:`DataError` naming the file and what is wrong: missing,
+    truncated or not a torch file, or a pickle that holds objects other than tensors and plain
+    values (an older gbench stored such metadata; a crafted file may hold a callable). Nothing in the
+    file is executed.
+    """
+    import pickle
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "checkpoint not found")
+        raise DataError(path, f"{what} not found" if not path.exists() else f"{what}: not a file")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise DataError(path, f"cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        found = [ln.split("WeightsUnpickler error:")[-1].strip() for ln in text.splitlines()
+                 if "WeightsUnpickler error" in ln]
+        detail = found[0].split(" was not an allowed global")[0] if found else ""
+        if "Unsupported global" in detail or "Unsupported class" in detail:
+            raise DataError(path, f"{what} written by an older gbench or not a plain checkpoint; it holds objects "
+                                  f"other than tensors and plain values ({detail}), and loading those could run "
+                                  "code, so it is refused (re-create it with this gbench)") from None
+        raise DataError(path, f"cannot read {what} (truncated or not a torch file{': ' + detail[:120] if detail else ''})") from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, AttributeError, TypeError, IndexError,
+            UnicodeDecodeError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        if "central directory" in first or "zip archive" in first or isinstance(exc, (EOFError, KeyError)):
+            why = "truncated or not a torch file"
+        else:
+            why = f"{type(exc).__name__}: {first[:200]}"
+        raise DataError(path, f"cannot read {what} ({why})") from None
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`fit` with ``weights_only=True`` (:func:`safe_torch_load`).
+
+    Raises:
+        DataError: one line naming the file: missing, truncated, not a torch file, not a gbench
+            checkpoint, or holding objects other than plain values (never loaded: no code runs).
+    """
+
+    path = Path(path)
+    ckpt = safe_torch_load(path, map_location, "checkpoint")
     if not isinstance(ckpt, dict) or "module" not in ckpt or "step" not in ckpt:
         raise DataError(path, "not a gbench checkpoint (no 'module' / 'step' entries)")
+    if not isinstance(ckpt["module"], Mapping) or not all(isinstance(v, torch.Tensor) for v in ckpt["module"].values()):
+        raise DataError(path, "not a gbench checkpoint ('module' is not a dict of tensors)")
+    try:
+        int(ckpt["step"])
+    except (TypeError, ValueError):
+        raise DataError(path, f"not a gbench checkpoint ('step' is {ckpt['step']!r})") from None
+    meta = ckpt.get("meta")
+    if meta is not None and (not isinstance(meta, Mapping) or not isinstance(meta.get("config", {}), Mapping)):
+        raise DataError(path, "not a gbench checkpoint ('meta' or its 'config' is not a dict)")
     return ckpt
 
 

@@ -123,6 +123,7 @@ from torch import Tensor, nn
 from gbench.core.errors import DataError
 from gbench.core.fileio import save_torch
 from gbench.core.profiles import Profile
+from gbench.engine import plain_state, safe_torch_load
 from gbench.generators.base import StackGenerator
 
 __all__ = [
@@ -1050,20 +1051,22 @@ def load_mi_gan(path: str | Path, map_location: str | torch.device = "cpu") -> t
         p = p / MODEL_FILE
     if not p.is_file():
         raise DataError(p, f"no trained MI-GAN here (expected a run folder with {MODEL_FILE} or the file itself)")
-    try:
-        blob = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise DataError(p, f"cannot read MI-GAN weights ({type(exc).__name__}: {exc})") from None
+    blob = safe_torch_load(p, map_location, "MI-GAN weights")  # weights_only: a crafted file runs no code
     if not isinstance(blob, dict) or blob.get("generator") != "mi-gan" or "state" not in blob:
         raise DataError(p, "not an MI-GAN weights file (no generator='mi-gan' entry)")
+    if not isinstance(blob.get("config"), dict) or not isinstance(blob["state"], dict):
+        raise DataError(p, "not an MI-GAN weights file ('config' / 'state' are not dicts)")
+    meta = blob.get("meta", {})
+    if not isinstance(meta, dict):
+        raise DataError(p, f"not an MI-GAN weights file ('meta' is a {type(meta).__name__})")
     try:
         cfg = MIGANConfig.from_dict(blob["config"])
         model = MIGAN(cfg)
         model.load_state_dict(blob["state"])
-    except (ValueError, RuntimeError) as exc:
-        raise DataError(p, f"weights do not fit MI-GAN ({str(exc).splitlines()[0]})") from None
+    except (ValueError, RuntimeError, TypeError, KeyError, AttributeError) as exc:
+        raise DataError(p, f"weights do not fit MI-GAN ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})") from None
     model.eval()
-    return model.to(map_location), dict(blob.get("meta", {}))
+    return model.to(map_location), dict(meta)
 
 
 def save_mi_gan(model: MIGAN, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
@@ -1072,7 +1075,7 @@ def save_mi_gan(model: MIGAN, path: str | Path, meta: dict[str, Any] | None = No
     path = Path(path)
     blob = {"generator": "mi-gan", "config": model.config.to_dict(),
             "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": dict(meta or {})}
-    return save_torch(path, blob)  # through a buffer: identical weights give identical bytes
+    return save_torch(path, plain_state(blob))  # through a buffer: identical weights give identical bytes
 
 
 #: Name of the trained-model file in a run folder.
