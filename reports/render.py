@@ -34,7 +34,7 @@ __all__ = ["to_markdown", "to_latex", "to_rich", "to_csv", "to_html", "html_page
 
 _DASH = "–"
 #: The HTML templates (``reports/templates``); autoescape: every value is HTML-escaped unless marked ``safe``.
-_TEMPLATES = Environment(loader=PackageLoader("reports", "templates"), autoescape=True, trim_blocks=True,
+_TEMPLATES = Environment(loader=PackageLoader("gbench.reports", "templates"), autoescape=True, trim_blocks=True,
                          keep_trailing_newline=True)
 _LATEX_ARROWS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$"}
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
