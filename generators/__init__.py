@@ -38,21 +38,45 @@ from gbench.core.registry import Registry
 from gbench.engine import load_checkpoint
 from gbench.generators import dummy, mask_paint, mi_gan, pix2pix, sharp_gan
 from gbench.generators.base import GeneratorModule, StackGenerator
+from gbench.generators.frozen import FrozenEntry, FrozenModule, frozen_factory_class, is_frozen_class
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["GENERATORS", "STACK_GENERATORS", "create", "available", "load", "factory", "create_stack",
-           "available_stacks"]
+           "available_stacks", "is_frozen", "build_frozen", "FrozenModule"]
 
-GENERATORS: Registry[Any] = Registry("generator", base=GeneratorModule)
+
+def _generator_entry(name: str, obj: Any) -> Any:
+    """The contract of :data:`GENERATORS`: a trainable ``GeneratorModule`` factory (checked as
+    before), a frozen generator (a :class:`FrozenEntry`, a class with ``generate``, or a factory
+    annotated to return one; stored as a :class:`FrozenEntry`), or a ``"module:factory"`` string
+    (resolved and checked on first use)."""
+    if isinstance(obj, (str, FrozenEntry)):
+        return obj
+    cls = frozen_factory_class(obj)
+    if cls is not None and not issubclass(cls, GeneratorModule) and is_frozen_class(cls):
+        return FrozenEntry(obj)
+    try:
+        GENERATORS.check_entry(name, obj)
+    except TypeError as exc:
+        if "is not a GeneratorModule" not in str(exc):
+            raise
+        raise TypeError(f"{exc}, nor a FrozenGenerator factory (annotate its return type with a class that has "
+                        f"generate(maps), or register it with gbench.api.register_generator(name, factory, "
+                        f"frozen=True))") from None
+    return obj
+
+
+GENERATORS: Registry[Any] = Registry("generator", base=GeneratorModule, group="gbench.generators",
+                                     adapt=_generator_entry)
 GENERATORS.register("gan-binary", pix2pix.gan_binary)
 GENERATORS.register("gan-dist", pix2pix.gan_dist)
 GENERATORS.register("sharp-gan", sharp_gan.sharp_gan)
 GENERATORS.register("dummy", dummy.dummy)
 GENERATORS.register("mask-paint", mask_paint.mask_paint)
 
-STACK_GENERATORS: Registry[Any] = Registry("stack generator", base=StackGenerator)
+STACK_GENERATORS: Registry[Any] = Registry("stack generator", base=StackGenerator, group="gbench.stack_generators")
 STACK_GENERATORS.register("mi-gan", mi_gan.create)
 
 
@@ -65,13 +89,55 @@ def factory(name: str) -> Any:
     if name not in GENERATORS and name in STACK_GENERATORS:
         raise KeyError(f"{name!r} is a stack generator (multi-focus stacks from noise, no conditioning map), not an "
                        f"image generator: use gbench train-migan / sample-migan / quality-multifocus")
+    entry = _entry(name)
+    if isinstance(entry, FrozenEntry):
+        raise ValueError(f"generator {name!r} ({GENERATORS.source(name)}) is a frozen, pretrained generator: gbench "
+                         "does not build or train it from a config (score it with quality --generator, draw a set "
+                         "with synthesize, or list it in reproduce --generators)")
+    return entry
+
+
+def _entry(name: str) -> Any:
+    """The stored entry of ``name``, a ``"module:factory"`` string resolved (and checked) first."""
     entry = GENERATORS.get(name)
     if not isinstance(entry, str):
         return entry
     module, _, attr = entry.partition(":")
-    obj = getattr(importlib.import_module(module), attr)
-    GENERATORS.check_entry(name, obj)
-    return obj
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"generator {name!r}: cannot import {entry!r} ({type(exc).__name__}: {exc})") from None
+    return _generator_entry(name, obj)
+
+
+def is_frozen(name: str) -> bool:
+    """Whether generator ``name`` is a frozen, pretrained generator (not trained by gbench)."""
+    return isinstance(_entry(name), FrozenEntry)
+
+
+def build_frozen(name: str, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
+                 **options: Any) -> FrozenModule:
+    """Build frozen generator ``name`` with its factory (``factory(checkpoint, **options)``), on ``device``,
+    in eval mode, wrapped so that every output batch is checked
+    (:func:`gbench.generators.frozen.check_output`).
+
+    Raises:
+        ValueError: ``name`` is not frozen, or its factory failed (one line naming the plugin and the error).
+    """
+    entry = _entry(name)
+    if not isinstance(entry, FrozenEntry):
+        raise ValueError(f"generator {name!r} is trained by gbench (train-gen), not a frozen generator")
+    source = GENERATORS.source(name)
+    ckpt = None if checkpoint is None else str(checkpoint)
+    if ckpt is not None and not Path(ckpt).exists():
+        raise DataError(ckpt, f"checkpoint of generator {name!r}: no such file")
+    try:
+        model = entry.factory(checkpoint=ckpt, **options)
+    except Exception as exc:  # the plugin's own code: one line naming it
+        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        raise ValueError(f"generator {name!r} ({source}) could not be built"
+                         f"{f' from {ckpt}' if ckpt else ''}: {type(exc).__name__}: {first}") from None
+    return FrozenModule(name, model, source).to(device).eval()
 
 
 def create(name: str, **overrides: Any) -> GeneratorModule:
@@ -91,7 +157,7 @@ def create(name: str, **overrides: Any) -> GeneratorModule:
         >>> g.conditioning
         'distance-map'
     """
-    module = factory(name)(**overrides)
+    module = factory(name)(**overrides)  # a frozen generator: ValueError (it is not built from a config)
     module.name = name
     return module
 
@@ -119,17 +185,25 @@ def available_stacks() -> list[str]:
     return STACK_GENERATORS.names()
 
 
-def load(checkpoint: str | Path, name: str | None = None, device: str | torch.device = "cpu") -> GeneratorModule:
-    """Rebuild a generator from a checkpoint written by ``gbench train-gen`` (``engine.fit``).
+def load(checkpoint: str | Path | None, name: str | None = None,
+         device: str | torch.device = "cpu") -> GeneratorModule | FrozenModule:
+    """Rebuild a generator from a checkpoint written by ``gbench train-gen`` (``engine.fit``), or
+    build a frozen generator from its own checkpoint (:func:`build_frozen`).
 
     Args:
-        checkpoint: path of ``last.pt``.
+        checkpoint: path of ``last.pt``; for a frozen generator its own weights file in its own
+            format (None: the plugin's default weights).
         name: expected generator name; a checkpoint of another generator raises ValueError.
         device: where to put the module.
 
     Returns:
-        The module with its trained weights, in eval mode.
+        The module with its trained weights, in eval mode (a :class:`FrozenModule` for a frozen
+        generator: same ``conditioning``, ``condition_map`` and ``generate``, outputs checked).
     """
+    if name is not None and is_frozen(name):
+        return build_frozen(name, checkpoint, device)
+    if checkpoint is None:
+        raise ValueError(f"generator {name!r} needs --checkpoint (checkpoints/last.pt written by gbench train-gen)")
 
     ckpt = load_checkpoint(checkpoint, map_location=device)
     meta = ckpt.get("meta") or {}

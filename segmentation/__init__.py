@@ -28,7 +28,7 @@ from gbench.core.registry import Registry
 from gbench.segmentation.segnet import SegNet, SegNetConfig
 from gbench.segmentation.unet import UNetConfig, build_unet
 
-__all__ = ["SEGMENTERS", "SegmenterEntry", "create", "available", "config_for", "label"]
+__all__ = ["SEGMENTERS", "SegmenterEntry", "create", "available", "config_for", "label", "profile_section"]
 
 
 #: Config fields ``segmentation.train`` relies on (it sets ``classes`` from the training target).
@@ -45,12 +45,17 @@ class SegmenterEntry:
             (``H``, ``W`` multiples of 32) to ``(N, classes, H, W)`` logits.
         description: one line for listings.
         label: display name in tables (``U-Net``); default: the registry name.
+        like: for a plugin's architecture, which no profile in ``gbench/core/profiles.py`` has a
+            section for: the built-in architecture (``segnet``, ``unet``) whose section of the
+            profile (crop, batch, lr, schedule; not its model options) it trains with
+            (:func:`profile_section`). Empty: the profile must have its own section.
     """
 
     config_cls: type
     build: Callable[[Any], nn.Module]
     description: str = ""
     label: str = ""
+    like: str = ""
 
     def __post_init__(self) -> None:
         cls = self.config_cls
@@ -64,7 +69,7 @@ class SegmenterEntry:
             raise TypeError(f"segmenter builder {self.build!r} is not callable")
 
 
-SEGMENTERS: Registry[SegmenterEntry] = Registry("segmenter", base=SegmenterEntry)
+SEGMENTERS: Registry[SegmenterEntry] = Registry("segmenter", base=SegmenterEntry, group="gbench.segmenters")
 
 
 def _register_builtins() -> None:
@@ -101,6 +106,16 @@ def create(name: str, **overrides: Any) -> nn.Module:
 def available() -> list[str]:
     """Registered segmenter names."""
     return SEGMENTERS.names()
+
+
+def profile_section(profile: Any, arch: str) -> Any:
+    """The profile's training section for ``arch`` (:meth:`gbench.core.profiles.Profile.segmenter`);
+    for a registered architecture the profile lacks whose entry names ``like``, that architecture's
+    section without its model options. Otherwise the profile's ProfileError."""
+    if arch not in dict(profile.segmenters) and arch in SEGMENTERS and SEGMENTERS.get(arch).like:
+        like = SEGMENTERS.get(arch).like
+        return dataclasses.replace(profile.segmenter(like), model=())
+    return profile.segmenter(arch)
 
 
 def label(name: str) -> str:

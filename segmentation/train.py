@@ -143,7 +143,7 @@ def config_from_profile(profile: Profile, arch: str, target: str = "binary", **o
     fields last (``model`` as a dict is merged into the section's options). A profile without a
     section for ``arch`` is a :class:`gbench.core.profiles.ProfileError`.
     """
-    section = profile.segmenter(arch)
+    section = segmentation.profile_section(profile, arch)  # a plugin's architecture may train like a built-in one
     model = {**section.model_options, **(overrides.pop("model", None) or {})}
     cfg = SegmentConfig(arch=arch, model=tuple(sorted(model.items())), target=target,  # type: ignore[arg-type]
                         image_size=section.image_size, batch_size=section.batch_size, lr=section.lr,

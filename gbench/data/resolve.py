@@ -7,12 +7,42 @@ from typing import Any, Literal
 from gbench.core.errors import DataError
 from gbench.core.observations import hash_test_set
 from gbench.core.profiles import Profile
-from gbench.data.loaders import BUILTINS, load_dataset
+from gbench.core.registry import BUILTIN, Registry
+from gbench.data.loaders import BUILTINS, KNOWN_REAL, load_dataset
 from gbench.data.multifocus import load_multifocus
 from gbench.data.synthetic_cells import synthetic_cells
 from gbench.data.types import Dataset
 
-__all__ = ["resolve_dataset", "split_hash", "load_stacks"]
+__all__ = ["resolve_dataset", "split_hash", "load_stacks", "DATASETS", "is_plugin_dataset"]
+
+#: Datasets by name: the built-in names (``synthetic-he`` and the real datasets known by name,
+#: source ``built-in``, loaded by :func:`gbench.data.loaders.load_dataset`) and plugins'
+#: ``factory(split) -> Dataset`` (``gbench.api.register_dataset``, entry points ``gbench.datasets``).
+#: A plugin name equal to a built-in one is refused.
+DATASETS: Registry[Any] = Registry("dataset", group="gbench.datasets")
+for _name in (*BUILTINS, *KNOWN_REAL):
+    DATASETS.register(_name, load_dataset, source=BUILTIN)
+
+
+def is_plugin_dataset(name: str) -> bool:
+    """Whether ``name`` is a dataset registered by a plugin."""
+    return name in DATASETS and DATASETS.source(name) != BUILTIN
+
+
+def _plugin_dataset(name: str, split: str) -> Dataset:
+    factory = DATASETS.get(name)
+    source = DATASETS.source(name)
+    try:
+        ds = factory(split=split)
+    except (DataError, ValueError, FileNotFoundError):
+        raise
+    except Exception as exc:  # the plugin's own code: one line naming it
+        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        raise ValueError(f"dataset {name!r} ({source}) failed to load its {split} split: "
+                         f"{type(exc).__name__}: {first}") from None
+    if not isinstance(ds, Dataset):
+        raise ValueError(f"dataset {name!r} ({source}) returned a {type(ds).__qualname__}, not a gbench Dataset")
+    return ds
 
 
 def resolve_dataset(name: str, split: str, profile: Profile, data_seed: int = 0) -> Dataset:
@@ -23,6 +53,8 @@ def resolve_dataset(name: str, split: str, profile: Profile, data_seed: int = 0)
     tested on the same images. Real datasets ignore it.
     """
     sizes = profile.data
+    if name not in BUILTINS and not Path(name).expanduser().exists() and is_plugin_dataset(name):
+        return _plugin_dataset(name, split)
     if name in BUILTINS:
         n = sizes.builtin_test if split == "test" else sizes.builtin_train
         if split == "all":

@@ -42,10 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gbench.core.errors import DataError
+from gbench.core.registry import Registry
 
 __all__ = ["FeatureExtractor", "RandomConvExtractor", "InceptionExtractor", "TimmExtractor", "build_extractor",
            "inception_cache_path", "INCEPTION_FILE", "INCEPTION_URL", "NOT_COMPARABLE", "EXTRACTORS", "file_sha256",
-           "MissingWeightsError"]
+           "MissingWeightsError", "EXTRACTOR_REGISTRY"]
 
 #: The file name of torch-fidelity's TF-Inception-v3 weights (also used by torchmetrics).
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -54,6 +55,10 @@ INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.
 NOT_COMPARABLE = "not comparable with published FID (offline random-conv features, not Inception-v3)"
 #: Extractor specs accepted by :func:`build_extractor` (``timm:NAME`` with any timm model name).
 EXTRACTORS: tuple[str, ...] = ("inception", "timm:NAME", "random-conv")
+#: Feature extractors added by plugins (``gbench.api.register_extractor``, entry points
+#: ``gbench.extractors``): name -> ``factory(weights, *, seed, device) -> FeatureExtractor``.
+#: The built-in specs above are listed with source ``built-in``; their names cannot be taken.
+EXTRACTOR_REGISTRY: Registry[Any] = Registry("feature extractor", group="gbench.extractors")
 
 
 class MissingWeightsError(DataError):
@@ -354,7 +359,39 @@ def build_extractor(spec: str, weights: str | Path | None = None, *, seed: int =
         return InceptionExtractor(weights, device=device)
     if spec.startswith("timm:") and len(spec) > 5:
         return TimmExtractor(spec[5:], weights, device=device)
-    raise ValueError(f"unknown feature extractor {spec!r} (known: {', '.join(EXTRACTORS)})")
+    if spec in EXTRACTOR_REGISTRY and EXTRACTOR_REGISTRY.source(spec) != "built-in":
+        return _plugin_extractor(spec, weights, seed, device)
+    raise ValueError(f"unknown feature extractor {spec!r} (known: {', '.join([*EXTRACTORS, *_plugin_names()])})")
+
+
+def _plugin_names() -> list[str]:
+    return [n for n, src in EXTRACTOR_REGISTRY.sources().items() if src != "built-in"]
+
+
+def _plugin_extractor(spec: str, weights: str | Path | None, seed: int,
+                      device: str | torch.device | None) -> FeatureExtractor:
+    """A plugin's extractor, checked: a :class:`FeatureExtractor` with ``num_features`` (one line naming it otherwise)."""
+    source = EXTRACTOR_REGISTRY.source(spec)
+    path = None if weights is None else Path(weights).expanduser()
+    if path is not None and not path.is_file():
+        raise MissingWeightsError(path, f"weights file of feature extractor {spec!r} not found")
+    try:
+        ext = EXTRACTOR_REGISTRY.get(spec)(path, seed=seed, device=_device(device))
+    except (DataError, ValueError):
+        raise
+    except Exception as exc:  # the plugin's own code
+        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        raise ValueError(f"feature extractor {spec!r} ({source}) could not be built: {type(exc).__name__}: {first}") \
+            from None
+    if not isinstance(ext, FeatureExtractor) or int(getattr(ext, "num_features", 0)) <= 0:
+        raise ValueError(f"feature extractor {spec!r} ({source}) built a {type(ext).__qualname__}: expected a "
+                         "gbench.api.FeatureExtractor with num_features > 0")
+    if not ext.spec:
+        ext.spec = spec
+    if path is not None and not ext.weights_sha256:
+        ext.weights, ext.weights_sha256 = path, file_sha256(path)
+    ext.requires_grad_(False)
+    return ext.to(_device(device)).eval()
 
 
 def extract(extractor: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray) -> np.ndarray:
@@ -362,3 +399,7 @@ def extract(extractor: Callable[[torch.Tensor], torch.Tensor], images: np.ndarra
     if isinstance(extractor, FeatureExtractor):
         return extractor.features(images)
     return np.asarray(extractor(images), dtype=np.float64)
+
+
+for _name in ("inception", "random-conv"):  # built-in specs: listed, and their names cannot be taken by a plugin
+    EXTRACTOR_REGISTRY.register(_name, build_extractor, source="built-in")

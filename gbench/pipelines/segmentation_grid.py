@@ -374,7 +374,7 @@ def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int
     prof = profile
     for a in archs:
         segmentation.SEGMENTERS.get(a)
-        prof.segmenter(a)  # a profile without a section for ``a`` fails before the first cell trains
+        segmentation.profile_section(prof, a)  # a profile without a section for ``a`` fails before the first cell
     specs = [parse_train_spec(t) for t in trains]
     for s in specs:
         for p in s.synthetic:
