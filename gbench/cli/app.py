@@ -49,10 +49,28 @@ class _Root(TyperGroup):
             err_console.print(f"[bold red]error:[/] {where}{_one_line(exc.strerror or str(exc))}", highlight=False,
                               soft_wrap=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            err_console.print("interrupted")
+        except KeyboardInterrupt:  # Ctrl-C: one line, exit 130 (workers of --executor local ignore SIGINT)
+            err_console.print(self._interrupted(args), highlight=False)
             sys.exit(130)
+        finally:  # the output folders this command claimed: record what it wrote, free their locks
+            from gbench.cli.commands.common import release_out_folders
+
+            release_out_folders()
         return None
+
+    def _interrupted(self, args: Any) -> str:
+        """``interrupted; rerun with --resume to continue`` for a command that has ``--resume``."""
+        words = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        cmd: Any = self
+        for w in words:
+            if w.startswith("-") or not isinstance(getattr(cmd, "commands", None), dict):
+                continue
+            sub = cmd.commands.get(w)
+            if sub is None:
+                break
+            cmd = sub
+        resumable = any("--resume" in getattr(p, "opts", ()) for p in getattr(cmd, "params", ()))
+        return "interrupted; rerun with --resume to continue" if resumable else "interrupted"
 
 
 app = typer.Typer(help="gbench: evaluate GAN-synthesized histopathology and cytology images.", cls=_Root,
@@ -68,6 +86,8 @@ COMMAND_MODULES = (
     "gbench.cli.commands.multifocus",
     "gbench.cli.commands.reproduce",
     "gbench.cli.commands.bench",
+    "gbench.cli.commands.maps",
+    "gbench.cli.commands.plugins",
 )
 
 
@@ -79,8 +99,37 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                           help="Print the version and exit.")] = None) -> None:
+                                                           help="Print the version and exit.")] = None,
+          plugin: Annotated[Optional[list[str]], typer.Option(
+              "--plugin", help="Import a plugin module or FILE.py first (it registers generators, segmenters, "
+                               "extractors or datasets through gbench.api); repeatable. GBENCH_PLUGINS does the "
+                               "same for every command.")] = None) -> None:
     """gbench: does the synthetic image look like the real one, and does it help a segmenter?"""
+    _show_plugin_warnings()
+    for spec in plugin or ():
+        from gbench.core.registry import load_plugin
+
+        load_plugin(spec, strict=True)  # a plugin that fails to import: one line, exit 2
+
+
+def _show_plugin_warnings() -> None:
+    """A plugin skipped at discovery is one line on stderr (``warning: plugin ... is skipped: ...``)."""
+    import warnings
+
+    from gbench.core.registry import PluginWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "_gbench", False):
+        return
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if isinstance(category, type) and issubclass(category, PluginWarning):
+            err_console.print(f"[yellow]warning:[/] {_one_line(str(message))}", highlight=False, soft_wrap=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._gbench = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 # ---------------------------------------------------------------------------------------------- demo
@@ -101,8 +150,10 @@ def demo(
     """The main job on the built-in dataset (what `make demo` runs). `gbench demo mi-gan`: MI-GAN instead."""
     if ctx.invoked_subcommand is not None:
         return
+    from gbench.cli.commands.common import check_out_folder
     from gbench.pipelines import runner
 
+    check_out_folder(out, resume=True)  # a stage cache: running again continues it; locked while it runs
     runner.demo(out, profile=profile, seed=seed, console=console, data_seed=data_seed)
 
 

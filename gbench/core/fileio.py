@@ -23,7 +23,8 @@ from typing import Any
 from gbench.core.errors import DataError
 
 __all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "json_safe", "save_torch",
-           "clean_orphan_temps", "is_temp_name", "folder_lock", "FolderBusy"]
+           "clean_orphan_temps", "is_temp_name", "folder_lock", "acquire_folder_lock", "release_folder_lock",
+           "holds_folder_lock", "FolderBusy"]
 
 _UMASK_LOCK = threading.Lock()
 #: ``.<name>.<pid>.<mkstemp random>.tmp<suffix>`` (the pid tells a live writer from a dead one).
@@ -181,29 +182,91 @@ class FolderBusy(DataError):
     """Another process holds the lock of a run folder (one-line error, exit 2)."""
 
 
-@contextlib.contextmanager
-def folder_lock(folder: str | Path, *, wait: bool = False, name: str = ".gbench.lock") -> Iterator[Path]:
-    """Hold an exclusive ``fcntl`` lock on ``folder/name`` for the duration of the block.
+#: Locks this process holds: lock file (resolved) -> [fd, depth, shared]. ``flock`` locks belong to
+#: an open file description, so a second ``open`` + ``flock`` of the same file in this process would
+#: refuse itself. A lock taken with ``share=True`` (the command line's claim of its run folder, held
+#: for the whole command) lets the pipeline that command calls take it again; a lock taken without
+#: refuses every other taker, in this process too (a test can play "another writer" in-process).
+_HELD: dict[str, list[Any]] = {}
+_HELD_LOCK = threading.Lock()
 
-    With ``wait=False`` a second process raises :class:`FolderBusy` at once; with ``wait=True``
-    it blocks until the first one finishes. The lock dies with its process (kill -9 included);
-    the lock file itself stays (empty) and is reused.
+
+def _busy(folder: Path, name: str) -> FolderBusy:
+    return FolderBusy(folder, f"another gbench run is writing this folder (lock {name}); wait for it to finish")
+
+
+def acquire_folder_lock(folder: str | Path, *, wait: bool = False, name: str = ".gbench.lock",
+                        share: bool = False) -> Path:
+    """Take the exclusive lock of ``folder`` (see :func:`folder_lock`) until :func:`release_folder_lock`.
+
+    Args:
+        share: let later :func:`folder_lock` calls of this process on the same folder pass (each
+            needs its own release) instead of refusing them.
+
+    Raises:
+        FolderBusy: another process holds it (``wait=False``), or this process holds it unshared.
     """
     import fcntl  # lazy: POSIX only
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
+    key = str(path.resolve())
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+        if held is not None:
+            if not held[2]:
+                raise _busy(folder, name)
+            held[1] += 1
+            return path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            raise FolderBusy(folder, f"another gbench run is writing this folder (lock {name}); "
-                             "wait for it to finish") from None
+            os.close(fd)
+            raise _busy(folder, name) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        _HELD[key] = [fd, 1, share]
+    return path
+
+
+def release_folder_lock(folder: str | Path, *, name: str = ".gbench.lock") -> None:
+    """Undo one :func:`acquire_folder_lock` (the lock is freed when the last one is undone)."""
+    import fcntl  # lazy: POSIX only
+
+    key = str((Path(folder) / name).resolve())
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] > 0:
+            return
+        del _HELD[key]
         try:
-            yield path
+            fcntl.flock(held[0], fcntl.LOCK_UN)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(held[0])
+
+
+def holds_folder_lock(folder: str | Path, *, name: str = ".gbench.lock") -> bool:
+    """True when this process holds the lock of ``folder``."""
+    return str((Path(folder) / name).resolve()) in _HELD
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, *, wait: bool = False, name: str = ".gbench.lock") -> Iterator[Path]:
+    """Hold an exclusive ``fcntl`` lock on ``folder/name`` for the duration of the block.
+
+    With ``wait=False`` a second process raises :class:`FolderBusy` at once; with ``wait=True``
+    it blocks until the first one finishes. The lock dies with its process (kill -9 included);
+    the lock file itself stays (empty) and is reused. Within one process the lock nests (a
+    block inside another on the same folder passes).
+    """
+    path = acquire_folder_lock(folder, wait=wait, name=name)
+    try:
+        yield path
     finally:
-        os.close(fd)
+        release_folder_lock(folder, name=name)

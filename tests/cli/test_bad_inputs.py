@@ -360,7 +360,7 @@ def test_overwrite_rule_keeps_a_run_and_overwrite_replaces_it(tmp_path: Path, co
     (stranger / "thesis.tex").write_text("precious")
     code, _, err = run(monkeypatch, capsys, "train-gen", "dummy", "--data", str(corpus.ds), "--profile", "smoke",
                        "--out", str(stranger), "--overwrite")
-    assert code == 2 and "does not look like gbench output" in err
+    assert code == 2 and "no record of writing this folder" in err
     assert (stranger / "thesis.tex").read_text() == "precious"
 
 
@@ -586,7 +586,8 @@ def test_image_and_label_readers_fail_with_one_line(tmp_path_factory: pytest.Tem
         st.integers(0, int(np.iinfo(dt).max)), min_size=h * w * c, max_size=h * w * c).map(
         lambda v: np.asarray(v, dtype=dt).reshape(h, w, c)))))))
 def test_read_image_values(tmp_path_factory: pytest.TempPathFactory, arr: np.ndarray) -> None:
-    """Any 8/16-bit gray/RGB/RGBA PNG: exactly its values (as uint8, RGB) or a one-line refusal."""
+    """Any 8/16-bit gray/RGB/RGBA PNG: exactly its values (as uint8, RGB) or a one-line refusal
+    (values beyond 8 bits, or an alpha channel with real transparency)."""
     from gbench.core.errors import DataError
     from gbench.data.io import read_image
 
@@ -601,7 +602,8 @@ def test_read_image_values(tmp_path_factory: pytest.TempPathFactory, arr: np.nda
     try:
         got = read_image(path)
     except DataError as exc:
-        assert arr.max() > 255 and "8-bit" in str(exc)
+        transparent = arr.shape[2] == 4 and bool((arr[:, :, 3] < np.iinfo(arr.dtype).max).any())
+        assert (arr.max() > 255 and "8-bit" in str(exc)) or (transparent and "transparency" in str(exc))
         return
     assert arr.max() <= 255 and got.dtype == np.uint8
     np.testing.assert_array_equal(got, rgb.astype(np.uint8))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -13,7 +14,10 @@ from rich.console import Console
 console = Console()
 err_console = Console(stderr=True)
 
-ProfileOpt = Annotated[str, typer.Option("--profile", help="Run profile: smoke, demo or paper.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", help="Run profile: smoke, demo or paper (built-in; `gbench profiles` "
+                                                            "lists them), or a FILE.toml extending one: extends = "
+                                                            "\"smoke\", then any section or field to change "
+                                                            "(gbench.core.profiles.load_profile).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded with every result).")]
 SplitOpt = Annotated[str, typer.Option("--split", help="train, test or all.")]
 DataSeedOpt = Annotated[int, typer.Option(
@@ -21,7 +25,9 @@ DataSeedOpt = Annotated[int, typer.Option(
                         "training seed, so runs with different --seed values are tested on the same images.")]
 
 OverwriteOpt = Annotated[bool, typer.Option(
-    "--overwrite", help="Replace what the output folder holds (its previous contents are deleted first).")]
+    "--overwrite", help="Start the output folder again: delete first what an earlier gbench run wrote there (the "
+                        "files its .gbench-manifest.json lists), nothing else. A folder holding anything gbench did "
+                        "not write, or without that manifest, is refused and nothing is deleted.")]
 
 # How training runs on the device (gbench.core.runtime.Runtime); None: auto for the device.
 AmpOpt = Annotated[Optional[str], typer.Option(
@@ -43,8 +49,72 @@ def with_runtime(prof: Any, amp: str | None, workers: int | None, channels_last:
 
     from gbench.core.runtime import Runtime
 
-    return dataclasses.replace(prof, runtime=Runtime(amp=amp, channels_last=channels_last, workers=workers,
-                                                     deterministic=deterministic))
+    base = prof.runtime  # a user profile's [runtime]; the command line wins field by field
+    return dataclasses.replace(prof, runtime=Runtime(
+        amp=base.amp if amp is None else amp, channels_last=base.channels_last if channels_last is None else channels_last,
+        workers=base.workers if workers is None else workers,
+        deterministic=base.deterministic if deterministic is None else deterministic))
+
+
+def _config_specs(command: Any) -> list[Any]:
+    """The :class:`gbench.core.config.OptionSpec` of every parameter of a click command but ``--config``."""
+    from gbench.core.config import OptionSpec
+
+    specs = []
+    for p in command.params:
+        if p.name in ("config", "help") or getattr(p, "expose_value", True) is False:
+            continue
+        longs = [o for o in p.opts if o.startswith("--")]
+        key = longs[0][2:] if longs else str(p.name)
+        tname = getattr(p.type, "name", "")
+        kind = ("list" if getattr(p, "multiple", False) else
+                "bool" if getattr(p, "is_flag", False) or tname == "boolean" else
+                "int" if tname == "integer" else "float" if tname == "float" else "str")
+        specs.append(OptionSpec(key, str(p.name), kind))  # type: ignore[arg-type]
+    return specs
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """``--config FILE``: the file's values become the command's defaults (the command line still wins)."""
+    if value is None:
+        return value
+    from gbench.core.config import load_experiment
+
+    cfg = load_experiment(value, _config_specs(ctx.command), str(ctx.info_name))
+    ctx.default_map = {**(ctx.default_map or {}), **cfg.as_dict()}
+    ctx.meta["gbench.config"] = cfg
+    return value
+
+
+ConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--config", is_eager=True, callback=_load_config,
+    help="Experiment file (TOML): the command's options by their long names, e.g. data = \"cpm15\", train = "
+         "[\"R\", \"R+mine\"], seeds = [0, 1, 2], a [synthetic] table of NAME = DIR. Options given on the command "
+         "line win over the file; an unknown key or a wrong type is refused naming the file and the key.")]
+
+
+def resolved_options(ctx: typer.Context, prof: Any = None) -> dict[str, Any]:
+    """What a command ran with, for its ``run.json``: every option's value (after ``--config`` and the
+    command line), where each came from, the experiment file, and the resolved profile."""
+    from gbench.core.config import ExperimentConfig
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return str(v) if isinstance(v, Path) else v
+
+    names = {"COMMANDLINE": "command line", "DEFAULT_MAP": "config file", "ENVIRONMENT": "environment"}
+    sources = {}
+    for name in ctx.params:
+        src = ctx.get_parameter_source(name)
+        sources[name] = names.get(getattr(src, "name", ""), "default")
+    cfg = ctx.meta.get("gbench.config")
+    out: dict[str, Any] = {"command": ctx.info_name, "options": {k: plain(v) for k, v in ctx.params.items()},
+                           "sources": sources,
+                           "config_file": str(cfg.path) if isinstance(cfg, ExperimentConfig) else None}
+    if prof is not None:
+        out["profile"] = prof.to_dict()
+    return out
 
 # Where independent stages / cells run (gbench.pipelines.executor).
 ExecutorOpt = Annotated[str, typer.Option(
@@ -71,23 +141,11 @@ def check_executor(executor: str, jobs: int | None, ray_address: str | None) -> 
         raise ValueError("--jobs needs --executor local or ray")
 
 
-#: Files or folders that mark a folder as gbench output (``--overwrite`` empties only such folders).
-OUTPUT_MARKERS = ("run.json", "summary.json", "summary.csv", "manifest.json", "manifest.csv", "records.csv",
-                  "results.csv", "stage.json", "per_image.csv", "per_crop.csv", "history.csv", "report.html",
-                  "checkpoints", "mi-gan.pt", "samples", "validation.json", "result.json", "stages")
-
-
-def _ignored(name: str) -> bool:
-    from gbench.core.fileio import is_temp_name
-
-    return name == ".gbench.lock" or is_temp_name(name)
-
-
 def folder_is_empty(folder: Path) -> bool:
-    """True when ``folder`` is absent or holds nothing but gbench's lock file and orphan temp files."""
-    if not folder.exists():
-        return True
-    return all(_ignored(p.name) for p in folder.iterdir())
+    """True when ``folder`` is absent or holds nothing but gbench's lock file, manifest and orphan temp files."""
+    from gbench.core.outputs import folder_is_empty as empty
+
+    return empty(folder)
 
 
 def check_out_path(path: Path, option: str, *, folder: bool) -> None:
@@ -105,43 +163,51 @@ def check_out_path(path: Path, option: str, *, folder: bool) -> None:
         raise DataError(path, f"{option} must name a file, but this is a folder")
 
 
-def check_out_folder(out: Path, *, resume: bool = False, overwrite: bool = False, resumable: bool = True,
-                     option: str = "--out") -> None:
-    """The overwrite rule, checked before any work: a command that writes a run folder refuses
-    one that already holds something, unless ``--resume`` (continue it; resumable commands
-    only) or ``--overwrite`` (delete its contents and start again) is given.
+#: Output folders this command has claimed (lock held, manifest open); the CLI root releases them
+#: when the command ends, however it ends (:func:`release_out_folders`).
+_CLAIMS: list = []
 
-    ``--overwrite`` empties only a folder that looks like gbench output (it holds one of
-    :data:`OUTPUT_MARKERS`), so a mistyped ``--out ~`` cannot delete unrelated files.
+
+def check_out_folder(out: Path, *, resume: bool = False, overwrite: bool = False, resumable: bool = True,
+                     option: str = "--out", inputs: Iterable[tuple[str, Any]] = ()) -> None:
+    """The output-folder rules, checked before any work (:mod:`gbench.core.outputs`):
+
+    * ``out`` must not be, contain or lie inside any of ``inputs`` (``(label, path)`` pairs such
+      as ``("--real", real)``; dataset names that are not paths are skipped);
+    * a folder that already holds something is refused unless ``--resume`` (continue it;
+      resumable commands only) or ``--overwrite`` is given;
+    * ``--overwrite`` deletes only what gbench's manifest of the folder (``.gbench-manifest.json``)
+      lists as written by gbench; anything else there refuses it, named, and a folder without a
+      manifest is never emptied;
+    * the folder's lock is taken here, before anything is deleted, and held until the command
+      ends (:func:`release_out_folders`, called by the CLI root): a second gbench process on the
+      same folder is refused at once. The manifest then records what the command wrote.
+
+    Under torchrun only rank 0 takes the folder (the other ranks only check).
 
     Raises:
         DataError: one line naming the folder (exit 2); nothing is changed.
     """
-    import shutil
+    import os
 
     from gbench.core.errors import DataError
+    from gbench.core.outputs import check_not_input, claim_output_folder
 
     out = Path(out)
     check_out_path(out, option, folder=True)
-    if resume and overwrite:
-        raise DataError(out, "give either --resume or --overwrite, not both")
-    if folder_is_empty(out) or (resume and resumable):
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 takes (and empties) the folder
+        check_not_input(out, inputs, option)
+        if not (overwrite or (resume and resumable) or folder_is_empty(out)):
+            raise DataError(out, f"{option} folder already holds results")
         return
-    if not overwrite:
-        how = "--resume to continue it or --overwrite to replace it" if resumable else "--overwrite to replace it"
-        raise DataError(out, f"{option} folder already holds results; use {how} (or another {option})")
-    if not any((out / m).exists() for m in OUTPUT_MARKERS):
-        raise DataError(out, f"--overwrite: this folder does not look like gbench output (none of run.json, "
-                             "summary.json, manifest.csv, records.csv ...); delete it yourself or choose another "
-                             f"{option}")
-    import os
+    for old in [c for c in _CLAIMS if c.folder == out]:  # a command function called twice in one process
+        old.release()
+        _CLAIMS.remove(old)
+    _CLAIMS.append(claim_output_folder(out, resume=resume, overwrite=overwrite, resumable=resumable, inputs=inputs,
+                                       option=option))
 
-    if os.environ.get("RANK", "0") != "0":
-        return  # under torchrun, rank 0 empties the folder
-    for p in sorted(out.iterdir()):
-        if p.name == ".gbench.lock":
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
+
+def release_out_folders() -> None:
+    """End every claim of :func:`check_out_folder`: record what was written, free the locks."""
+    while _CLAIMS:
+        _CLAIMS.pop().release()

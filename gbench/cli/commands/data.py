@@ -45,7 +45,7 @@ def data_inspect(
 
     prof = get_profile(profile)
     if out is not None:
-        check_out_folder(out, overwrite=overwrite, resumable=False)
+        check_out_folder(out, overwrite=overwrite, resumable=False, inputs=[("DATASET", dataset)])
 
     result = runner.inspect_dataset(dataset, split=split, profile=prof, seed=seed, out=out, data_seed=data_seed)
     console.print(result.table)

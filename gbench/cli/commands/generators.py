@@ -75,7 +75,7 @@ def train_gen(
     for opt, value in (("--steps", steps), ("--checkpoint-every", checkpoint_every), ("--sample-every", sample_every)):
         check_positive(opt, value)
     check_device("--device", device)
-    check_out_folder(out, resume=resume, overwrite=overwrite)
+    check_out_folder(out, resume=resume, overwrite=overwrite, inputs=[("--data", data)])
 
     res = train_generator(name, data, out, profile=prof, seed=seed, resume=resume, steps=steps,
                           overrides=overrides, checkpoint_every=checkpoint_every,
@@ -126,7 +126,7 @@ def synthesize(
         from gbench.core.errors import DataError
 
         raise DataError(checkpoint, "--checkpoint: no such file" if not checkpoint.exists() else "--checkpoint: not a file")
-    check_out_folder(out, resume=resume, overwrite=overwrite)
+    check_out_folder(out, resume=resume, overwrite=overwrite, inputs=[("--checkpoint", checkpoint), ("--data", data)])
     res = run(name, checkpoint, count, out, seed=seed, profile=prof, data=data, size=size, batch_size=batch_size,
               device=device, data_seed=data_seed)
     console.print(f"{res.count} samples in {res.out} ({res.generated} made now, {res.count - res.generated} already there)")

@@ -72,7 +72,7 @@ def train_migan_cmd(
         overrides["n_critic"] = n_critic
     if critic_norm is not None:
         overrides["critic_norm"] = critic_norm
-    check_out_folder(out, resume=resume, overwrite=overwrite)
+    check_out_folder(out, resume=resume, overwrite=overwrite, inputs=[("--data", data), ("--init-from", init_from)])
 
     run = train_migan(data, out, profile=prof, seed=seed, data_seed=data_seed, split=split, init_from=init_from,
                       resume=resume, steps=steps, steps_g2=steps_g2, batch_size=batch_size, n_train=n_train,
@@ -109,7 +109,7 @@ def sample_migan_cmd(
         raise ValueError(f"--format must be npy, tif or png, got {fmt!r}")
     if not run.exists():
         raise DataError(run, "no such MI-GAN run folder or mi-gan.pt")
-    check_out_folder(out, overwrite=overwrite, resumable=False)
+    check_out_folder(out, overwrite=overwrite, resumable=False, inputs=[("RUN", run)])
 
     folder = sample_to_folder(run, out, n, seed=seed, fmt=fmt)  # type: ignore[arg-type]
     grid = write_stack_grid(folder / "grid.png", stack_array(load_stacks(folder, split="all"), 8))
@@ -142,7 +142,7 @@ def quality_multifocus_cmd(
     if extractor not in ("random-conv", "inception-v3", "inception") and not extractor.startswith("timm:"):
         raise ValueError(f"--extractor must be random-conv, inception, timm:NAME or inception-v3, got {extractor!r}")
     if out is not None:
-        check_out_folder(out, overwrite=overwrite, resumable=False)
+        check_out_folder(out, overwrite=overwrite, resumable=False, inputs=[("--real", real), ("--fake", fake)])
 
     res = quality_multifocus(real, fake, out, profile=profile, seed=seed, data_seed=data_seed, real_split=real_split,
                              fake_split=fake_split,

@@ -13,13 +13,17 @@ from gbench.cli.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, Se
 
 
 def quality(
-    real: Annotated[Optional[Path], typer.Option("--real", help="Folder of real images (or a folder dataset with images/).")] = None,
-    fake: Annotated[Optional[Path], typer.Option("--fake", help="Folder of synthetic images with the same names.")] = None,
+    real: Annotated[Optional[Path], typer.Option("--real", help="Folder of real images (flat or images/); with --unpaired also a dataset name or layout (its --split cut into the Table 1 crops).")] = None,
+    fake: Annotated[Optional[Path], typer.Option("--fake", help="Folder of synthetic images: with --real, the same file stems (unless --unpaired); with --data, one image per exported crop (gbench maps export), named <tile>@y<Y>x<X>.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write per_image.csv, summary.csv/.md/.json here.")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="ssim, fsim, gmsd, nrmse; repeatable (default: all).")] = None,
     generator: Annotated[Optional[list[str]], typer.Option("--generator", help="Score a trained generator on the real test split's own maps (Table 1 protocol); repeatable.")] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option("--checkpoint", help="Checkpoint of each --generator, in the same order.")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", help="Real dataset whose test split is scored (with --generator).")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Real dataset whose test split is scored (with --generator, or with --fake: a folder drawn from gbench maps export).")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Name of the --fake folder's row (the records' model; default: the folder's name).")] = None,
+    units: Annotated[str, typer.Option("--units", help="Resampling units of --fake images: tile (default: a name <tile>@y<Y>x<X> belongs to <tile>, the part before the first @; other names are their own unit), image (each its own unit) or FILE.csv with columns name,unit.")] = "tile",
+    unpaired: Annotated[bool, typer.Option("--unpaired", help="Distribution metrics only (needs --extractor and/or --stain): --real and --fake may hold any numbers of images, nothing is paired.")] = False,
+    split: Annotated[str, typer.Option("--split", help="Split of --data (or of a dataset given to --real --unpaired) whose crops are scored.")] = "test",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs scored per batch.")] = 16,
     extractor: Annotated[Optional[str], typer.Option("--extractor", help="Add FID, KID, precision/recall, density/coverage on this extractor's features: inception (torch-fidelity's FID weights: --weights or its cache), timm:NAME (--weights FILE) or random-conv (offline; not comparable with published FID).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Local weights file of --extractor (nothing is downloaded).")] = None,
@@ -32,7 +36,17 @@ def quality(
     overwrite: OverwriteOpt = False,
     data_seed: DataSeedOpt = 0,
 ) -> None:
-    """Score synthetic images against real ones (SSIM, FSIM, GMSD, NRMSE), paired by file name."""
+    """Score synthetic images against real ones: SSIM, FSIM, GMSD, NRMSE per pair; FID, KID, precision/recall, density/coverage and stain with --extractor / --stain.
+
+    Routes: --real DIR --fake DIR (pairs by file stem); --data D --fake DIR --label NAME (a folder drawn
+    from `gbench maps export --data D`, scored as a Table 1 row: same crops, units and test-set hash as
+    --generator, so `gbench compare` pairs them); --generator NAME --checkpoint PATH --data D; --real D_OR_DIR
+    --fake DIR --unpaired --extractor NAME (any counts on each side).
+
+    Which metrics need pairs: SSIM, FSIM, GMSD and NRMSE (and --conventions) compare each synthetic image with
+    its own real partner and need pairs; FID, KID, precision/recall, density/coverage and --stain compare two
+    distributions and do not (--unpaired).
+    """
     from gbench.core.options import check_positive
     from gbench.core.profiles import get_profile
     from gbench.pipelines.quality import METRICS, run_quality, summary_table
@@ -48,13 +62,17 @@ def quality(
         raise ValueError(f"--kid-subset-size must be at least 2, got {kid_subset_size}")
     if weights is not None and extractor is None:
         raise ValueError("--weights needs --extractor (inception or timm:NAME)")
+    if units not in ("tile", "image") and not (units.lower().endswith(".csv") and Path(units).is_file()):
+        raise ValueError(f"--units must be tile, image or an existing CSV file with columns name,unit, got {units!r}")
     ext = None
     if extractor is not None:
         from gbench.metrics.features import build_extractor
 
         ext = build_extractor(extractor, weights, seed=seed)  # a missing weights file: one line, nothing written
     if out is not None:
-        check_out_folder(out, overwrite=overwrite, resumable=False)
+        check_out_folder(out, overwrite=overwrite, resumable=False,
+                         inputs=[("--real", real), ("--fake", fake), ("--data", data),
+                                 *(("--checkpoint", c) for c in checkpoint or [])])
     if generator:
         if real is not None or fake is not None:
             raise ValueError("use either --real/--fake or --generator/--checkpoint/--data, not both")
@@ -62,16 +80,61 @@ def quality(
                             extractor=ext, stain=stain, conventions=conventions, kid_subsets=kid_subsets,
                             kid_subset_size=kid_subset_size)
         return
+    if unpaired:
+        _quality_unpaired(real, fake, out, ext, weights, stain, conventions, label, profile, seed, data_seed, split,
+                          batch_size, kid_subsets, kid_subset_size, data)
+        return
+    if data is not None and fake is not None:
+        if real is not None:
+            raise ValueError("use either --real/--fake or --data/--fake (a folder drawn from gbench maps export), not both")
+        from gbench.pipelines.quality import run_quality_data
+
+        result = run_quality_data(data, fake, out, label=label, metrics=metrics, profile=profile, seed=seed,
+                                  data_seed=data_seed, split=split, batch_size=batch_size, units=units, extractor=ext,
+                                  stain=stain, conventions=conventions, kid_subsets=kid_subsets,
+                                  kid_subset_size=kid_subset_size)
+        what = f"{label or fake.name} on {data} ({split})"
+        console.print(summary_table(result.summary, f"{what}: {len(result.per_image)} test crops"))
+        if result.records["status"].iloc[0] == "failed":
+            console.print(f"[red]{label or fake.name}: failed run ({result.records['failure'].iloc[0]})[/]")
+        _print_diagnostics(result.diagnostics, what)
+        for f in result.files:
+            console.print(f"wrote {f}")
+        return
     if real is None or fake is None:
-        raise ValueError("gbench quality needs --real DIR and --fake DIR, or --generator NAME --checkpoint PATH --data D")
+        raise ValueError("gbench quality needs --real DIR and --fake DIR, --data D and --fake DIR, "
+                         "or --generator NAME --checkpoint PATH --data D")
     if batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
     result = run_quality(real, fake, out, metrics=metrics, profile=profile, seed=seed,
                          batch_size=batch_size, extractor=ext, stain=stain, conventions=conventions,
-                         kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+                         kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, label=label, units=units)
     console.print(summary_table(result.summary, f"{fake} vs {real} ({len(result.per_image)} pairs)"))
     _print_diagnostics(result.diagnostics, f"{fake} vs {real}")
     for f in result.files:
+        console.print(f"wrote {f}")
+
+
+def _quality_unpaired(real: Path | None, fake: Path | None, out: Path | None, ext: object, weights: Path | None,
+                      stain: bool, conventions: bool, label: str | None, profile: str, seed: int, data_seed: int,
+                      split: str, batch_size: int, kid_subsets: int, kid_subset_size: int, data: str | None) -> None:
+    """``--unpaired``: :func:`gbench.pipelines.quality.run_unpaired`."""
+    from gbench.pipelines.quality import run_unpaired
+
+    if real is None or fake is None:
+        raise ValueError("--unpaired needs --real (a folder of images, a dataset name or layout) and --fake DIR")
+    if data is not None:
+        raise ValueError("--unpaired takes the real set from --real (a dataset name works there), not --data")
+    if ext is None and not stain:
+        raise ValueError("--unpaired computes FID, KID, precision/recall, density/coverage (--extractor) and stain "
+                         "(--stain): give at least one; SSIM, FSIM, GMSD and NRMSE need pairs")
+    if conventions:
+        raise ValueError("--conventions scores pairs: it does not apply to --unpaired")
+    res = run_unpaired(str(real), fake, out, extractor=ext, weights=weights, stain=stain, label=label,
+                       profile=profile, seed=seed, data_seed=data_seed, split=split, batch_size=batch_size,
+                       kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+    _print_diagnostics(res.diagnostics, f"{label or fake.name} vs {real} ({res.n_fake} synthetic, {res.n_real} real)")
+    for f in res.files:
         console.print(f"wrote {f}")
 
 

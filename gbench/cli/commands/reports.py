@@ -112,7 +112,7 @@ def report(
     if df.empty:
         raise ValueError("no records left after --profile/--seed filtering")
     obs = load_observations(records if len(records) > 1 else records[0])
-    check_out_folder(out, overwrite=overwrite, resumable=False)
+    check_out_folder(out, overwrite=overwrite, resumable=False, inputs=[("RECORDS", r) for r in records])
     ref = None if reference.lower() == "none" else reference
     manifest = write_report(df.reset_index(drop=True), out, reference=ref, precision=precision, console=console,
                             sources=[r for r in records if r.is_file()], observations=obs, margin=margin, test=test,

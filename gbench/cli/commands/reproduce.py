@@ -66,15 +66,16 @@ def reproduce(
     if paper != "sharp-gan":
         raise ValueError(f"unknown paper {paper!r}: gbench reproduce knows sharp-gan "
                          "(MI-GAN has no tables to reproduce; see gbench train-migan)")
-    from gbench.cli.commands.common import check_out_path
+    from gbench.cli.commands.common import check_out_folder
     from gbench.core.options import check_positive
     from gbench.core.profiles import get_profile
 
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     check_positive("--gen-steps", gen_steps)
     check_executor(executor, jobs, ray_address)
-    # no overwrite rule here: the run folder is a stage cache, and running again continues it
-    check_out_path(out, "--out", folder=True)
+    # no overwrite rule here: the run folder is a stage cache, and running again continues it (resume);
+    # the folder is still locked (one writer) and must lie outside --data
+    check_out_folder(out, resume=True, inputs=[("--data", data)])
     from gbench import generators as gens
     from gbench import segmentation
     from gbench.pipelines.segmentation_grid import parse_train_spec
