@@ -21,7 +21,7 @@ import numpy as np
 from skimage.draw import polygon as draw_polygon
 
 from gbench.core.errors import DataError
-from gbench.data.io import IMAGE_SUFFIXES, LABEL_SUFFIXES, read_image, read_label
+from gbench.data.io import IMAGE_SUFFIXES, JPEG_LABEL_MESSAGE, JPEG_SUFFIXES, LABEL_SUFFIXES, read_image, read_label
 from gbench.data.synthetic_he import synthetic_he
 from gbench.data.types import Dataset, Sample
 
@@ -178,18 +178,18 @@ def load_monuseg(root: str | Path, split: Split = "all", name: str | None = None
 
     Files are searched recursively (the official releases nest ``Tissue Images/`` and
     ``Annotations/``). A file's split is ``test`` when a folder on its path names "test", ``train``
-    when one names "train"; ``all`` takes every file.
+    when one names "train"; ``all`` takes every file. A stem found twice (say in both a train and
+    a test folder) is refused, naming both files: a tile must not be trained and tested on.
     """
     root = Path(root)
     _check_dir(root)
     _check_split(split)
-    tifs = {p.stem: p for p in sorted(root.rglob("*")) if p.suffix.lower() in (".tif", ".tiff")}
-    xmls = {p.stem: p for p in sorted(root.rglob("*.xml"))}
+    tifs = _unique_stems(root, [p for p in sorted(root.rglob("*")) if p.suffix.lower() in (".tif", ".tiff")], "tile")
+    xmls = _unique_stems(root, [p for p in sorted(root.rglob("*")) if p.suffix.lower() == ".xml"], "annotation")
     _check_pairs(root, tifs, xmls, "image", "annotation (.xml)")
     entries: dict[str, tuple[Path, Path, str]] = {}
     for stem in sorted(tifs):
-        rel = [part.lower() for part in tifs[stem].relative_to(root).parts[:-1]]
-        s = "test" if any("test" in part for part in rel) else "train" if any("train" in part for part in rel) else "all"
+        s = _monuseg_split(root, tifs[stem])
         if split == "all" or s == split:
             entries[stem] = (tifs[stem], xmls[stem], s)
     if not entries:
@@ -244,8 +244,30 @@ def load_folder(root: str | Path, split: Split = "all", name: str | None = None)
     return _file_dataset(name or str(root), split, entries, {"loader": "folder", "root": str(root)})
 
 
+def _monuseg_split(root: Path, path: Path) -> str:
+    rel = [part.lower() for part in path.relative_to(root).parts[:-1]]
+    return "test" if any("test" in part for part in rel) else "train" if any("train" in part for part in rel) else "all"
+
+
+def _unique_stems(root: Path, files: list[Path], what: str) -> dict[str, Path]:
+    """Files by stem (hidden files skipped); a stem found twice is refused, naming both files."""
+    out: dict[str, Path] = {}
+    for p in files:
+        if any(part.startswith(".") for part in p.relative_to(root).parts) or not p.is_file():
+            continue
+        if p.stem in out:
+            first = out[p.stem]
+            splits = {_monuseg_split(root, first), _monuseg_split(root, p)}
+            where = " (in both a train and a test folder)" if splits == {"train", "test"} else ""
+            raise DataError(p, f"{what} {p.stem!r} appears twice{where}: also {first}; keep one copy")
+        out[p.stem] = p
+    return out
+
+
 def _read_split_csv(path: Path, names: set[str]) -> dict[str, str]:
+    """Split of each sample from ``split.csv``; every sample needs a row and every row a sample."""
     out: dict[str, str] = {}
+    lines: dict[str, int] = {}
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -260,11 +282,18 @@ def _read_split_csv(path: Path, names: set[str]) -> dict[str, str]:
             if row["name"] in out and out[row["name"]] != row["split"]:
                 raise DataError(path, f"line {line}: sample {row['name']!r} is given two splits")
             out[row["name"]] = row["split"]
+            lines.setdefault(row["name"], line)
     except csv.Error as exc:
         raise DataError(path, f"not a readable CSV file ({exc})") from None
     missing = sorted(names - set(out))
     if missing:
         raise DataError(path, f"no split given for {len(missing)} sample(s): {', '.join(missing[:5])}")
+    orphans = sorted((lines[n], n) for n in set(out) - names)
+    if orphans:
+        line, name = orphans[0]
+        more = f" (and {len(orphans) - 1} more row(s))" if len(orphans) > 1 else ""
+        raise DataError(path, f"line {line}: row {name!r} has no files (no image and label named {name!r} in "
+                              f"images/ and labels/){more}; remove the row or add the files")
     return out
 
 
@@ -285,9 +314,16 @@ def _check_split(split: str) -> None:
 
 
 def _list(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Files of ``folder`` by stem; images in a (non-hidden) sub-folder are refused, naming it."""
     if not folder.is_dir():
         raise DataError(folder, "folder not found")
     out: dict[str, Path] = {}
+    nested = [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")
+              and any(f.is_file() and f.suffix.lower() in suffixes and not f.name.startswith(".") for f in p.rglob("*"))]
+    if nested:
+        n = sum(1 for d in nested for f in d.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+        raise DataError(folder, f"has {n} file(s) in sub-folder(s) {', '.join(d.name + '/' for d in nested[:5])}: gbench "
+                                f"reads only the files directly in {folder.name}/; move them up or out of it")
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."):
             if p.stem in out:
@@ -311,6 +347,10 @@ def _pair_files(img_dir: Path, lab_dir: Path, img_suffixes: tuple[str, ...],
                 lab_suffixes: tuple[str, ...]) -> dict[str, tuple[Path, Path]]:
     images = _list(img_dir, img_suffixes)
     labels = _list(lab_dir, lab_suffixes)
+    jpegs = sorted(p for p in lab_dir.iterdir() if p.is_file() and p.suffix.lower() in JPEG_SUFFIXES)
+    if jpegs:
+        more = f" ({len(jpegs)} JPEG labels)" if len(jpegs) > 1 else ""
+        raise DataError(jpegs[0], JPEG_LABEL_MESSAGE + more)
     _check_pairs(img_dir, images, labels, "image", "label")
     return {stem: (images[stem], labels[stem]) for stem in sorted(images)}
 
