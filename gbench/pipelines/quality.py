@@ -6,15 +6,44 @@ as CSV, Markdown and JSON (with the metric conventions and the provenance), and 
 (``records.csv``) with the per-image observations behind their confidence intervals
 (``observations.csv``), atomically.
 
-Resampling units: the grid crops of one tile are not independent, so a crop named
-``<tile>@y<Y>x<X>`` (as :func:`gbench.pipelines.generator_eval.evaluate_generator` names them) belongs to the
-unit ``<tile>``; any other image is its own unit. The test-set hash of a folder pair is taken
-over the real images' file bytes.
+Three routes:
+
+``run_quality(real_dir, fake_dir)`` (``--real DIR --fake DIR``)
+    Pairs by file stem; every image needs a partner. The test-set hash is taken over the real
+    images' names and file bytes.
+``run_quality_data(data, fake_dir)`` (``--data D --fake DIR --label NAME``)
+    Scores a folder of images drawn from ``gbench maps export`` (:mod:`gbench.pipelines.maps`)
+    as a Table 1 row: the crops, their order and batches, the 8-bit scoring, the record keys
+    (``train_set`` ``R``, ``split``, ``dataset``, ``data_seed``), the resampling units (the
+    tile) and the test-set hash are those of ``quality --generator``
+    (:func:`gbench.pipelines.generator_eval.generator_quality`), so the same images give the same
+    numbers and ``gbench compare``, claims and the floor test pair a folder row with a built-in
+    generator's row.
+``run_unpaired(real, fake_dir)`` (``--real D_OR_DIR --fake DIR --unpaired --extractor NAME``)
+    Distribution metrics (FID, KID, precision/recall, density/coverage) and stain statistics of
+    two sets of any sizes; nothing is paired. ``real`` is a folder of images (flat or
+    ``images/``) or a dataset name / layout, whose split is cut into the Table 1 crops.
+
+Which metrics need pairs: SSIM, FSIM, GMSD, NRMSE (and ``--conventions``) compare an image with
+its own real partner and need pairs; FID, KID, precision, recall, density, coverage and the stain
+statistics compare two distributions and do not.
+
+Resampling units (``units``): the grid crops of one tile are not independent. ``tile`` (the
+default) puts an image named ``<tile>@y<Y>x<X>`` (as ``maps export`` and
+:func:`gbench.pipelines.generator_eval.evaluate_generator` name crops) into the unit ``<tile>``,
+the part of the name before the first ``@``; an image without ``@`` is its own unit. ``image``
+makes every image its own unit. A CSV file with columns ``name,unit`` (one row per image, the name
+being the file stem) sets them explicitly.
+
+Memory: every route streams. Images are read as they are scored (a batch at a time); what is
+kept per image is its metric values (and, with ``--extractor``, its feature vector); the
+test-set hash is computed incrementally in name order.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +57,7 @@ from rich.table import Table
 from gbench.core.errors import DataError
 from gbench.core.fileio import write_json, write_text
 from gbench.core.metric_specs import metric_names, metric_spec
-from gbench.core.observations import hash_test_set, make_observations, save_observations
+from gbench.core.observations import make_observations, save_observations
 from gbench.core.provenance import provenance as collect_provenance
 from gbench.core.records import make_records, save_records
 from gbench.core.stats import attach_intervals
@@ -40,7 +69,13 @@ from gbench.metrics.stain import CONVENTIONS as STAIN_CONVENTIONS
 from gbench.pipelines.diagnostics import Diagnostics, distribution_records, label_files, write_diagnostics
 
 __all__ = ["find_pairs", "score_pairs", "summarize_scores", "run_quality", "QualityResult", "METRICS",
-           "quality_results", "unit_of"]
+           "quality_results", "unit_of", "run_quality_data", "run_unpaired", "UnpairedResult", "resolve_units",
+           "PAIRED_METRICS_NOTE"]
+
+#: What ``--help`` says about pairs.
+PAIRED_METRICS_NOTE = ("SSIM, FSIM, GMSD and NRMSE (and --conventions) need pairs (a synthetic image per real "
+                       "image, same file stem); FID, KID, precision/recall, density/coverage and --stain do not "
+                       "(--unpaired).")
 
 #: The quality metrics, in table order (the registry, :data:`gbench.core.metric_specs.METRICS`).
 METRICS: tuple[str, ...] = metric_names("quality")
@@ -242,9 +277,11 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
                 profile: str = "demo", seed: int = 0, batch_size: int = 16, progress: bool = True,
                 label: str | None = None, extractor: Any = None, weights: str | Path | None = None,
                 stain: bool = False, conventions: bool = False, kid_subsets: int = 100,
-                kid_subset_size: int = 1000) -> QualityResult:
+                kid_subset_size: int = 1000, units: str | Path = "tile") -> QualityResult:
     """Pair, score, summarize and (with ``out``) write per_image.csv, summary.csv, summary.md,
     summary.json, records.csv and observations.csv.
+
+    ``units``: ``tile``, ``image`` or a ``name,unit`` CSV file (:func:`resolve_units`).
 
     The records' keys: ``model`` = ``label`` (default: the synthetic folder's name), ``dataset`` =
     the real folder's name, ``split`` ``all``, ``train_set`` empty (unknown for a folder pair).
@@ -259,6 +296,7 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown quality metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+    unit_map = _units_file(units)
     pairs = find_pairs(real_dir, fake_dir)
     diag = None
     if extractor is not None or stain or conventions:
@@ -274,12 +312,14 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
     per_image = score_pairs(pairs, metrics, batch_size=batch_size, progress=progress,
                             observe=diag.observe if diag is not None else None, labels=labels)
     found = diag.finish() if diag is not None else None
-    test_set = hash_test_set((n, r.read_bytes(), b"") for n, r, _ in pairs)
+    test_set = _file_hash((n, r) for n, r, _ in pairs)
     failure = _folder_failure(pairs)
     prov = collect_provenance(profile=profile, seed=seed)
+    per_image, unit_key = resolve_units(per_image, units, unit_map)
     records, observations = quality_results(per_image, label or Path(fake_dir).name, train_set="", profile=profile,
                                             seed=seed, dataset=Path(real_dir).name, split="all", test_set=test_set,
-                                            metrics=metrics, provenance=prov, failure=failure)
+                                            metrics=metrics, provenance=prov, failure=failure, unit_key=unit_key)
+    per_image = per_image.drop(columns=["_unit"], errors="ignore")
     summary = _with_intervals(summarize_scores(per_image, metrics), records, observations)
     if found is not None and found["distribution"] is not None:
 
@@ -289,39 +329,11 @@ def run_quality(real_dir: str | Path, fake_dir: str | Path, out: str | Path | No
             ignore_index=True)
     files: list[Path] = []
     if out is not None:
-        out = Path(out)
-        meta = {
-            "real": str(real_dir), "fake": str(fake_dir), "label": label, "pairs": len(pairs),
-            "test_set": test_set, "status": "failed" if failure else "ok", "failure": failure,
-            "ci_method": str(records["ci_method"].iloc[0]),
-            "metrics": list(metrics), "conventions": {m: metric_spec(m).protocol() for m in metrics},
-            "summary": summary.to_dict(orient="records"),
-            "provenance": prov,
-        }
-        if found is not None:
-            if found["distribution"] is not None:
-                meta["distribution"] = {"values": found["distribution"].values,
-                                        "conventions": found["distribution"].conventions}
-            if found["stain"] is not None:
-                meta["stain"] = {"distances": found["stain"].to_dict(orient="records"),
-                                 "conventions": STAIN_CONVENTIONS}
-            if found["conventions"] is not None:
-                meta["conventions_side_by_side"] = found["conventions"].to_dict(orient="records")
-        md = (f"# Image quality: {label or Path(fake_dir).name} vs {Path(real_dir).name}\n\n"
-              f"{len(pairs)} pairs; mean and std (ddof=1) over images, 95% CI ({meta['ci_method']}); "
-              f"conventions in summary.json\n\n"
-              + (f"**Failed run: {failure}**\n\n" if failure else "")
-              + summary.to_markdown(index=False, floatfmt=".4f") + "\n")
-        files = [
-            write_text(out / "per_image.csv", per_image.to_csv(index=False, float_format="%.10g")),
-            write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.10g")),
-            write_text(out / "summary.md", md),
-            write_json(out / "summary.json", meta),
-            save_records(records, out / "records.csv"),
-            save_observations(observations, out / "records.csv"),
-        ]
-        if found is not None:
-            files += write_diagnostics(found, out)
+        meta = {"real": str(real_dir), "fake": str(fake_dir), "label": label, "pairs": len(pairs),
+                "units": str(units)}
+        files = _write_outputs(Path(out), meta, per_image, summary, records, observations, found, test_set, failure,
+                               metrics, prov, f"{label or Path(fake_dir).name} vs {Path(real_dir).name}",
+                               f"{len(pairs)} pairs")
     return QualityResult(per_image, summary, files, records, observations, found)
 
 
@@ -340,3 +352,390 @@ def summary_table(summary: Any, title: str) -> Any:
         t.add_row(f"{r['metric'].upper()} {arrow}", f"{r['mean']:.4f}", *interval, f"{r['std']:.4f}", f"{r['n']}",
                   r["better"])
     return t
+
+
+# ------------------------------------------------------------------------------------------ shared helpers
+
+
+def _write_outputs(out: Path, meta: dict[str, Any], per_image: Any, summary: Any, records: Any, observations: Any,
+                   found: dict[str, Any] | None, test_set: str, failure: str, metrics: Sequence[str], prov: Any,
+                   title: str, count: str) -> list[Path]:
+    """per_image.csv, summary.csv/.md/.json, records.csv, observations.csv and the diagnostics' files."""
+    meta = {**meta, "test_set": test_set, "status": "failed" if failure else "ok", "failure": failure,
+            "ci_method": str(records["ci_method"].iloc[0]),
+            "metrics": list(metrics), "conventions": {m: metric_spec(m).protocol() for m in metrics},
+            "summary": summary.to_dict(orient="records"), "provenance": prov}
+    if found is not None:
+        if found["distribution"] is not None:
+            meta["distribution"] = {"values": found["distribution"].values,
+                                    "conventions": found["distribution"].conventions}
+        if found["stain"] is not None:
+            meta["stain"] = {"distances": found["stain"].to_dict(orient="records"), "conventions": STAIN_CONVENTIONS}
+        if found["conventions"] is not None:
+            meta["conventions_side_by_side"] = found["conventions"].to_dict(orient="records")
+    md = (f"# Image quality: {title}\n\n"
+          f"{count}; mean and std (ddof=1) over images, 95% CI ({meta['ci_method']}); conventions in summary.json\n\n"
+          + (f"**Failed run: {failure}**\n\n" if failure else "")
+          + summary.to_markdown(index=False, floatfmt=".4f") + "\n")
+    files = [
+        write_text(out / "per_image.csv", per_image.to_csv(index=False, float_format="%.10g")),
+        write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.10g")),
+        write_text(out / "summary.md", md),
+        write_json(out / "summary.json", meta),
+        save_records(records, out / "records.csv"),
+        save_observations(observations, out / "records.csv"),
+    ]
+    if found is not None:
+        files += write_diagnostics(found, out)
+    return files
+
+
+def _file_hash(items: Iterable[tuple[str, Path]]) -> str:
+    """:func:`gbench.core.observations.hash_test_set` of ``(name, file bytes, b"")``, one file at a time
+    (``hash_test_set`` sorts its items first and so holds every file at once)."""
+    h = hashlib.sha256()
+    for name, path in sorted(items, key=lambda t: str(t[0])):
+        h.update(str(name).encode("utf-8") + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _units_file(units: str | Path) -> dict[str, str] | None:
+    """The ``name -> unit`` map of a units CSV, or None for ``tile`` / ``image``.
+
+    Raises:
+        ValueError: another word. DataError: a missing or malformed file.
+    """
+    text = str(units)
+    if text in ("tile", "image"):
+        return None
+    path = Path(text)
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"--units must be tile, image or a CSV file (name,unit), got {text!r}")
+    if not path.is_file():
+        raise DataError(path, "--units: no such file")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # any parser failure: one line naming the file
+        raise DataError(path, f"--units: cannot read CSV ({type(exc).__name__}: {exc})") from None
+    if not {"name", "unit"} <= set(df.columns):
+        raise DataError(path, f"--units: needs the columns name,unit (has {', '.join(df.columns)})")
+    dup = df["name"][df["name"].duplicated()]
+    if len(dup):
+        raise DataError(path, f"--units: image {dup.iloc[0]!r} listed twice")
+    empty = df["name"][df["unit"].str.strip() == ""]
+    if len(empty):
+        raise DataError(path, f"--units: image {empty.iloc[0]!r} has an empty unit")
+    return dict(zip(df["name"], df["unit"]))
+
+
+def resolve_units(per_image: Any, units: str | Path, unit_map: dict[str, str] | None = None) -> tuple[Any, str]:
+    """``per_image`` with a ``_unit`` column and its name, for :func:`quality_results`.
+
+    Args:
+        per_image: rows with ``name``.
+        units: ``tile`` (the part of the name before the first ``@``: :func:`unit_of`), ``image``
+            (every image its own unit) or a CSV file with columns ``name,unit``.
+        unit_map: the CSV's map when already read (:func:`_units_file`).
+
+    Raises:
+        DataError: an image the CSV does not list.
+    """
+    df = pd.DataFrame(per_image).reset_index(drop=True)
+    if str(units) == "image":
+        df["_unit"] = df["name"].astype(str)
+    elif str(units) == "tile":
+        df["_unit"] = df["name"].map(unit_of)
+    else:
+        m = unit_map if unit_map is not None else _units_file(units)
+        assert m is not None
+        missing = [n for n in df["name"].astype(str) if n not in m]
+        if missing:
+            raise DataError(Path(str(units)), f"--units: {len(missing)} image(s) not listed: {_names(missing)}")
+        df["_unit"] = df["name"].astype(str).map(m)
+    return df, "_unit"
+
+
+# ------------------------------------------------------------------------------------------ --data --fake
+
+
+def _check_folder_names(fake_dir: Path, crops: Sequence[str], fakes: dict[str, Path], what: str) -> None:
+    """Every crop has an image of its name in the folder and the folder nothing else."""
+    have = set(fakes)
+    missing = [n for n in crops if n not in have]
+    extra = sorted(have - set(crops))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of the {len(crops)} test crops of {what} have no image here: "
+                         f"{_names(missing)}")
+        if extra:
+            parts.append(f"{len(extra)} image(s) are not test crops of {what}: {_names(extra)}")
+        raise DataError(fake_dir, "; ".join(parts) + " (write the maps with gbench maps export --data D "
+                                                     "--profile P --split S, one image per crop, same file stem)")
+
+
+def run_quality_data(data: str | Any, fake_dir: str | Path, out: str | Path | None, *, label: str | None = None,
+                     metrics: Sequence[str] = METRICS, profile: Any = "demo", seed: int = 0, data_seed: int = 0,
+                     split: str = "test", batch_size: int = 16, progress: bool = True, units: str | Path = "tile",
+                     extractor: Any = None, weights: str | Path | None = None, stain: bool = False,
+                     conventions: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000) -> QualityResult:
+    """Score a folder of images drawn from ``gbench maps export`` as a Table 1 row (module docstring).
+
+    Args:
+        data: the dataset the maps were exported from (name, folder or a loaded ``Dataset``).
+        fake_dir: one image per test crop, named ``<tile>@y<Y>x<X>`` (flat or under ``images/``).
+        out: folder for per_image.csv, summary.*, records.csv, observations.csv (None: nothing written).
+        label: the row's ``model`` (default: the folder's name).
+        metrics, profile, seed, data_seed, split, batch_size: as ``gbench quality --generator``
+            (same batch size, same numbers; ``seed`` is recorded).
+        units: ``tile`` (default, as the in-process route), ``image`` or a ``name,unit`` CSV.
+        extractor, weights, stain, conventions, kid_subsets, kid_subset_size: the diagnostics, as
+            :func:`run_quality`.
+
+    Raises:
+        DataError: a crop without an image, an image that is not a crop, a size mismatch, unreadable files.
+    """
+    from gbench.core.profiles import as_profile
+    from gbench.pipelines.maps import table1_crops
+
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown quality metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+    unit_map = _units_file(units)
+    prof = as_profile(profile)
+    fake_dir = Path(fake_dir)
+    fakes = _image_files(fake_dir)
+    tc = table1_crops(data, prof, split, data_seed)
+    names = tc.names()
+    _check_folder_names(fake_dir, names, fakes, f"{tc.name} ({split}, profile {prof.name}, "
+                                                f"{tc.size}-px crops)")
+    diag = None
+    if extractor is not None or stain or conventions:
+        ext = build_extractor(extractor, weights, seed=seed) if isinstance(extractor, str) else extractor
+        if ext is not None and len(names) < 6:
+            raise DataError(fake_dir, f"{len(names)} crops: the distribution metrics need at least 6 images per side "
+                                      "(density/coverage use the 5 nearest neighbours)")
+        diag = Diagnostics(ext, stain=stain, conventions=conventions, metrics=metrics, batch_size=batch_size,
+                           kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
+    rows: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]] = []
+    checked: list[np.ndarray] = []
+
+    def flush() -> None:  # as generator_eval.evaluate_generator's flush, on images read from disk
+        if not pending:
+            return
+        fake8 = torch.from_numpy(np.stack([f for _, _, f, _ in pending])).permute(0, 3, 1, 2).contiguous()
+        real8 = torch.from_numpy(np.stack([r for _, r, _, _ in pending])).permute(0, 3, 1, 2).contiguous()
+        values = quality_metrics(fake8, real8, tuple(metrics))
+        if diag is not None:
+            diag.observe([rec["name"] for rec, _, _, _ in pending], real8.permute(0, 2, 3, 1).numpy(),
+                         fake8.permute(0, 2, 3, 1).contiguous().numpy(), np.stack([i for _, _, _, i in pending]))
+        for i, (rec, _, _, _) in enumerate(pending):
+            rows.append({**rec, **{m: float(values[m][i]) for m in metrics}})
+        pending.clear()
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"quality {label or fake_dir.name}", total=len(names))
+        for c in tc.crops():
+            path = fakes[c.name]
+            fake = read_image(path)
+            if fake.shape != c.image.shape:
+                raise DataError(path, f"size {fake.shape[1]}x{fake.shape[0]} differs from its test crop "
+                                      f"({c.image.shape[1]}x{c.image.shape[0]})")
+            if len(checked) < 16:
+                checked.append(fake)
+            pending.append(({"name": c.name, "tile": c.tile, "y": c.y, "x": c.x, "size": tc.size}, c.image, fake,
+                            c.instances))
+            if len(pending) >= batch_size:
+                flush()
+            bar.advance(task)
+        flush()
+    per_image = pd.DataFrame(rows)
+    failure = output_failure(np.stack(checked).astype(np.float32) / 255.0)
+    found = diag.finish() if diag is not None else None
+    prov = collect_provenance(profile=prof.name, seed=seed, data_seed=data_seed)
+    model = label or fake_dir.name
+    keys: dict[str, Any] = dict(train_set="R", profile=prof.name, seed=seed, dataset=tc.name, split=split,
+                                test_set=tc.test_set, provenance=prov, failure=failure)
+    per_image, unit_key = resolve_units(per_image, units, unit_map)
+    if str(units) == "tile":
+        per_image["_unit"] = per_image["tile"]  # the in-process route's unit column (a tile name may hold '@')
+    records, observations = quality_results(per_image, model, metrics=metrics, unit_key=unit_key,
+                                            data_seed=data_seed, **keys)
+    per_image = per_image.drop(columns=["_unit"])
+    summary = _with_intervals(summarize_scores(per_image, metrics), records, observations)
+    if found is not None and found["distribution"] is not None:
+        records = pd.concat([records, distribution_records(found["distribution"], model, data_seed=data_seed,
+                                                           **keys)], ignore_index=True)
+    files: list[Path] = []
+    if out is not None:
+        meta = {"data": str(data), "dataset": tc.name, "split": split, "profile": prof.name, "data_seed": data_seed,
+                "crop_size": tc.size, "fake": str(fake_dir), "label": label, "crops": len(per_image),
+                "units": str(units)}
+        files = _write_outputs(Path(out), meta, per_image, summary, records, observations, found, tc.test_set,
+                               failure, metrics, prov, f"{model} on {tc.name} ({split})",
+                               f"{len(per_image)} test crops of {tc.size} px")
+    return QualityResult(per_image, summary, files, records, observations, found)
+
+
+# ------------------------------------------------------------------------------------------ --unpaired
+
+
+@dataclass
+class UnpairedResult:
+    """What :func:`run_unpaired` found: distribution records, the real and synthetic counts, the
+    diagnostics (:meth:`gbench.pipelines.diagnostics.Diagnostics.finish` form) and the files written."""
+
+    records: Any
+    n_real: int
+    n_fake: int
+    diagnostics: dict[str, Any]
+    files: list[Path]
+    test_set: str
+
+
+def _has_images(folder: Path) -> bool:
+    base = folder / "images" if (folder / "images").is_dir() else folder
+    return folder.is_dir() and any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                                   for p in base.iterdir())
+
+
+def _folder_stream(folder: Path) -> tuple[Iterator[tuple[str, np.ndarray, np.ndarray | None]], int, str, bool]:
+    """(stream of (name, image, labels or None), count, test-set hash, every image labelled)."""
+    files = _image_files(folder)
+    labels = label_files(folder)
+    labelled = bool(labels) and all(n in labels for n in files)
+
+    def stream() -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+        for n in sorted(files):
+            img = read_image(files[n])
+            lab = None
+            if labelled:
+                lab = read_label(labels[n])
+                if lab.shape != img.shape[:2]:
+                    raise DataError(labels[n], f"label map {lab.shape[1]}x{lab.shape[0]} does not match its "
+                                               f"image ({img.shape[1]}x{img.shape[0]})")
+            yield n, img, lab
+
+    return stream(), len(files), _file_hash(files.items()), labelled
+
+
+def run_unpaired(real: str | Path, fake_dir: str | Path, out: str | Path | None, *, extractor: Any = None,
+                 weights: str | Path | None = None, stain: bool = False, label: str | None = None,
+                 profile: Any = "demo", seed: int = 0, data_seed: int = 0, split: str = "test",
+                 batch_size: int = 16, progress: bool = True, kid_subsets: int = 100,
+                 kid_subset_size: int = 1000) -> UnpairedResult:
+    """Distribution metrics and stain statistics of two image sets of any sizes (nothing is paired).
+
+    Args:
+        real: a folder of images (flat, or ``images/`` with optional ``labels/`` for the stain
+            regions), or a dataset name / layout (:func:`gbench.data.resolve.resolve_dataset`),
+            whose ``split`` is cut into the Table 1 crops (:func:`gbench.pipelines.maps.table1_crops`,
+            the profile's crop size; their instance maps give the stain regions).
+        fake_dir: a folder of synthetic images (flat or ``images/``; ``labels/`` or ``masks/`` beside).
+        out: folder for records.csv, summary.json and the stain files (None: nothing written).
+        extractor: a :func:`gbench.metrics.features.build_extractor` spec (with ``weights``) or an
+            extractor; None computes no distribution metrics (then ``stain`` must be on).
+        stain: stain statistics (hematoxylin / eosin, inside and outside nuclei when both sides are labelled).
+        label: the records' ``model`` (default: the synthetic folder's name).
+        profile, seed, data_seed, split: the dataset route's crops; recorded.
+        batch_size: images per feature batch.
+        kid_subsets, kid_subset_size: KID's subsets.
+
+    Records: ``dataset`` = the dataset or folder name, ``split`` (``all`` for a folder),
+    ``test_set`` = the hash of the real set (for a dataset the Table 1 hash), ``n`` = synthetic
+    images, ``n_images`` = real images, ``ci_method`` = set statistic.
+
+    Raises:
+        ValueError: neither an extractor nor ``stain``. DataError: fewer than 6 images on a side
+        (with an extractor), unreadable files, a missing folder or dataset.
+    """
+    from gbench.core.profiles import as_profile
+    from gbench.metrics.distribution import DistributionAccumulator
+    from gbench.metrics.stain import StainHistograms, stain_distances
+    from gbench.pipelines.maps import table1_crops
+
+    if extractor is None and not stain:
+        raise ValueError("--unpaired needs --extractor (FID, KID, precision/recall, density/coverage) and/or --stain")
+    prof = as_profile(profile)
+    fake_dir = Path(fake_dir)
+    fake_stream, n_fake, _, fake_labelled = _folder_stream(fake_dir)
+    real_path = Path(str(real)).expanduser()
+    if real_path.is_dir() and _has_images(real_path):
+        real_stream, n_real, test_set, _ = _folder_stream(real_path)
+        real_name, real_split = real_path.name, "all"
+    else:
+        tc = table1_crops(str(real), prof, split, data_seed)
+        n_real, test_set, real_name, real_split = len(tc.names()), tc.test_set, tc.name, split
+        real_stream = ((c.name, c.image, c.instances) for c in tc.crops())
+    ext = build_extractor(extractor, weights, seed=seed) if isinstance(extractor, str) else extractor
+    if ext is not None and min(n_real, n_fake) < 6:
+        raise DataError(fake_dir if n_fake < 6 else real_path,
+                        f"{n_real} real and {n_fake} synthetic images: the distribution metrics need at least 6 per "
+                        "side (density/coverage use the 5 nearest neighbours)")
+    acc = None
+    if ext is not None:
+        acc = DistributionAccumulator(ext, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
+    hist = StainHistograms() if stain else None
+    checked: list[np.ndarray] = []
+
+    def consume(stream: Iterator[tuple[str, np.ndarray, np.ndarray | None]], is_real: bool, bar: Any,
+                task: Any) -> None:
+        groups: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray | None]]] = defaultdict(list)
+
+        def flush(shape: tuple[int, ...]) -> None:
+            items = groups.pop(shape, [])
+            if not items:
+                return
+            imgs = np.stack([i for i, _ in items])
+            if acc is not None:
+                acc.update(imgs, real=is_real)
+            if hist is not None:
+                labs = [lab for _, lab in items]
+                hist.update(imgs, is_real, None if any(lab is None for lab in labs) else np.stack(labs))
+            bar.advance(task, len(items))
+
+        for _, img, lab in stream:
+            if not is_real and len(checked) < 16 and (not checked or img.shape == checked[0].shape):
+                checked.append(img)
+            groups[img.shape].append((img, lab))
+            if len(groups[img.shape]) >= batch_size:
+                flush(img.shape)
+        for shape in list(groups):
+            flush(shape)
+
+    with Progress(disable=not progress, transient=True) as bar:
+        consume(real_stream, True, bar, bar.add_task("real images", total=n_real))
+        consume(fake_stream, False, bar, bar.add_task("synthetic images", total=n_fake))
+    found: dict[str, Any] = {"distribution": None, "stain": None, "stain_hist": None, "conventions": None,
+                             "conventions_per_pair": None}
+    if acc is not None:
+        found["distribution"] = acc.compute()
+    if hist is not None:
+        found["stain"] = stain_distances(hist)
+        found["stain_hist"] = hist
+    failure = output_failure(np.stack(checked).astype(np.float32) / 255.0)
+    prov = collect_provenance(profile=prof.name, seed=seed, data_seed=data_seed)
+    model = label or fake_dir.name
+    records = pd.DataFrame()
+    if found["distribution"] is not None:
+        records = distribution_records(found["distribution"], model, train_set="", profile=prof.name, seed=seed,
+                                       dataset=real_name, split=real_split, test_set=test_set, provenance=prov,
+                                       failure=failure)
+    files: list[Path] = []
+    if out is not None:
+        out = Path(out)
+        meta: dict[str, Any] = {"real": str(real), "fake": str(fake_dir), "label": label, "unpaired": True,
+                                "n_real": n_real, "n_fake": n_fake, "dataset": real_name, "split": real_split,
+                                "test_set": test_set, "status": "failed" if failure else "ok", "failure": failure,
+                                "provenance": prov}
+        if found["distribution"] is not None:
+            meta["distribution"] = {"values": found["distribution"].values,
+                                    "conventions": found["distribution"].conventions}
+            files.append(save_records(records, out / "records.csv"))
+        if found["stain"] is not None:
+            meta["stain"] = {"distances": found["stain"].to_dict(orient="records"), "conventions": STAIN_CONVENTIONS}
+        files.append(write_json(out / "summary.json", meta))
+        files += write_diagnostics(found, out)
+    return UnpairedResult(records, n_real, n_fake, found, files, test_set)
