@@ -13,11 +13,43 @@ claim's metrics). Verdicts:
     superiority: ``a`` is significantly worse on some metric (Holm p < alpha, CI entirely on
     the worse side). Non-inferiority: on some metric the whole CI lies below ``-margin``.
 ``not significant``
-    anything else (the direction may be right, but some CI includes 0 / the margin).
+    anything else (the direction may be right, but some CI includes 0 / the margin). The
+    evidence then gives a rough number of test units that would detect the observed effect at
+    80% power (:func:`gbench.core.stats.units_for_power`: normal approximation on the per-unit
+    paired differences, Holm's worst case ``alpha / m``), so a reader sees whether more tiles
+    (or seeds) would settle it.
+``undecidable: N test units (smallest possible p = X)``
+    the design cannot reach ``alpha`` whatever the data: with ``N`` paired units the exact
+    sign-flip distribution has ``2**N`` patterns, so p >= 2/2**N two-sided (1/2**N one-sided,
+    non-inferiority), times ``m`` after Holm over the claim's ``m`` metrics
+    (:func:`gbench.core.stats.smallest_p`). Checked before the numbers are read: it replaces
+    ``supported``, ``contradicted`` and ``not significant`` alike (CPM-15's 5 test tiles: 2/32 =
+    0.0625 > 0.05 even for one metric). More test tiles decide; more seeds do not (every seed
+    is scored on the same tiles).
 ``untested``
-    with the reason: ``failed run`` (a side is marked failed), ``no per-image data`` (no
-    observations to test with), ``no records of ...``, or why the two sides are not
-    comparable (different test sets or images).
+    with the reason: ``failed run`` (a side is marked failed), ``below the floor (<cell>)`` (a
+    segmentation side does not significantly beat the floor segmenter, see below), ``no
+    per-image data`` (no observations to test with), ``no records of ...``, or why the two sides
+    are not comparable (different test sets or images).
+
+The floor (segmentation claims): before a segmentation claim is tested, each of its sides is
+tested against the floor segmenter of the same scope (``hed-watershed``, no training:
+:mod:`gbench.segmentation.floor`) on PQ with the claim's own paired test and alpha (a one-metric
+comparison, :func:`gbench.core.stats.metric_verdict`). A side that is not ``better`` than the
+floor learned nothing a threshold could not do: the claim is ``untested: below the floor
+(<cell>)`` and is never evidence, as superiority or as non-inferiority (two models that learned
+nothing are not "non-inferior" to each other). Without floor observations in the scope the check
+is skipped. The hard checks of :mod:`gbench.metrics.failures` (no foreground, one component)
+still mark runs ``failed`` first.
+
+Intervals: below :data:`gbench.core.stats.T_INTERVAL_BELOW` units a CI is a t-interval on the
+per-unit paired differences (a bootstrap over a few units undercovers; the simulation is in
+``tests/core/test_verdicts.py``), else the paired bootstrap.
+
+Probability of improvement: with several training seeds on a side, every metric also gets
+P(a > b) (rliable's definition: per test unit, the share of seed pairs where ``a``'s unit score
+beats ``b``'s, ties 1/2, averaged over units) with a stratified bootstrap CI over seeds and units
+(:func:`gbench.core.stats.probability_of_improvement`).
 
 A verdict never rests on two means. Beside ours, every claim shows the paper's own outcome
 **by means** (its tables give means only): ``holds by means`` / ``fails by means (SQ, PQ)``,
@@ -54,18 +86,21 @@ from rich.text import Text
 
 from gbench.core import stats
 from gbench.core.metric_specs import higher_is_better, metric_label, metric_names
+from gbench.core.observations import FLOOR_SEGMENTER, FLOOR_TRAIN_SET
 from gbench.core.records import scope_columns
 from gbench.reports.compare import load_reference
 from gbench.reports.tables import display_name
 
 __all__ = ["Claim", "ClaimResult", "ByMeans", "QUALITY_METRICS", "SEG_METRICS", "DEFAULT_MARGIN", "VERDICTS",
-           "sharp_gan_claims", "check_claim", "check_claims", "by_means", "paper_outcome", "gain_percent",
+           "sharp_gan_claims", "check_claim", "check_claims", "below_floor", "FLOOR_METRIC", "by_means", "paper_outcome", "gain_percent",
            "claims_frame", "claims_detail_frame", "claims_markdown", "claims_html", "claims_rich"]
 
 QUALITY_METRICS: tuple[str, ...] = metric_names("quality", paper=True)
 SEG_METRICS: tuple[str, ...] = metric_names("instance", paper=True)
 DEFAULT_MARGIN = 0.05
-VERDICTS: tuple[str, ...] = ("supported", "not significant", "contradicted", "untested")
+VERDICTS: tuple[str, ...] = ("supported", "not significant", "undecidable", "contradicted", "untested")
+#: The metric a segmentation side must significantly beat the floor segmenter on.
+FLOOR_METRIC = "pq"
 Test = Literal["superiority", "non-inferiority"]
 
 _Q_SECTION = "Sec. 3.2, Table 1"
@@ -157,11 +192,15 @@ class ClaimResult:
     paper: ByMeans | None = None
     alpha: float = 0.05
     n_seeds: tuple[int, int] = field(default=(0, 0))
+    units_needed: float = math.nan  # rough test units for 80% power (not significant claims)
+    improvements: tuple[Any, ...] = ()  # gbench.core.stats.Improvement per metric (several seeds)
 
     @property
     def status(self) -> str:
-        """The verdict with its reason: ``untested: failed run (...)``."""
-        return f"untested: {self.reason}" if self.verdict == "untested" and self.reason else self.verdict
+        """The verdict with its reason: ``untested: failed run (...)``, ``undecidable: 4 test units (...)``."""
+        if self.verdict in ("untested", "undecidable") and self.reason:
+            return f"{self.verdict}: {self.reason}"
+        return self.verdict
 
     def ours_gains(self) -> tuple[float, ...] | None:
         """Our percentage gains per metric (from the paired differences' sides, else our means)."""
@@ -188,14 +227,24 @@ class ClaimResult:
                 text += f" ({gains[i]:+.1f}% vs paper {self.claim.paper_gains[i]:.1f}%)"
             if v not in ("better", "non-inferior"):
                 text += f" {_MARK.get(v, '')}".rstrip()
+            if self.improvements:
+                pi = self.improvements[i]
+                text += f" P(a>b) {pi.value:.2f} [{pi.ci_low:.2f}, {pi.ci_high:.2f}]"
             parts.append(text)
+        if self.verdict == "undecidable" and self.reason:
+            parts.append(f"undecidable: {self.reason}")
+        if self.verdict == "not significant" and not math.isnan(self.units_needed):
+            n = "more than 10^6" if math.isinf(self.units_needed) or self.units_needed > 1e6 \
+                else f"~{int(self.units_needed)}"
+            parts.append(f"{n} test units for 80% power (normal approximation on the per-unit paired differences)")
         return "; ".join(parts)
 
     def paper_text(self) -> str:
         return self.paper.text() if self.paper is not None else "not in the paper's tables"
 
 
-_MARK = {"worse": "✗", "inferior": "✗", "not significant": "(n.s.)", "inconclusive": "(n.s.)"}
+_MARK = {"worse": "✗", "inferior": "✗", "not significant": "(n.s.)", "inconclusive": "(n.s.)",
+         "undecidable": "(undecidable)"}
 
 
 def _p(p: float) -> str:
@@ -366,6 +415,11 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observatio
                                **{**base, "ours_by_means": None})
     if oa is None or ob is None or oa.empty or ob.empty:
         return ClaimResult(claim, "untested", "no per-image data", **base)
+    if claim.kind == "segmentation":
+        below = below_floor(claim, oa, ob, observations, aggregation=aggregation, alpha=alpha, test=test,
+                            n_resamples=n_resamples, seed=seed)
+        if below:
+            return ClaimResult(claim, "untested", f"below the floor ({', '.join(below)})", **base)
     try:
         diffs = stats.compare_experiments(oa, ob, claim.metrics, aggregation if claim.kind == "segmentation"
                                           else "mean", test=test, margin=claim.margin, alpha=alpha,
@@ -381,14 +435,59 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observatio
     else:
         verdict = ("supported" if all(v == "better" for v in verdicts)
                    else "contradicted" if "worse" in verdicts else "not significant")
-    if "untested" in verdicts:
+    base_reason = ""
+    if "undecidable" in verdicts:
+        verdict = "undecidable"
+        base_reason = (f"{diffs[0].n_units} test units (smallest possible p = {diffs[0].min_p_adjusted:.3g}"
+                       + (f", Holm over {len(diffs)} metrics" if len(diffs) > 1 else "") + ")")
+    elif "untested" in verdicts:
         verdict = "untested"
         base_reason = "too few test images for an interval"
-    else:
-        base_reason = ""
+    needed = math.nan
+    if verdict == "not significant":
+        open_ = [stats.units_for_power(d, alpha, len(diffs)) for d, v in zip(diffs, verdicts)
+                 if v not in ("better", "non-inferior")]
+        open_ = [x for x in open_ if not math.isnan(x)]
+        needed = max(open_) if open_ else math.nan
     n = (int(oa["seed"].nunique()), int(ob["seed"].nunique()))
+    improvements: tuple[Any, ...] = ()
+    if max(n) > 1:
+        agg = aggregation if claim.kind == "segmentation" else "mean"
+        try:
+            improvements = tuple(stats.probability_of_improvement(
+                [(oa, ob)], m, agg if m in stats.POOLED_METRICS else "mean", n_resamples=n_resamples, seed=seed)
+                for m in claim.metrics)
+        except ValueError:
+            improvements = ()
     return ClaimResult(claim, verdict, base_reason, differences=tuple(diffs), metric_verdicts=verdicts,
-                       n_seeds=n, **base)
+                       n_seeds=n, units_needed=needed, improvements=improvements, **base)
+
+
+def below_floor(claim: Claim, obs_a: pd.DataFrame, obs_b: pd.DataFrame, observations: pd.DataFrame | None, *,
+                aggregation: str = "mean", alpha: float = 0.05, test: str = "permutation", n_resamples: int = 2000,
+                seed: int = 0) -> list[str]:
+    """The sides of a segmentation claim that do not significantly beat the floor segmenter on PQ.
+
+    Each side's observations are compared with the floor's of the same scope
+    (:data:`gbench.core.observations.FLOOR_SEGMENTER`) by :func:`gbench.core.stats.compare_experiments`
+    on :data:`FLOOR_METRIC` with the claim's test; a side whose verdict is not ``better`` is named
+    (``U-Net S (10k)``). Empty when the scope has no floor observations or both sides beat it.
+    """
+    floor = _select(observations, "segmentation", (FLOOR_SEGMENTER, FLOOR_TRAIN_SET))
+    if floor is None or floor.empty:
+        return []
+    out = []
+    for side, o in ((claim.a, obs_a), (claim.b, obs_b)):
+        if side == (FLOOR_SEGMENTER, FLOOR_TRAIN_SET):
+            continue
+        try:
+            (d,) = stats.compare_experiments(o, floor, [FLOOR_METRIC], aggregation, test=test, alpha=alpha,
+                                             n_resamples=n_resamples, seed=seed)
+        except ValueError:  # not comparable with the floor (other test images): no floor check
+            continue
+        if stats.metric_verdict(d, alpha) != "better":
+            out.append(_side_label(side, claim.kind))
+    return out
 
 
 def _obs_scope(observations: pd.DataFrame | None, scopes: Sequence[str], key: Sequence[str]) -> pd.DataFrame | None:
@@ -432,7 +531,8 @@ def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None,
         groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in filled.groupby(scopes, sort=False)]
     for key, sub in groups:
         if claims is None:
-            archs = list(dict.fromkeys(sub.loc[sub["kind"] == "segmentation", "model"])) or ["segnet", "unet"]
+            archs = [a for a in dict.fromkeys(sub.loc[sub["kind"] == "segmentation", "model"])
+                     if a != FLOOR_SEGMENTER] or ["segnet", "unet"]
             todo = sharp_gan_claims(archs=archs, margin=margin, **claim_options)
         else:
             todo = list(claims)
@@ -480,7 +580,13 @@ def claims_detail_frame(results: Sequence[ClaimResult]) -> pd.DataFrame:
                    "p_holm": d.p_adjusted if d else math.nan, "test": d.test if d else "",
                    "ci_method": d.method if d else "", "margin": r.claim.margin,
                    "metric_verdict": r.metric_verdicts[i] if r.metric_verdicts else "",
-                   "verdict": r.status, "paper_a": r.paper.a[i] if r.paper else math.nan,
+                   "verdict": r.status, "min_p_holm": d.min_p_adjusted if d else math.nan,
+                   "n_units": d.n_units if d else math.nan,
+                   "units_for_80pct_power": r.units_needed,
+                   "p_improvement": r.improvements[i].value if r.improvements else math.nan,
+                   "p_improvement_ci_low": r.improvements[i].ci_low if r.improvements else math.nan,
+                   "p_improvement_ci_high": r.improvements[i].ci_high if r.improvements else math.nan,
+                   "paper_a": r.paper.a[i] if r.paper else math.nan,
                    "paper_b": r.paper.b[i] if r.paper else math.nan,
                    "paper_gain_quoted": r.claim.paper_gains[i] if r.claim.paper_gains else math.nan,
                    "ours_gain": (r.ours_gains() or [math.nan] * len(r.claim.metrics))[i]
@@ -494,7 +600,7 @@ def _tally(results: Sequence[ClaimResult]) -> str:
     return ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
 
 
-_ICON = {"supported": "✅", "not significant": "➖", "contradicted": "❌", "untested": "…"}
+_ICON = {"supported": "✅", "not significant": "➖", "undecidable": "⊘", "contradicted": "❌", "untested": "…"}
 
 
 def claims_markdown(results: Sequence[ClaimResult], precision: int = 3) -> str:
@@ -515,7 +621,9 @@ def claims_markdown(results: Sequence[ClaimResult], precision: int = 3) -> str:
     scope = f" ({results[0].scope})" if results and not multi and results[0].scope else ""
     return (f"**Paper claims on our numbers{scope}: {_tally(results)}** — paired on the same test images; "
             f"supported = every metric better, Holm p < {results[0].alpha if results else 0.05:g} and CI excluding 0 "
-            f"(non-inferiority: CI above −margin); the paper's own tables give means only\n\n{md}\n")
+            f"(non-inferiority: CI above −margin); undecidable = the design's smallest possible p (sign-flip, "
+            f"Holm) is not below alpha; untested: below the floor = a segmentation side does not significantly "
+            f"beat the untrained floor segmenter on PQ; the paper's own tables give means only\n\n{md}\n")
 
 
 def claims_html(results: Sequence[ClaimResult], precision: int = 3) -> str:
@@ -535,7 +643,8 @@ def claims_html(results: Sequence[ClaimResult], precision: int = 3) -> str:
     return "".join(parts)
 
 
-_COLOUR = {"supported": "green", "not significant": "yellow", "contradicted": "red", "untested": "dim"}
+_COLOUR = {"supported": "green", "not significant": "yellow", "undecidable": "magenta", "contradicted": "red",
+           "untested": "dim"}
 
 
 def claims_rich(results: Sequence[ClaimResult], precision: int = 3, title: str = "Paper claims", *,
@@ -556,10 +665,10 @@ def claims_rich(results: Sequence[ClaimResult], precision: int = 3, title: str =
                                                                if aggregation else ""),
                       caption_justify="left")
         table.add_column("Claim", ratio=3)
-        table.add_column("Ours", no_wrap=True)
+        table.add_column("Ours", ratio=2)
         table.add_column("Paper (by means)", ratio=1)
         for r in results:
-            table.add_row(escape(r.claim.text), f"[{_COLOUR[r.verdict]}]{escape(r.verdict)}[/]", escape(r.paper_text()))
+            table.add_row(escape(r.claim.text), f"[{_COLOUR[r.verdict]}]{escape(r.status)}[/]", escape(r.paper_text()))
         return table
     parts: list[Any] = [Text(f"{title}: {_tally(results)}", style="bold")]
     for scope in dict.fromkeys(r.scope for r in results):

@@ -41,9 +41,13 @@ from gbench.core.fileio import atomic_path
 from gbench.core.metric_specs import metric_names
 from gbench.core.records import KEY_COLUMNS
 
-__all__ = ["OBS_KEY_COLUMNS", "POOLED_STATS", "SCORE_COLUMNS", "observations_path", "make_observations",
+__all__ = ["FLOOR_SEGMENTER", "FLOOR_TRAIN_SET", "OBS_KEY_COLUMNS", "POOLED_STATS", "SCORE_COLUMNS", "observations_path", "make_observations",
            "save_observations", "load_observations", "hash_test_set", "obs_key_columns"]
 
+#: Model and training-set keys of the segmentation floor (:mod:`gbench.segmentation.floor`, no training), shared
+#: here by the segmentation grid that scores it and the reports that test every trained cell against it.
+FLOOR_SEGMENTER: Final = "hed-watershed"
+FLOOR_TRAIN_SET: Final = "none"
 #: Key columns every observation table has (extra experiment keys may follow).
 OBS_KEY_COLUMNS: Final[tuple[str, ...]] = KEY_COLUMNS
 #: Per-image sufficient statistics of the pooled instance metrics.

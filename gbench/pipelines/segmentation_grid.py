@@ -14,13 +14,26 @@ for a data seed ``d`` other than 0):
   (:func:`gbench.core.stats.attach_intervals`), the test-set hash, ``status`` and ``failure``;
 * ``observations.csv``: the per-image observations behind them (:mod:`gbench.core.observations`):
   scores and pooled sufficient statistics of every test tile, for intervals and paired tests;
-* ``checkpoints/best.pt`` (the weights scored), ``history.csv``.
+* ``checkpoints/best.pt`` (the weights scored; the only checkpoint a finished cell keeps, or
+  ``last.pt`` where nothing was validated), ``history.csv``.
 
-and (:func:`write_cell_summary`, in the process that runs the grid, whichever executor ran the
-cell) appends one row (:data:`RESULT_COLUMNS`) to ``<out>/results.csv`` under a file lock, written
-atomically, and upserts its records and observations into ``<out>/records.csv`` and
-``<out>/observations.csv`` (under the same lock). With ``resume`` a cell whose ``result.json``
-exists is read back instead of re-run, and an interrupted one continues from its checkpoint.
+* ``cell.json``: the cell's identity (:func:`cell_identity`), written before it trains.
+
+``result.json`` is written last: a cell is *done* when its ``result.json``, ``records.csv`` and
+``observations.csv`` are there. The per-cell files are the source of truth; the grid's summary files
+``<out>/results.csv`` (one row per done cell, :data:`RESULT_COLUMNS`), ``<out>/records.csv`` and
+``<out>/observations.csv`` are rebuilt from them (:func:`rebuild_summaries`, under a file lock,
+each written atomically) as each cell ends and at the end of every run, ``--resume`` included. A
+grid killed at any moment and resumed therefore ends with the files of an uninterrupted run, and
+deleted summary files come back.
+
+What ``resume`` checks: the folder's ``grid.json`` (data by content, profile, the effective
+training and post-processing options of each architecture) must match this run's, and each cell's
+``cell.json`` (the same plus architecture, training set with its synthetic images by content,
+target, seed and data seed) must match the cell this run would make; otherwise the whole run is
+refused before anything trains, naming what changed (use another ``--out``, or ``--overwrite``). A
+done cell is then read back instead of re-run, and an interrupted one continues from its
+checkpoint. New seeds, architectures or training sets may be added to a resumed folder.
 
 Seeds: ``seed`` is the training seed (initialisation, order, augmentation); ``data_seed`` draws a
 built-in dataset (which tiles exist). Cells with different training seeds are therefore scored on
@@ -63,10 +76,11 @@ from gbench.metrics.failures import segmentation_failure
 from gbench.metrics.instance import CONVENTIONS
 from gbench.pipelines.executor import Task, make_executor
 from gbench.segmentation.sets import PAPER_SETS, TrainSetSpec, parse_train_spec, resolve_part
-from gbench.segmentation.train import config_from_profile, evaluate, train_segmenter
+from gbench.segmentation.train import config_from_profile, evaluate, finish_checkpoints, train_segmenter
 
-__all__ = ["RESULT_COLUMNS", "METRICS", "EVAL_MODE", "resolve_training_set", "run_cell", "compute_cell",
-           "write_cell_summary", "CellResult", "run_grid",
+__all__ = ["RESULT_COLUMNS", "METRICS", "EVAL_MODE", "resolve_training_set", "run_cell", "compute_cell", "run_floor",
+           "write_cell_summary", "CellResult", "run_grid", "rebuild_summaries", "cell_identity", "grid_identity",
+           "check_identity", "cell_done",
            "append_results", "cell_dir", "table_frame", "ARCH_ORDER"]
 
 #: Metrics in the table (Sharp-GAN Table 2 columns: the registry's instance metrics the paper reports).
@@ -195,6 +209,167 @@ def _interval_columns(records: Any) -> dict[str, Any]:
     return out
 
 
+GRID_FILE = "grid.json"
+CELL_FILE = "cell.json"
+_DONE_FILES = ("result.json", "records.csv", "observations.csv")
+
+
+def _data_identity(data: str, prof: Profile, data_seed: int, train: bool) -> dict[str, Any]:
+    """``--data`` by content: the hashes of its test (and train) split."""
+    return {"name": str(data), "data_seed": int(data_seed),
+            "test": split_hash(data, "test", prof, data_seed),
+            **({"train": split_hash(data, "train", prof, data_seed)} if train else {})}
+
+
+@functools.lru_cache(maxsize=64)
+def _synthetic_hash(folder: str, count: int, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    from gbench.core.observations import hash_test_set
+    from gbench.data.loaders import load_folder
+
+    ds = load_folder(folder, split="all", name=folder)
+    return hash_test_set((s.name, s.image, s.instances) for s in ds[:count])
+
+
+def _synthetic_identity(spec: TrainSetSpec, prof: Profile, synthetic_dir: Any) -> list[dict[str, Any]]:
+    out = []
+    for part in spec.synthetic:
+        r = resolve_part(part, prof, synthetic_dir)
+        folder = Path(r.source)
+        stamp = tuple((str(q.relative_to(folder)), q.stat().st_size, q.stat().st_mtime_ns)
+                      for q in sorted(folder.rglob("*")) if q.is_file())
+        out.append({"part": part.token, "images": r.size, "content": _synthetic_hash(str(folder), r.size, stamp)})
+    return out
+
+
+def grid_identity(*, data: str, profile: Profile, configs: Mapping[str, Any], data_seed: int = 0) -> dict[str, Any]:
+    """What every cell of a grid folder shares: ``--data`` by content, the profile and, per
+    architecture, the effective training and post-processing options (``SegmentConfig.to_dict()``)."""
+    return {"data": _data_identity(data, profile, data_seed, train=True), "profile": profile.name,
+            "options": {a: json.loads(json.dumps(c, default=str)) for a, c in configs.items()}}
+
+
+def cell_identity(*, arch: str, spec: TrainSetSpec, data: str, profile: Profile, seed: int, target: str,
+                  config: Any, data_seed: int = 0, synthetic_dir: Any = None) -> dict[str, Any]:
+    """Everything a cell's numbers depend on: ``--data`` by content (test split, and train split when
+    the set holds ``R``), the synthetic images of each part by content, profile, every training and
+    post-processing option (``SegmentConfig.to_dict()``: threshold, min-area, ...), architecture,
+    training set, target, training seed and data seed. Not the device or the runtime."""
+    return {"arch": arch, "train_set": spec.text, "target": target, "seed": int(seed), "data_seed": int(data_seed),
+            "profile": profile.name, "data": _data_identity(data, profile, data_seed, train=spec.has_real),
+            "synthetic": _synthetic_identity(spec, profile, synthetic_dir),
+            "options": json.loads(json.dumps(config.to_dict(), default=str))}
+
+
+_WHAT = {"data": "--data (its images, by content)", "profile": "--profile", "synthetic": "synthetic set (its images)",
+         "seed": "seed", "data_seed": "--data-seed", "target": "--target", "arch": "--arch", "train_set": "--train"}
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): d}
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What differs between two identity documents, in words (options by name, old -> new)."""
+    diff = []
+    for k in dict.fromkeys([*old, *new]):
+        if old.get(k) == new.get(k):
+            continue
+        if k == "options":
+            a, b = _flat(old.get(k) or {}), _flat(new.get(k) or {})
+            changed = [f"{o} {a.get(o)!r} -> {b.get(o)!r}" for o in dict.fromkeys([*a, *b]) if a.get(o) != b.get(o)]
+            diff.append("options (" + ", ".join(changed) + ")")
+        elif k == "data" and isinstance(old.get(k), Mapping) and isinstance(new.get(k), Mapping):
+            o, n = old[k], new[k]
+            same_name = o.get("name") == n.get("name")
+            diff.append(_WHAT[k] + ("" if same_name else f" ({o.get('name')!r} -> {n.get('name')!r})"))
+        else:
+            diff.append(_WHAT.get(k, k) + ("" if k in ("synthetic",) else f" ({old.get(k)!r} -> {new.get(k)!r})"))
+    return diff
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                        "delete it to recompute, or use --overwrite") from None
+    if not isinstance(doc, dict):
+        raise DataError(path, "not a gbench JSON document (not an object); delete it to recompute")
+    return doc
+
+
+def check_identity(folder: Path, file: str, identity: Mapping[str, Any], what: str) -> None:
+    """Refuse (one-line DataError) when ``folder/file`` records another identity than ``identity``.
+
+    A folder holding results but no identity file (an older gbench) is refused too."""
+    path = folder / file
+    if not path.is_file():
+        if file == CELL_FILE and (folder / "result.json").is_file():
+            raise DataError(folder, f"--resume: {what} has results but no {CELL_FILE} (made by an older gbench), "
+                            "so what it was made with cannot be checked; use another --out, or --overwrite")
+        return
+    old = _read_json(path)
+    if old != json.loads(json.dumps(identity)):
+        _refuse(folder, what, old, identity)
+
+
+def _refuse(folder: Path, what: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    diff = _differences(old, new)
+    raise DataError(folder, f"--resume: {what} was made with a different {', '.join(diff) or 'setup'}; "
+                    "use another --out, or --overwrite to start again")
+
+
+def cell_done(folder: Path) -> bool:
+    """A cell is done when its ``result.json`` (written last), ``records.csv`` and ``observations.csv`` exist."""
+    return all((folder / f).is_file() for f in _DONE_FILES)
+
+
+def _result_folders(out: Path, order: Sequence[Path] = ()) -> list[Path]:
+    """Done result folders under ``out`` (cells ``<arch>/<set>/<target>/<seed>``, and the floor's
+    ``floor/<target>/<data>``): those in ``order`` first, in that order, then the others by path."""
+    found = {p.parent for pat in ("*/*/*/*/result.json", "floor/*/*/result.json") for p in out.glob(pat)}
+    found = {f for f in found if cell_done(f)}
+    first = [Path(f) for f in order if Path(f) in found]
+    return first + sorted(found - set(first))
+
+
+def rebuild_summaries(out: str | Path, order: Sequence[Path] = ()) -> int:
+    """Rebuild ``<out>/results.csv``, ``records.csv`` and ``observations.csv`` from the done cells'
+    own files (``result.json`` row, ``records.csv``, ``observations.csv``), under the grid's lock, each
+    file written atomically. ``order``: cell folders to list first (the grid order); the others
+    follow by path. Returns the number of rows in ``results.csv``.
+
+    Raises:
+        DataError: a cell file that cannot be read (named, with what is wrong).
+    """
+    out = Path(out)
+    folders = _result_folders(out, order)
+    if not folders:
+        return 0
+    rows, recs, obs = [], [], []
+    with _locked(out / "results.csv"):
+        for f in folders:
+            doc = _read_json(f / "result.json")
+            row = doc.get("row")
+            if not isinstance(row, Mapping):
+                raise DataError(f / "result.json", "has no 'row' entry (not a gbench cell result); delete it to recompute")
+            if "run_dir" in row:  # a trained cell (the floor has records but no results.csv row)
+                rows.append({c: "" if row.get(c) is None else row.get(c, "") for c in RESULT_COLUMNS})
+            recs.append(load_records(f / "records.csv"))
+            cell_obs = load_observations(f / "records.csv", required=True)
+            obs.append(cell_obs)
+        if rows:
+            write_text(out / "results.csv", pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(index=False))
+        save_records(pd.concat(recs, ignore_index=True), out / "records.csv")
+        save_observations(pd.concat(obs, ignore_index=True), out / "records.csv")
+    return len(rows)
+
+
 @dataclass(frozen=True)
 class CellResult:
     """What :func:`compute_cell` made: the ``results.csv`` row, the cell's records and observations
@@ -223,20 +398,19 @@ def run_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, o
     return res.row
 
 
-def write_cell_summary(out: str | Path, res: CellResult) -> None:
-    """Append a freshly computed cell's row to ``<out>/results.csv`` and upsert its records and
-    observations into ``<out>/records.csv`` / ``observations.csv``, under their file locks (nothing for a
-    cell read back with ``resume``)."""
+def write_cell_summary(out: str | Path, res: CellResult, order: Sequence[Path] = ()) -> None:
+    """After a freshly computed cell: rebuild ``<out>/results.csv``, ``records.csv`` and
+    ``observations.csv`` from the done cells' files (:func:`rebuild_summaries`; nothing for a cell
+    read back with ``resume`` or a non-zero rank)."""
     if res.records is None:
         return
-    append_results(Path(out) / "results.csv", [res.row])
-    _upsert_records(Path(out) / "records.csv", res.records, res.observations)
+    rebuild_summaries(out, order)
 
 
 def compute_cell(*, arch: str, train: str, data: str, profile: Profile, seed: int, out: str | Path,
                  target: str = "binary", synthetic_dir: str | Path | None = None, resume: bool = False,
                  progress: bool = True, device: str | None = None, overrides: dict[str, Any] | None = None,
-                 data_seed: int = 0) -> CellResult:
+                 data_seed: int = 0, identity: Mapping[str, Any] | None = None) -> CellResult:
     """Train and score one cell, writing its folder; the grid's summary files are left to
     :func:`write_cell_summary` (so the process that runs a cell need not be the one that writes them).
 
@@ -256,6 +430,11 @@ def compute_cell(*, arch: str, train: str, data: str, profile: Profile, seed: in
         overrides: :class:`segmentation.train.SegmentConfig` fields to replace.
         data_seed: seed of a built-in dataset (which train and test tiles exist); the same for
             every cell of one table.
+        identity: the cell's :func:`cell_identity` (computed here when None).
+
+    Raises:
+        DataError: with ``resume``, a cell folder made with another identity (named; see the
+            module docstring), or unreadable cell files.
     """
 
 
@@ -264,8 +443,19 @@ def compute_cell(*, arch: str, train: str, data: str, profile: Profile, seed: in
     cfg = config_from_profile(prof, arch, target, **dict(overrides or {}))
     folder = cell_dir(out, arch, spec, target, seed, data_seed)
     result_path = folder / "result.json"
-    if resume and result_path.is_file():
-        return CellResult(dict(json.loads(result_path.read_text())["row"]))
+    if identity is None:
+        identity = cell_identity(arch=arch, spec=spec, data=data, profile=prof, seed=seed, target=target, config=cfg,
+                                 data_seed=data_seed, synthetic_dir=synthetic_dir)
+    what = f"cell {arch} {spec.text} {target} seed {seed}"
+    if resume:
+        check_identity(folder, CELL_FILE, identity, what)
+        if cell_done(folder):
+            row = _read_json(result_path).get("row")
+            if not isinstance(row, Mapping):
+                raise DataError(result_path, "has no 'row' entry (not a gbench cell result); delete it to recompute")
+            return CellResult(dict(row))
+    if dist_info().is_main:
+        write_json(folder / CELL_FILE, identity)
 
     parts, part_info = resolve_training_set(spec, data, prof, data_seed, synthetic_dir)
     test = resolve_dataset(data, "test", prof, data_seed)
@@ -336,6 +526,63 @@ def compute_cell(*, arch: str, train: str, data: str, profile: Profile, seed: in
     save_records(recs, folder / "records.csv")
     save_observations(obs, folder / "records.csv")
     write_json(result_path, record)
+    finish_checkpoints(folder)  # finished: one checkpoint, the weights scored
+    return CellResult(row, recs, obs)
+
+
+def run_floor(*, data: str, profile: Profile, out: str | Path | None = None, target: str = "binary",
+              data_seed: int = 0, write_summary: bool = True) -> CellResult:
+    """Score the segmentation floor (:mod:`gbench.segmentation.floor`: no training) on the test split
+    of ``data``, the same images every cell of the grid is scored on.
+
+    Its records and observations carry the keys of a cell (model ``hed-watershed``, training set
+    ``none``, seed 0, ``target`` and ``data_seed`` of the grid), so tables and claims pair every
+    trained cell with it. With ``out`` they are written to ``<out>/floor/<target>/data<d>/`` and
+    (``write_summary``) upserted into ``<out>/records.csv`` / ``observations.csv``; the returned
+    row has the ``results.csv`` layout (for :func:`table_frame`) but is never appended to it.
+    Costs seconds (about 0.1 s per tile).
+    """
+    from gbench.segmentation.floor import FLOOR_METHOD, FLOOR_MODEL, FLOOR_TRAIN_SET, score_floor
+
+    prof = profile
+    test = resolve_dataset(data, "test", prof, data_seed)
+    t0 = time.perf_counter()
+    scores = score_floor(test)
+    eval_time = time.perf_counter() - t0
+    test_set = split_hash(data, "test", prof, data_seed, dataset=test)
+    failure = segmentation_failure(scores["per_image"])
+    status = "failed" if failure else "ok"
+    keys = dict(train_set=FLOOR_TRAIN_SET, profile=prof.name, seed=0, dataset=test.name, split="test")
+    prov = provenance(profile=prof.name, seed=0, data_seed=data_seed, segmenter=FLOOR_MODEL)
+    obs = make_observations("segmentation", FLOOR_MODEL, scores["per_image"], **keys, test_set=test_set,
+                            status=status, failure=failure, target=target, data_seed=data_seed)
+    conv = {**CONVENTIONS, "floor": FLOOR_METHOD, "floor_config": scores["config"]}
+    recs = pd.concat([
+        make_records("segmentation", FLOOR_MODEL, {m: scores[agg][m] for m in _SCORES}, **keys, n=len(test),
+                     provenance=prov, conventions=conv, target=target, aggregation=agg, data_seed=data_seed)
+        for agg in _AGGS], ignore_index=True)
+    recs["test_set"] = test_set
+    recs["status"] = status
+    recs["failure"] = failure
+    recs = attach_intervals(recs, obs)
+    row: dict[str, Any] = {
+        "arch": FLOOR_MODEL, "train_set": FLOOR_TRAIN_SET, "train_label": "(floor)", "n_real": 0, "n_synthetic": 0,
+        "n_train": 0, "profile": prof.name, "seed": 0, "data_seed": data_seed, "target": target,
+        "dataset": test.name, "split": "test", "n_test": len(test), "test_set": test_set, "status": status,
+        "failure": failure, **{f"{m}_mean": scores["mean"][m] for m in _SCORES},
+        **{f"{m}_pooled": scores["pooled"][m] for m in _SCORES}, **_interval_columns(recs),
+        "eval_time_s": round(eval_time, 3), "postprocess": FLOOR_METHOD,
+    }
+    if out is not None:
+        folder = Path(out) / "floor" / target / f"data{data_seed}"
+        write_text(folder / "per_image.csv", pd.DataFrame(scores["per_image"]).to_csv(index=False))
+        save_records(recs, folder / "records.csv")
+        save_observations(obs, folder / "records.csv")
+        write_json(folder / "result.json", {"row": row, "config": scores["config"], "method": FLOOR_METHOD,
+                                            "metrics": {"mean": scores["mean"], "pooled": scores["pooled"]},
+                                            "provenance": prov})
+        if write_summary:
+            _upsert_records(Path(out) / "records.csv", recs, obs)
     return CellResult(row, recs, obs)
 
 
@@ -386,21 +633,44 @@ def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int
         raise ValueError(f"--device {device} with --executor local: leave --device unset, each cell gets a GPU "
                          "of its own")
     tasks: list[Task] = []
+    cell_over = {}
+    for a in archs:
+        cell_over[a] = dict(overrides or {})
+        if model_overrides and model_overrides.get(a):
+            cell_over[a]["model"] = dict(model_overrides[a])
+    configs = {a: config_from_profile(prof, a, target, **cell_over[a]) for a in archs}
+    main = dist_info().is_main
+    grid_id = grid_identity(data=data, profile=prof, configs={a: c.to_dict() for a, c in configs.items()},
+                            data_seed=data_seed)
+    if resume and (Path(out) / GRID_FILE).is_file():  # options of archs this run does not train are not compared
+        old = _read_json(Path(out) / GRID_FILE)
+        shared = {a for a in archs if a in (old.get("options") or {})}
+        mine = {**grid_id, "options": {a: o for a, o in grid_id["options"].items() if a in shared}}
+        theirs = {**old, "options": {a: o for a, o in (old.get("options") or {}).items() if a in shared}}
+        if theirs != mine:
+            _refuse(Path(out), "the grid in this folder", theirs, mine)
+        grid_id = {**grid_id, "options": {**(old.get("options") or {}), **grid_id["options"]}}
+    order: list[Path] = []
     for seed in seeds:
         for a in archs:
-            cell_over = dict(overrides or {})
-            if model_overrides and model_overrides.get(a):
-                cell_over["model"] = dict(model_overrides[a])
             for s in specs:
+                ident = cell_identity(arch=a, spec=s, data=data, profile=prof, seed=seed, target=target,
+                                      config=configs[a], data_seed=data_seed, synthetic_dir=synthetic_dir)
+                folder = cell_dir(out, a, s, target, seed, data_seed)
+                if resume:  # every cell checked before the first one trains: the whole run is refused
+                    check_identity(folder, CELL_FILE, ident, f"cell {a} {s.text} {target} seed {seed}")
+                order.append(folder)
                 fn = functools.partial(compute_cell, arch=a, train=s.text, data=data, profile=prof, seed=seed,
                                        out=out, target=target, synthetic_dir=synthetic_dir, resume=resume,
-                                       progress=progress and sequential, device=device, overrides=cell_over,
-                                       data_seed=data_seed)
+                                       progress=progress and sequential, device=device, overrides=cell_over[a],
+                                       data_seed=data_seed, identity=ident)
                 tasks.append(Task(f"{a} {s.text} seed {seed}", fn))
+    if main:
+        write_json(Path(out) / GRID_FILE, grid_id)
     rows: dict[str, dict[str, Any]] = {}
 
     def done(name: str, res: CellResult) -> None:
-        write_cell_summary(out, res)
+        write_cell_summary(out, res, order)
         if not res.row:
             return  # a non-zero rank under torchrun
         rows[name] = res.row
@@ -408,6 +678,8 @@ def run_grid(*, archs: Sequence[str], trains: Sequence[str], seeds: Sequence[int
             on_cell(res.row)
 
     make_executor(executor, jobs=jobs, address=address, on_done=done).run(tasks)
+    if main:
+        rebuild_summaries(out, order)  # also after a resume that recomputed nothing (deleted summaries)
     return [rows[t.name] for t in tasks if t.name in rows]
 
 

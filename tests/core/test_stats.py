@@ -105,7 +105,7 @@ def test_two_level_ci_covers_mean_over_seeds_and_images():
 
 def test_estimate_value_is_mean_over_seeds_and_deterministic():
     rng = np.random.default_rng(0)
-    per_seed = [rng.uniform(0.3, 0.9, 10) for _ in range(3)]
+    per_seed = [rng.uniform(0.3, 0.9, 24) for _ in range(3)]  # 24 units: the bootstrap (T_INTERVAL_BELOW = 20)
     obs = pd.concat([quality_obs("g", v, seed=s) for s, v in enumerate(per_seed)], ignore_index=True)
     est = stats.estimate(obs, "ssim")
     assert est.value == pytest.approx(np.mean([v.mean() for v in per_seed]), abs=1e-14)
@@ -123,7 +123,7 @@ def test_units_are_resampled_whole():
     tiles = np.repeat([f"t{i}" for i in range(4)], 4)
     by_unit = stats.estimate(quality_obs("g", vals, units=tiles), "ssim")
     by_image = stats.estimate(quality_obs("g", vals), "ssim")
-    assert "over 4 units" in by_unit.method and by_unit.n_images == 16
+    assert "on 4 per-unit values" in by_unit.method and by_unit.n_images == 16  # 4 units: a t-interval
     assert (by_unit.ci_high - by_unit.ci_low) > 1.5 * (by_image.ci_high - by_image.ci_low)
 
 
