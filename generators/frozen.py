@@ -39,7 +39,7 @@ import torch
 
 from gbench.data.conditioning import condition
 
-__all__ = ["FrozenGenerator", "FrozenEntry", "FrozenModule", "CONDITIONING_NAMES", "check_output",
+__all__ = ["GeneratorOutputError", "FrozenGenerator", "FrozenEntry", "FrozenModule", "CONDITIONING_NAMES", "check_output",
            "is_frozen_class", "conditioning_name", "RANGE_ATOL"]
 
 #: The conditioning a frozen generator declares -> gbench's name of that map.
@@ -48,6 +48,10 @@ CONDITIONING_NAMES: dict[str, str] = {"binary": "binary-mask", "distance": "dist
 #: How far outside [0, 1] an output value may lie (float rounding) before it is refused; values
 #: inside the tolerance are clamped.
 RANGE_ATOL = 1e-4
+
+
+class GeneratorOutputError(ValueError):
+    """A generator's output batch is not a float ``(N, 3, H, W)`` tensor in [0, 1] (one line: what was wrong)."""
 
 
 @runtime_checkable
@@ -130,7 +134,7 @@ def check_output(name: str, maps: torch.Tensor, images: Any, source: str = "") -
     want = f"expected a floating torch tensor ({n}, 3, {h}, {w}) with values in [0, 1]"
 
     def bad(what: str) -> ValueError:
-        return ValueError(f"{who}: bad output: {what}; {want}; nothing was written")
+        return GeneratorOutputError(f"{who}: bad output: {what}; {want}; nothing was written")
 
     if not isinstance(images, torch.Tensor):
         raise bad(f"returned {type(images).__module__}.{type(images).__qualname__}, not a torch.Tensor")

@@ -43,14 +43,37 @@ from gbench.pipelines.quality import quality_results
 from gbench.pipelines.synthesis import file_sha256
 
 __all__ = ["evaluate_generator", "QUALITY_METRICS", "generator_quality", "GeneratorQuality", "score_generators",
-           "GeneratorsQuality"]
+           "GeneratorsQuality", "pair_checkpoints"]
 
 QUALITY_METRICS: tuple[str, ...] = metric_names("quality")
+#: ``--checkpoint`` values that mean "no checkpoint" (a frozen generator's default weights).
+NO_CHECKPOINT = ("none", "-")
+
+
+def pair_checkpoints(names: Sequence[str], checkpoints: Sequence[str | Path | None]) -> list[str | None]:
+    """One checkpoint per generator: ``checkpoints`` in order, ``none``/``-`` meaning None; with no
+    checkpoints at all, frozen generators get None (their default weights).
+
+    Raises:
+        ValueError: counts that do not match, or a generator trained by gbench left without one.
+    """
+    if not checkpoints and names:
+        checkpoints = ["none"] * len(names)
+    if len(checkpoints) != len(names):
+        raise ValueError(f"give one --checkpoint per --generator ({len(names)} generators, {len(checkpoints)} "
+                         "checkpoints; 'none' for a frozen generator's default weights)")
+    out: list[str | None] = []
+    for name, ckpt in zip(names, checkpoints):
+        value = None if ckpt is None or str(ckpt).lower() in NO_CHECKPOINT else str(ckpt)
+        if value is None and not generators.is_frozen(name):
+            raise ValueError(f"--generator {name}: needs --checkpoint (checkpoints/last.pt written by gbench train-gen)")
+        out.append(value)
+    return out
 
 
 def evaluate_generator(
     name: str,
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     dataset: str | Any,
     profile: Profile | str = "demo",
     seed: int = 0,
@@ -67,7 +90,10 @@ def evaluate_generator(
 
     Args:
         name: generator name (must match the checkpoint).
-        checkpoint: ``last.pt`` written by ``gbench train-gen``.
+        checkpoint: ``last.pt`` written by ``gbench train-gen``; for a frozen plugin generator its
+            own weights file, or None (its default weights). A frozen generator's every output
+            batch is checked (:func:`gbench.generators.frozen.check_output`): a bad one raises
+            ValueError before anything is scored or written.
         dataset: dataset name/path (``gbench.data.resolve.resolve_dataset``) or a loaded ``Dataset``.
         profile: a :class:`~gbench.core.profiles.Profile` or its name; its ``evaluation`` section
             gives the crop size and the default batch size.
@@ -108,7 +134,7 @@ def evaluate_generator(
     bs = int(batch_size or prof.evaluation.batch_size)
     dev = select_device(device)
     module = generators.load(checkpoint, name, dev)
-    sha = file_sha256(checkpoint)
+    sha = file_sha256(checkpoint) if checkpoint is not None else ""
     context = {"generator": name, "conditioning": module.conditioning, "checkpoint_sha256": sha,
                "dataset": getattr(ds, "name", str(dataset)), "split": split, "profile": prof.name, "seed": seed,
                "data_seed": data_seed, "test_set": test_set}
@@ -171,7 +197,7 @@ class GeneratorQuality:
     diagnostics: dict[str, Any] | None = None
 
 
-def generator_quality(name: str, checkpoint: str | Path, dataset: str, profile: str | Profile, seed: int = 0, *,
+def generator_quality(name: str, checkpoint: str | Path | None, dataset: str, profile: str | Profile, seed: int = 0, *,
                       data_seed: int = 0, metrics: Sequence[str] = QUALITY_METRICS, batch_size: int | None = None,
                       progress: bool = True, diagnostics: Diagnostics | None = None,
                       failure: Callable[[str], str] | None = None) -> GeneratorQuality:
@@ -222,7 +248,7 @@ class GeneratorsQuality:
     files: list[Path]
 
 
-def score_generators(names: Sequence[str], checkpoints: Sequence[str | Path], dataset: str, profile: str | Profile,
+def score_generators(names: Sequence[str], checkpoints: Sequence[str | Path | None], dataset: str, profile: str | Profile,
                      seed: int = 0, *, out: str | Path | None = None, data_seed: int = 0,
                      metrics: Sequence[str] = QUALITY_METRICS, batch_size: int | None = None, extractor: Any = None,
                      stain: bool = False, conventions: bool = False, kid_subsets: int = 100,

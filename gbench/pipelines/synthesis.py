@@ -47,6 +47,7 @@ from gbench.data.io import write_png
 from gbench.data.masks import DEFAULT_STATS, fit_mask_stats, synthesize_instance_map
 from gbench.data.resolve import resolve_dataset
 from gbench.engine import select_device
+from gbench.generators.frozen import GeneratorOutputError
 
 __all__ = ["synthesize", "SynthResult", "file_sha256", "sample_id", "MANIFEST_COLUMNS"]
 
@@ -123,7 +124,7 @@ def _write_manifest(out: Path, settings: dict[str, Any], indices: list[int]) -> 
 
 def synthesize(
     name: str,
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     count: int,
     out: str | Path,
     *,
@@ -176,7 +177,7 @@ def synthesize(
     t0 = time.perf_counter()
     dev = select_device(device)
     module = generators.load(checkpoint, name, dev)
-    sha = file_sha256(checkpoint)
+    sha = file_sha256(checkpoint) if checkpoint is not None else ""  # None: a frozen generator's default weights
     if stats is None and data is not None:
         stats = fit_mask_stats(resolve_dataset(data, "train", prof, data_seed), seed=seed)
     stats = stats or DEFAULT_STATS
@@ -200,6 +201,8 @@ def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, d
     try:
         with torch.no_grad():
             fake = module.generate(cond)
+    except GeneratorOutputError:
+        raise  # a frozen plugin's bad output: its own one line, naming the plugin
     except (RuntimeError, ValueError) as exc:
         raise ValueError(f"--size {size}: generator {name!r} cannot make images of this size "
                          f"({str(exc).splitlines()[0]})") from None

@@ -95,8 +95,8 @@ def train_gen(
 
 def synthesize(
     name: Annotated[str, typer.Argument(help="Generator name (must match the checkpoint).")],
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="checkpoints/last.pt from gbench train-gen.")],
     out: Annotated[Path, typer.Option("--out", help="Set folder (images/, labels/, manifest.csv, run.json).")],
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="checkpoints/last.pt from gbench train-gen; for a frozen plugin generator its own weights file (default: its default weights).")] = None,
     count: Annotated[Optional[int], typer.Option("--count", help="Samples in the set.")] = None,
     set_name: Annotated[Optional[str], typer.Option("--set-name", help="S3k or S10k: take --count from the profile.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Fit the mask statistics to this dataset's train split.")] = None,
@@ -122,7 +122,12 @@ def synthesize(
     check_device("--device", device)
     if count is None:
         count = prof.synthetic_count(str(set_name))
-    if not checkpoint.is_file():
+    if checkpoint is None:
+        from gbench import generators
+
+        if not generators.is_frozen(name):  # unknown name: one line with suggestions
+            raise ValueError(f"generator {name!r} needs --checkpoint (checkpoints/last.pt written by gbench train-gen)")
+    elif not checkpoint.is_file():
         from gbench.core.errors import DataError
 
         raise DataError(checkpoint, "--checkpoint: no such file" if not checkpoint.exists() else "--checkpoint: not a file")

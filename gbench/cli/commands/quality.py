@@ -18,7 +18,7 @@ def quality(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write per_image.csv, summary.csv/.md/.json here.")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="ssim, fsim, gmsd, nrmse; repeatable (default: all).")] = None,
     generator: Annotated[Optional[list[str]], typer.Option("--generator", help="Score a trained generator on the real test split's own maps (Table 1 protocol); repeatable.")] = None,
-    checkpoint: Annotated[Optional[list[str]], typer.Option("--checkpoint", help="Checkpoint of each --generator, in the same order.")] = None,
+    checkpoint: Annotated[Optional[list[str]], typer.Option("--checkpoint", help="Checkpoint of each --generator, in the same order (a frozen plugin generator: its own weights file, or none for its default weights).")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Real dataset whose test split is scored (with --generator, or with --fake: a folder drawn from gbench maps export).")] = None,
     label: Annotated[Optional[str], typer.Option("--label", help="Name of the --fake folder's row (the records' model; default: the folder's name).")] = None,
     units: Annotated[str, typer.Option("--units", help="Resampling units of --fake images: tile (default: a name <tile>@y<Y>x<X> belongs to <tile>, the part before the first @; other names are their own unit), image (each its own unit) or FILE.csv with columns name,unit.")] = "tile",
@@ -164,9 +164,10 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
 
     if data is None:
         raise ValueError("--generator needs --data (the real dataset whose test split is scored)")
-    if len(checkpoints) != len(names):
-        raise ValueError(f"give one --checkpoint per --generator ({len(names)} generators, {len(checkpoints)} checkpoints)")
-    res = score_generators(names, checkpoints, data, profile, seed, out=out, data_seed=data_seed, metrics=metrics,
+    from gbench.pipelines.generator_eval import pair_checkpoints
+
+    ckpts = pair_checkpoints(names, checkpoints)  # frozen generators may go without (their default weights)
+    res = score_generators(names, ckpts, data, profile, seed, out=out, data_seed=data_seed, metrics=metrics,
                            batch_size=batch_size, extractor=extractor, stain=stain, conventions=conventions,
                            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     for name, found in res.per_generator.items():
