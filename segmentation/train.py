@@ -6,9 +6,11 @@ validation split carved from the training set, the best weights (by the monitore
 kept in memory (and in ``last.pt``'s callback state, for an exact resume), training stops after
 ``patience`` validations without improvement, and the test split is scored with the best
 weights. Files of a cell: ``checkpoints/last.pt`` (overwritten every ``checkpoint_every`` steps;
-when the cell is finished it keeps the last weights, history and validation state but no
-optimiser state), ``checkpoints/best.pt`` (the best weights), ``history.csv`` and
-``validation.json``.
+when training ends it keeps the last weights, history and validation state but no optimiser
+state), ``checkpoints/best.pt`` (the best weights), ``history.csv`` and ``validation.json``.
+Once the cell is scored and its result written, :func:`finish_checkpoints` keeps one
+checkpoint, the weights scored (``best.pt``; ``last.pt`` where nothing was validated): an
+interrupted cell still has ``last.pt`` to resume from, a finished one is never resumed.
 
 Data. Training items are random ``image_size`` crops (tiles smaller than that are mirror
 padded) with one of the 8 flips/90-degree rotations, drawn from
@@ -48,6 +50,7 @@ from gbench.core.runtime import Runtime
 from gbench.data.patches import augment, grid_crops, random_crop
 from gbench.data.types import Dataset
 from gbench.engine import (
+    CHECKPOINT_NAME,
     EarlyStopping,
     StepLoader,
     backward,
@@ -62,7 +65,8 @@ from gbench.segmentation.postprocess import PostprocessConfig, postprocess
 from gbench.segmentation.targets import Target, get_target
 
 __all__ = ["SegmentConfig", "SegmenterModule", "TrainItems", "CropItems", "split_train_val",
-           "predict_maps", "predict_instances", "evaluate", "padded_tiles", "PaddedTile", "train_segmenter", "TrainOutcome", "config_from_profile"]
+           "predict_maps", "predict_instances", "evaluate", "padded_tiles", "PaddedTile", "train_segmenter", "TrainOutcome", "config_from_profile",
+           "finish_checkpoints"]
 
 #: Default number of validations per run (``val_every`` = max(one epoch, steps / VAL_TIMES)).
 VAL_TIMES = 20
@@ -510,6 +514,22 @@ def train_segmenter(config: SegmentConfig, parts: Sequence[tuple[Dataset, Sequen
         if own_group:
 
             dist.destroy_process_group()
+
+
+def finish_checkpoints(out_dir: str | Path) -> Path | None:
+    """Keep one checkpoint of a finished cell: the weights it was scored with.
+
+    ``best.pt`` (the validated best weights) when it exists, and ``last.pt`` (only needed to
+    resume training) is deleted; without validation ``last.pt`` holds the weights scored and
+    stays. Call it once the cell's result is written: a finished cell is read back, never
+    resumed. Returns the checkpoint kept (None when there is none).
+    """
+    ckpt_dir = Path(out_dir) / "checkpoints"
+    best, last = ckpt_dir / "best.pt", ckpt_dir / CHECKPOINT_NAME
+    if best.is_file():
+        last.unlink(missing_ok=True)
+        return best
+    return last if last.is_file() else None
 
 
 def _train(config: SegmentConfig, module: SegmenterModule, loader: Any, val: CropItems | None, steps: int,

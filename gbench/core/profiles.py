@@ -26,16 +26,38 @@ and seed.
 learning rate 1e-4, 500 epochs, random crop / flip / rotation, and draws S3k and S10k (3,000 and
 10,000 synthetic images); MI-GAN works on 64x64 cells with 11 focus planes, 1,100 SiHa and 541
 cancer cells, the paper's literal architecture.
+
+User profiles: ``--profile my.toml`` (any command) reads a TOML file that extends a built-in
+profile and overrides any section or field (:func:`load_profile`)::
+
+    extends = "smoke"            # required: smoke, demo or paper
+    name = "smoke-longer"        # optional (default: the file's stem); not a built-in's name
+    seeds = [0, 1]
+
+    [segmenters.unet]            # one table per section; segmenters.<arch>, runtime too
+    max_steps = 20
+    model = { encoder = "resnet34" }   # pairs (model, options, counts) merge key by key
+
+    [synthesis]
+    counts = { S3k = 10 }
+
+A field that may be unset (``max_steps``, ``val_every``, the runtime's) takes ``"none"``. Every
+key is checked (unknown ones refused, with the nearest known one), every value's type too, then
+the profile's own validation runs; errors are one line naming the file and the key.
 """
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
+from gbench.core.errors import DataError
 from gbench.core.runtime import Runtime
 
-__all__ = ["Profile", "PROFILES", "get_profile", "as_profile", "ProfileError", "DataSection", "GeneratorSection",
+__all__ = ["Profile", "PROFILES", "get_profile", "as_profile", "load_profile", "ProfileError", "DataSection", "GeneratorSection",
            "SegmenterSection", "SynthesisSection", "EvaluationSection", "MiganSection", "SMOKE", "DEMO", "PAPER"]
 
 
@@ -416,11 +438,156 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (SMOKE, DEMO, PAPER)}
 
 
 def get_profile(name: str) -> Profile:
-    """The profile called ``name``; raises ValueError naming the known ones. Called once per command."""
-    try:
+    """The profile called ``name``, or the user profile in the TOML file ``name`` (:func:`load_profile`);
+    raises ValueError naming the known ones. Called once per command."""
+    if name in PROFILES:
         return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})") from None
+    if str(name).endswith(".toml") or Path(name).is_file():
+        return load_profile(name)
+    raise ValueError(f"unknown profile {name!r} (known: {', '.join(PROFILES)}, or a .toml file extending one)")
+
+
+#: The sections a user profile may override, by key.
+_SECTIONS: Final = ("data", "generator", "synthesis", "evaluation", "migan", "runtime")
+_TOP: Final = ("seeds", "preview_samples", "description")
+
+
+def _where(key: str) -> str:
+    return f"key {key!r}"
+
+
+def _coerce(path: Path, key: str, hint: Any, value: Any, base: Any = None) -> Any:
+    """``value`` (from TOML) as a value of the dataclass field type ``hint``; DataError naming ``key``."""
+    from gbench.core.config import type_name
+
+    def bad(what: str) -> DataError:
+        return DataError(path, f"{_where(key)}: expected {what}, got {type_name(value)} ({value!r})")
+
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:  # X | None
+        if value == "none":
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        try:
+            return _coerce(path, key, inner, value, base)
+        except DataError:
+            raise bad(f"{getattr(inner, '__name__', inner)} or \"none\"") from None
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad("a boolean")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if origin is tuple and args == (int, Ellipsis):
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise bad("an array of integers")
+        return tuple(value)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # (name, value) pairs: a table, merged
+        if not isinstance(value, dict):
+            raise bad("a table")
+        merged = dict(base or ())
+        for k, v in value.items():
+            if key.endswith("counts") and (isinstance(v, bool) or not isinstance(v, int)):
+                raise DataError(path, f"{_where(f'{key}.{k}')}: expected an integer, got {type_name(v)} ({v!r})")
+            merged[k] = _frozen(v)
+        return tuple(merged.items())
+    raise bad(str(hint))  # pragma: no cover - every field type is handled above
+
+
+def _frozen(value: Any) -> Any:
+    """TOML arrays as tuples (hashable, as the built-in profiles hold them)."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+def _override(path: Path, key: str, obj: Any, table: Any, complete: bool = False) -> Any:
+    """Dataclass ``obj`` with the fields of TOML ``table`` replaced (``complete``: ``obj`` is the
+    class, and ``table`` must set every field)."""
+    from gbench.core.config import type_name, unknown_key
+
+    if not isinstance(table, dict):
+        raise DataError(path, f"{_where(key)}: expected a table, got {type_name(table)} ({table!r})")
+    cls = obj if complete else type(obj)
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    changes = {}
+    for k, v in table.items():
+        if k not in fields:
+            raise DataError(path, unknown_key(k, fields, f"[{key}]"))
+        changes[k] = _coerce(path, f"{key}.{k}", hints[k], v, None if complete else getattr(obj, k))
+    if complete:
+        missing = [f for f in fields if f not in changes]
+        if missing:
+            raise DataError(path, f"[{key}] is a new section: it needs every field; missing {', '.join(missing)}")
+        return cls(**changes)
+    return dataclasses.replace(obj, **changes)
+
+
+def load_profile(path: str | Path) -> Profile:
+    """A user profile: the TOML file at ``path`` extending a built-in profile (module docstring).
+
+    Raises:
+        DataError: ``<file>: ...`` naming the key: no or an unknown ``extends``, an unknown key or
+            section, a wrong type, a name taken by a built-in profile, or an invalid value (the
+            profile's own checks).
+
+    Example:
+        >>> load_profile("my.toml").segmenter("unet").max_steps  # doctest: +SKIP
+        20
+    """
+    from gbench.core.config import read_toml, type_name, unknown_key
+
+    path = Path(path)
+    raw = read_toml(path)
+    extends = raw.pop("extends", None)
+    if extends is None:
+        raise DataError(path, f"key 'extends' is missing: name the built-in profile to start from "
+                              f"({', '.join(PROFILES)})")
+    if extends not in PROFILES:
+        raise DataError(path, f"key 'extends': unknown profile {extends!r} (built-in: {', '.join(PROFILES)})")
+    base = PROFILES[extends]
+    name = raw.pop("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise DataError(path, f"key 'name': expected a non-empty string, got {type_name(name)} ({name!r})")
+    if name in PROFILES:
+        raise DataError(path, f"key 'name': {name!r} is a built-in profile's name; give yours another "
+                              "(results record it, and must not pass for the built-in's)")
+    changes: dict[str, Any] = {"name": name}
+    hints = typing.get_type_hints(Profile)
+    known = [*_SECTIONS, "segmenters", *_TOP, "extends", "name"]
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            changes[key] = _override(path, key, getattr(base, key), value)
+        elif key == "segmenters":
+            if not isinstance(value, dict):
+                raise DataError(path, f"key 'segmenters': expected a table of architectures, got {type_name(value)}")
+            segs = dict(base.segmenters)
+            for arch, table in value.items():
+                segs[arch] = (_override(path, f"segmenters.{arch}", segs[arch], table) if arch in segs
+                              else _override(path, f"segmenters.{arch}", SegmenterSection, table, complete=True))
+            changes["segmenters"] = tuple(segs.items())
+        elif key in _TOP:
+            changes[key] = _coerce(path, key, hints[key], value)
+        else:
+            raise DataError(path, unknown_key(key, known, "a profile"))
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as exc:  # ProfileError and the runtime's checks: the component and field named
+        raise DataError(path, str(exc)) from None
 
 
 def as_profile(profile: Profile | str) -> Profile:

@@ -238,8 +238,8 @@ def test_smoke_grid_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(monkeypatch, "segment", "--train", "R+", "--profile", "smoke", "--out", str(tmp_path)) == 2
     assert "empty part" in capsys.readouterr().err
-    assert run_cli(monkeypatch, "segment", "--train", "S3k", "--profile", "smoke", "--synthetic", str(tmp_path / "none"),
-                   "--out", str(tmp_path)) == 2
+    assert run_cli(monkeypatch, "segment", "--train", "S3k", "--data", "synthetic-he", "--profile", "smoke",
+                   "--synthetic", str(tmp_path / "none"), "--out", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "no synthetic set for 'S3k'" in err and len(err.strip().splitlines()) == 1
     assert run_cli(monkeypatch, "segment", "--arch", "unett", "--profile", "smoke", "--out", str(tmp_path)) == 2

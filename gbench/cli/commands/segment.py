@@ -10,6 +10,7 @@ import typer
 from gbench.cli.commands.common import (
     AmpOpt,
     ChannelsLastOpt,
+    ConfigOpt,
     DataSeedOpt,
     DeterministicOpt,
     ExecutorOpt,
@@ -22,6 +23,7 @@ from gbench.cli.commands.common import (
     check_executor,
     check_out_folder,
     console,
+    resolved_options,
     with_runtime,
 )
 
@@ -128,10 +130,11 @@ def table_markdown(frame: Any, caption: str) -> str:
 
 
 def segment(
-    train: Annotated[Optional[list[str]], typer.Option("--train", help="Training set(s): R, S3k, R+S3k, S10k, R+S10k or any +-join; comma-separated or repeated.")] = None,
+    ctx: typer.Context,
+    train: Annotated[Optional[list[str]], typer.Option("--train", help="Training set(s), comma-separated or repeated: R (the train split of --data), the paper's S3k / S10k (scaled down under smaller profiles, and the label says so), a set you named with --synthetic (all its images; NAME:COUNT for its first COUNT, e.g. mine:3000), or any +-join (R+mine, R+S3k).")] = None,
     arch: Annotated[Optional[list[str]], typer.Option("--arch", help="Segmenter(s): unet, segnet; comma-separated or repeated.")] = None,
-    data: Annotated[str, typer.Option("--data", help="Real dataset (name or folder): R is its train split, its test split is scored.")] = "synthetic-he",
-    synthetic: Annotated[Optional[Path], typer.Option("--synthetic", help="Folder of synthetic sets: DIR/<set> (e.g. DIR/S3k), DIR/<name> or DIR itself in the folder layout [default: runs/synth].")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Real dataset (name or folder), required: R is its train split, its test split is scored. The built-in procedural tiles: --data synthetic-he.")] = None,
+    synthetic: Annotated[Optional[list[str]], typer.Option("--synthetic", help="NAME=DIR names a synthetic set (a folder with images/ and labels/) for --train, e.g. --synthetic mine=runs/mine --train R,R+mine,mine; repeatable. A plain DIR is where the paper's S3k / S10k are read (DIR/S3k, DIR/S10k, DIR/S or DIR itself) [default: runs/synth]; it names no set.")] = None,
     target: Annotated[str, typer.Option("--target", help="binary (the paper's), contour or distance.")] = "binary",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: runs/segment/<profile>].")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated training seeds to repeat the grid with (overrides --seed); the test images stay those of --data-seed.")] = None,
@@ -161,11 +164,13 @@ def segment(
     seed: SeedOpt = 0,
     data_seed: DataSeedOpt = 0,
     overwrite: OverwriteOpt = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Train segmenters on real / synthetic / mixed sets and score DQ, SQ, PQ, AJI on the real test split.
 
     Every input (real train and test split, every synthetic set) is read and checked before the
-    first cell trains."""
+    first cell trains. The options (after --config and the command line) and the resolved profile
+    are written to OUT/run.json."""
     import dataclasses
 
     from gbench.core.fileio import write_text
@@ -179,7 +184,12 @@ def segment(
     get_target(target)
     if aggregation not in ("mean", "pooled"):
         raise ValueError(f"--aggregation must be mean or pooled, got {aggregation!r}")
+    from gbench.segmentation.sets import parse_synthetic_options, parse_train_spec
+
+    sources = parse_synthetic_options(synthetic)
     trains = _split(train, ["R"])
+    for t in trains:
+        parse_train_spec(t, named=sources.names)  # an unknown or ambiguous set fails now, in one line
     archs = _split(arch, ["unet"])
     seed_list = _seeds(seeds, seed)
     out_dir = out if out is not None else Path("runs/segment") / prof.name
@@ -205,11 +215,18 @@ def segment(
         model_over["unet"]["encoder"] = encoder
     if width is not None:
         model_over["segnet"]["width"] = width
-    check_out_folder(out_dir, resume=resume, overwrite=overwrite)
-    validate_inputs(archs, trains, data, prof, synthetic, data_seed)
+    from gbench import segmentation
+
+    for a in archs:
+        segmentation.SEGMENTERS.get(a)  # an unknown name fails (with suggestions) before a missing --data
+    data = require_data(data)
+    validate_inputs(archs, trains, data, prof, sources, data_seed)  # before the out folder is touched
+    check_out_folder(out_dir, resume=resume, overwrite=overwrite,
+                     inputs=[("--data", data), *(("--synthetic", p) for p in _source_folders(sources))])
+    _write_run_json(out_dir, {**resolved_options(ctx, prof), "synthetic_sets": sources.to_dict()})
 
     rows = run_grid(archs=archs, trains=trains, seeds=seed_list, data=data, profile=prof, out=out_dir,
-                    target=target, synthetic_dir=synthetic, resume=resume, progress=progress, device=device,
+                    target=target, synthetic_dir=sources, resume=resume, progress=progress, device=device,
                     overrides=overrides, model_overrides={a: o for a, o in model_over.items() if o},
                     on_cell=_print_cell, data_seed=data_seed, executor=executor, jobs=jobs, address=ray_address)
     from gbench.engine import dist_info
@@ -236,6 +253,31 @@ def segment(
         console.print(f"table: {path}")
 
 
+def require_data(data: Optional[str]) -> str:
+    """``--data``, which every command that trains or scores on real data needs (only ``gbench demo``
+    picks the built-in set itself)."""
+    if not data:
+        raise ValueError("--data is required: the real dataset (a folder or a name from `gbench data list`); "
+                         "use --data synthetic-he for the built-in procedural tiles")
+    return data
+
+
+def _source_folders(sources: Any) -> list[Path]:
+    return [p for p in (sources.folder, *(d for _, d in sources.named)) if p is not None]
+
+
+def _write_run_json(out_dir: Path, record: dict[str, Any]) -> None:
+    """``OUT/run.json``: the resolved options and profile, with provenance (rank 0 only, atomically)."""
+    import os
+
+    if os.environ.get("RANK", "0") != "0":
+        return
+    from gbench.core.fileio import write_json
+    from gbench.core.provenance import provenance
+
+    write_json(Path(out_dir) / "run.json", {**record, "provenance": provenance()})
+
+
 def _paper_reason(rows: list[dict[str, Any]]) -> str:
     """Why ours and the paper's are side by side without a difference ("" when comparable)."""
     try:
@@ -260,7 +302,7 @@ def _print_cell(r: dict[str, Any]) -> None:
                   f"{float(r['train_time_s']):.0f} s training)")
 
 
-def validate_inputs(archs: list[str], trains: list[str], data: str, prof: Any, synthetic: Path | None,
+def validate_inputs(archs: list[str], trains: list[str], data: str, prof: Any, synthetic: Any,
                     data_seed: int = 0) -> int:
     """Read every image and label a segment run will use (the real train and test splits, the
     synthetic images of every training set) before anything trains: a bad file fails at once, as
@@ -271,13 +313,16 @@ def validate_inputs(archs: list[str], trains: list[str], data: str, prof: Any, s
 
     for a in archs:
         segmentation.SEGMENTERS.get(a)
-    specs = [parse_train_spec(t) for t in trains]
+    from gbench.segmentation.sets import SyntheticSources
+
+    synth = SyntheticSources.of(synthetic)
+    specs = [parse_train_spec(t, named=synth.names) for t in trains]
     seen: set[tuple[str, str, str]] = set()
     checked = 0
     test = resolve_dataset(data, "test", prof, data_seed)
     sources = [(test, list(range(len(test))))]
     for spec in specs:
-        parts, _ = resolve_training_set(spec, data, prof, data_seed, synthetic)
+        parts, _ = resolve_training_set(spec, data, prof, data_seed, synth)
         sources += parts
     for ds, indices in sources:
         if len(ds) == 0:
