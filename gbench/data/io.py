@@ -167,6 +167,8 @@ def write_png(path: str | Path, array: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------- helpers
 
+_ORIENTATION_TAG = 0x0112  # 274, in EXIF and in TIFF
+
 #: Orientation codes (EXIF and TIFF tag 274) -> the transform that shows the stored array upright,
 #: on the (row, column) axes; the same as ``PIL.ImageOps.exif_transpose`` (tests check both).
 _ORIENT = {
@@ -202,7 +204,10 @@ def _read_array(path: Path, pages: bool = True, label: bool = False) -> np.ndarr
                 return np.asarray(tifffile.imread(path))
             return _read_tiff_page(path)
         if suffix == ".png" and _png_depth_and_colour(path) in ((16, 2), (16, 4), (16, 6)):
-            return _read_png16(path)  # Pillow would keep only the high byte of each 16-bit colour sample
+            arr = _read_png16(path)  # Pillow would keep only the high byte of each 16-bit colour sample
+            with Image.open(path) as im:
+                code = int(im.getexif().get(_ORIENTATION_TAG, 1))
+            return np.ascontiguousarray(_ORIENT[code](arr)) if code in _ORIENT else arr
 
         with Image.open(path) as im:
             if label and im.format == "JPEG":

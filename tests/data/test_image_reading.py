@@ -73,6 +73,28 @@ def test_exif_orientation_matches_pillow(tmp_path: Path, code: int) -> None:
         np.testing.assert_array_equal(read_label(tmp_path / "l.png"), np.asarray(ImageOps.exif_transpose(im)))
 
 
+def test_16_bit_png_orientation(tmp_path: Path) -> None:
+    """The 16-bit colour PNG path (pypng, full depth) applies the EXIF orientation too."""
+    import struct
+    import zlib
+
+    stored = texture((6, 9)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in stored)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", 9, 6, 16, 2, 0, 0, 0)
+    tiff = exif.tobytes()[6:]  # without the JPEG "Exif\0\0" prefix
+    (tmp_path / "e.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"eXIf", tiff)
+                                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with Image.open(tmp_path / "e.png") as im:
+        assert im.getexif().get(ORIENTATION) == 6
+    np.testing.assert_array_equal(read_image(tmp_path / "e.png"), np.rot90(stored, -1).astype(np.uint8))
+
+
 def test_rotated_jpeg_scores_like_the_real_one(tmp_path: Path) -> None:
     """A JPEG stored rotated with orientation 6 displays as the real image: SSIM near 1, not ~0.2."""
     real = texture()
@@ -323,3 +345,15 @@ def test_shared_data_reads_unchanged(shared_data: Path) -> None:
         s = ds[ds.names.index(stem)]
         assert s.image.shape == shape and int(s.instances.max()) == n_max
         assert hashlib.sha256(s.image.tobytes() + s.instances.tobytes()).hexdigest()[:16] == digest
+
+
+def test_cli_data_inspect_names_layout_problems(tmp_path: Path) -> None:
+    from tests.cli.test_cli import invoke
+
+    write_folder(tmp_path / "ds", ["a", "b"])
+    (tmp_path / "ds" / "images" / "extra").mkdir()
+    Image.fromarray(texture((32, 40))).save(tmp_path / "ds" / "images" / "extra" / "c.png")
+    result = invoke("data", "inspect", str(tmp_path / "ds"), "--split", "all", "--out", str(tmp_path / "out"))
+    text = (result.stdout + result.stderr).strip()
+    assert result.exit_code == 2 and len(text.splitlines()) == 1, text
+    assert str(tmp_path / "ds" / "images") in text and "sub-folder(s) extra/" in text
