@@ -214,6 +214,8 @@ def load_folder(root: str | Path, split: Split = "all", name: str | None = None)
 
     Either under ``train/`` and ``test/`` (as ``cpm``), or flat with an optional ``split.csv``
     (columns ``name`` and ``split``). A flat folder without ``split.csv`` is one split, ``all``.
+    Never silent about files it would skip: images or labels in a sub-folder of ``images/`` or
+    ``labels/``, a ``split.csv`` row naming no files, and JPEG labels are refused, each naming them.
     """
     root = Path(root)
     _check_dir(root)
