@@ -43,7 +43,7 @@ from gbench.core.fileio import clean_orphan_temps, folder_lock, write_json, writ
 from gbench.core.hashing import file_sha256
 from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance
-from gbench.data.io import write_png
+from gbench.data.io import LABEL_SUFFIXES, read_label, write_png
 from gbench.data.masks import DEFAULT_STATS, fit_mask_stats, synthesize_instance_map
 from gbench.data.resolve import resolve_dataset
 from gbench.engine import select_device
@@ -137,6 +137,7 @@ def synthesize(
     device: str | None = None,
     progress: bool = True,
     data_seed: int = 0,
+    masks: str | Path | None = None,
 ) -> SynthResult:
     """Write ``count`` synthetic (image, instance label) pairs to ``out``.
 
@@ -156,6 +157,10 @@ def synthesize(
         batch_size: generator batch (default: the profile's ``synthesis.batch_size``).
         device: None picks CUDA when available.
         progress: progress bar.
+        masks: draw from the user's own instance maps instead: a folder of label files (``labels/``
+            inside it when present, e.g. ``gbench maps sample``'s output; .png .tif .npy .mat), in
+            file-name order; sample ``k`` is the ``k``-th map (``run.json`` lists ``mask_names``),
+            its label file a copy of that map. All maps share one size; ``count`` <= their number.
 
     Returns:
         A :class:`SynthResult`.
@@ -170,6 +175,9 @@ def synthesize(
     if count <= 0:
         raise ValueError(f"--count must be positive, got {count}")
     prof = as_profile(profile)
+    mask_files = _mask_files(masks, count) if masks is not None else None
+    if mask_files is not None:
+        size = _mask_size(mask_files, size)
     size = int(size or prof.synthesis.image_size)
     bs = int(batch_size or prof.synthesis.batch_size)
     if size <= 0 or bs <= 0:
@@ -183,6 +191,8 @@ def synthesize(
     stats = stats or DEFAULT_STATS
     out = Path(out)
     settings = _settings(name, module, sha, seed, size, stats)
+    if mask_files is not None:
+        settings["masks"] = _masks_digest(mask_files)
     _check_existing(out, settings)
     _check_generates(module, name, size, seed, stats, dev)  # a bad --size fails here, before any file is written
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +200,7 @@ def synthesize(
         _check_existing(out, settings)  # again, under the lock
         clean_orphan_temps(out)  # temp files of a killed run
         return _synthesize_locked(name, module, count, out, seed, prof, data, stats, size, bs, dev, settings,
-                                  checkpoint, progress, t0, data_seed)
+                                  checkpoint, progress, t0, data_seed, masks=mask_files)
 
 
 def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, dev: Any) -> None:
@@ -212,7 +222,7 @@ def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, d
 
 def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int, prof: Profile, data: str | None,
                        stats: Any, size: int, bs: int, dev: Any, settings: dict[str, Any], checkpoint: str | Path,
-                       progress: bool, t0: float, data_seed: int = 0) -> SynthResult:
+                       progress: bool, t0: float, data_seed: int = 0, masks: list[Path] | None = None) -> SynthResult:
     def paths(k: int) -> tuple[Path, Path]:
         sid = sample_id(name, seed, k)
         return out / "images" / f"{sid}.png", out / "labels" / f"{sid}.png"
@@ -222,6 +232,8 @@ def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int,
     run_info = {"command": "synthesize", "settings": settings, "checkpoint": str(checkpoint), "count": count,
                 "data_seed": data_seed,
                 "data": data, "profile_settings": prof.to_dict(), "batch_size": bs}
+    if masks is not None:
+        run_info["mask_names"] = [p.stem for p in masks[:count]]
     write_json(out / "run.json", {**run_info, "status": "running", "provenance": provenance(profile=prof.name, seed=seed)})
 
     gen_seconds = 0.0
@@ -233,7 +245,8 @@ def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int,
         task = bar.add_task(f"synthesize {name}", total=count, completed=done_before, rate="")
         for start in range(0, len(todo), bs):
             chunk = todo[start:start + bs]
-            maps = [synthesize_instance_map(size, seed, k, stats=stats) for k in chunk]
+            maps = [_read_mask(masks[k], size) if masks is not None else synthesize_instance_map(size, seed, k, stats=stats)
+                    for k in chunk]
             cond = torch.from_numpy(np.stack([module.condition_map(m) for m in maps])).to(dev)
             tg = time.perf_counter()
             with torch.no_grad():
@@ -263,3 +276,55 @@ def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int,
                                   "generator_images_per_s": result.generator_images_per_s,
                                   "device": str(dev), "provenance": provenance(profile=prof.name, seed=seed)})
     return result
+
+
+def _mask_files(masks: str | Path, count: int) -> list[Path]:
+    """The label files of a ``--masks`` folder (``labels/`` inside it when present), in name order."""
+    root = Path(masks)
+    if not root.is_dir():
+        raise DataError(root, "--masks: no such folder")
+    base = root / "labels" if (root / "labels").is_dir() else root
+    files = sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() in LABEL_SUFFIXES
+                   and not p.name.startswith("."))
+    if not files:
+        raise DataError(base, f"--masks: no instance maps ({', '.join(LABEL_SUFFIXES)})")
+    stems = [p.stem for p in files]
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise DataError(base, f"--masks: two maps share the name {dup!r}")
+    if count > len(files):
+        raise DataError(base, f"--masks: {len(files)} instance maps, fewer than the {count} samples asked for")
+    return files
+
+
+def count_masks(masks: str | Path) -> int:
+    """How many instance maps a ``--masks`` folder holds (``gbench synthesize --masks`` without ``--count``)."""
+    return len(_mask_files(masks, 0))
+
+
+def _mask_size(files: list[Path], size: int | None) -> int:
+    """The side of the first map (square); ``size`` must agree when given."""
+    h, w = read_label(files[0]).shape
+    if h != w:
+        raise DataError(files[0], f"--masks: maps must be square, this one is {w}x{h}")
+    if size is not None and int(size) != h:
+        raise ValueError(f"--size {size} differs from the masks' size {h}; leave --size out with --masks")
+    return int(h)
+
+
+def _read_mask(path: Path, size: int) -> np.ndarray:
+    inst = read_label(path)
+    if inst.shape != (size, size):
+        raise DataError(path, f"--masks: {inst.shape[1]}x{inst.shape[0]}, the other maps are {size}x{size}")
+    return inst
+
+
+def _masks_digest(files: list[Path]) -> str:
+    """sha256 over the maps' names and bytes: a set is resumed only from the same masks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode("utf-8") + b"\0")
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]

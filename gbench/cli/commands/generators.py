@@ -100,6 +100,7 @@ def synthesize(
     count: Annotated[Optional[int], typer.Option("--count", help="Samples in the set.")] = None,
     set_name: Annotated[Optional[str], typer.Option("--set-name", help="S3k or S10k: take --count from the profile.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Fit the mask statistics to this dataset's train split.")] = None,
+    masks: Annotated[Optional[Path], typer.Option("--masks", help="Draw from your own instance maps instead: a folder of label files (labels/ inside it when present, e.g. from gbench maps sample), one square size, in name order; --count defaults to their number.")] = None,
     size: Annotated[Optional[int], typer.Option("--size", help="Image side (default: the profile's image size).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Generator batch (default: the profile's).")] = None,
     profile: ProfileOpt = "demo",
@@ -115,6 +116,12 @@ def synthesize(
     from gbench.pipelines.synthesis import synthesize as run
 
     prof = get_profile(profile)
+    if masks is not None and data is not None:
+        raise ValueError("--masks draws from your own maps; --data fits drawn masks: give one of them")
+    if masks is not None and count is None and set_name is None:
+        from gbench.pipelines.synthesis import count_masks
+
+        count = count_masks(masks)
     if count is None and set_name is None:
         raise ValueError("gbench synthesize needs --count N or --set-name S3k|S10k")
     for opt, value in (("--count", count), ("--size", size), ("--batch-size", batch_size)):
@@ -131,9 +138,9 @@ def synthesize(
         from gbench.core.errors import DataError
 
         raise DataError(checkpoint, "--checkpoint: no such file" if not checkpoint.exists() else "--checkpoint: not a file")
-    check_out_folder(out, resume=resume, overwrite=overwrite, inputs=[("--checkpoint", checkpoint), ("--data", data)])
+    check_out_folder(out, resume=resume, overwrite=overwrite, inputs=[("--checkpoint", checkpoint), ("--data", data), ("--masks", masks)])
     res = run(name, checkpoint, count, out, seed=seed, profile=prof, data=data, size=size, batch_size=batch_size,
-              device=device, data_seed=data_seed)
+              device=device, data_seed=data_seed, masks=masks)
     console.print(f"{res.count} samples in {res.out} ({res.generated} made now, {res.count - res.generated} already there)")
     if res.generated:
         console.print(f"{res.images_per_s:.2f} images/s overall, {res.generator_images_per_s:.2f} images/s in the generator")
