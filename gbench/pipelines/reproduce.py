@@ -82,7 +82,7 @@ def _stage_slug(train_set: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", train_set.replace("+", "-and-"))
 
 
-def _sample_grid(checkpoints: dict[str, Path], data: str, prof: Profile, data_seed: int, path: Path,
+def _sample_grid(checkpoints: dict[str, Path | None], data: str, prof: Profile, data_seed: int, path: Path,
                  count: int = 4) -> Path:
     """Figure: the first ``count`` test crops, one row each: input map, real, each generator."""
 
@@ -221,10 +221,28 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
 
     # a training stage's folder depends only on its config and the dataset's files: found once
     # here (fingerprinting a real dataset hashes all its files), not again by each later stage
-    train_dirs = {name: cache.path(train_stage(name)) for name in generators}
+    # a frozen plugin generator (gbench.generators.frozen) is not trained: its quality stage runs it
+    # with its default weights, keyed by where it comes from
+    frozen = [name for name in generators if generator_registry.is_frozen(name)]
+    train_dirs = {name: cache.path(train_stage(name)) for name in generators if name not in frozen}
 
     # 1-2: generators and Table 1 ------------------------------------------------------------
-    for name in generators:
+    for name in frozen:
+
+        def frozen_quality(folder: Path, name: str = name) -> dict[str, Any]:
+            found = generator_quality(name, None, data, prof, seed, data_seed=data_seed, progress=progress)
+            write_text(folder / "per_crop.csv", found.per_crop.to_csv(index=False, float_format="%.10g"))
+            save_records(found.records, folder / "records.csv")
+            save_observations(found.observations, folder / "records.csv")
+            return {"outputs": ["records.csv", "observations.csv", "per_crop.csv"], "crops": len(found.per_crop)}
+
+        add(f"quality-{name}", lambda name=name: Stage(
+            f"quality-{name}", {**base, "generator": name, "source": generator_registry.GENERATORS.source(name),
+                                "split": "test"},
+            data_inputs + tuple(p for p in (Path(generator_registry.GENERATORS.source(name)),) if p.is_file())),
+            frozen_quality)
+
+    for name in (n for n in generators if n not in frozen):
 
         def train(folder: Path, name: str = name) -> dict[str, Any]:
             res = train_generator(name, data, folder, profile=prof, seed=seed, resume=True, steps=gen_steps,
@@ -313,7 +331,7 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
     # quality record's ``aggregation``), so every table and claim groups all kinds
     records = load_records(out / "records.csv")
     if trained:
-        grid = _sample_grid(trained, data, prof, data_seed, out / "report" / "figures" / "samples.png")
+        grid = _sample_grid({**trained, **{n: None for n in frozen}}, data, prof, data_seed, out / "report" / "figures" / "samples.png")
         console.print(f"sample grid: {grid}")
     # the final screen: Table 1, Table 2 and the claims (printed by write_report once every file is
     # written), the time table, the report's path; the per-metric evidence, the pooled rows and

@@ -81,7 +81,7 @@ def reproduce(
     from gbench.pipelines.segmentation_grid import parse_train_spec
 
     for name in _names(generators, rp.GENERATORS):
-        gens.factory(name)  # an unknown name fails now (with suggestions), not after the first stages
+        gens.is_frozen(name)  # an unknown name fails now (with suggestions), not after the first stages
     for a in _names(archs, rp.ARCHS):
         segmentation.SEGMENTERS.get(a)
     from gbench.segmentation.sets import scaled_count
