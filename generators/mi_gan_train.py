@@ -18,6 +18,7 @@ A run folder holds::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from gbench.core.errors import DataError
 from gbench.core.fileio import clean_orphan_temps, write_json, write_text
 from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance
@@ -34,7 +36,7 @@ from gbench.data.io import write_png
 from gbench.data.multifocus import AUGMENTATIONS, augment_stack, stack_array, write_stack
 from gbench.data.resolve import load_stacks
 from gbench.data.synthetic_cells import cell_type_of
-from gbench.engine import StepLoader, dist_info, fit
+from gbench.engine import CHECKPOINT_NAME, StepLoader, dist_info, fit, load_checkpoint
 from gbench.generators.mi_gan import (
     MIGAN,
     MODEL_FILE,
@@ -180,6 +182,41 @@ def _summary(history: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
+_RESUME_NAMES = {"data": "--data", "data_content": "training stacks (by content)", "split": "--split", "seed": "--seed",
+                 "data_seed": "--data-seed", "profile": "--profile", "n_train_stacks": "number of training stacks",
+                 "batch_size": "--batch-size", "augment": "augmentation", "init_from": "--init-from"}
+
+
+def _check_resume(out: Path, meta: dict[str, Any]) -> None:
+    """Refuse to resume a run folder whose phase checkpoints were made with other data or options.
+
+    Compared: ``--data`` (by name and by content: a hash of the training stacks), split, seed, data
+    seed, profile, number of stacks, batch size, augmentation, ``--init-from`` and every MI-GAN option
+    (learning rates, widths, ...). Not compared: the number of steps (a resumed run may be extended)
+    and the device. An entry an older checkpoint lacks is not compared.
+    """
+    for phase in ("g1", "g2"):
+        ck = out / phase / "checkpoints" / CHECKPOINT_NAME
+        if not ck.is_file():
+            continue
+        old = load_checkpoint(ck).get("meta") or {}
+        diff = []
+        for key, value in meta.items():
+            if key not in old or old[key] == value:
+                continue
+            if key == "config" and isinstance(old[key], dict) and isinstance(value, dict):
+                changed = [f"{k} {old[key].get(k)!r} -> {value.get(k)!r}" for k in dict.fromkeys([*old[key], *value])
+                           if old[key].get(k) != value.get(k)]
+                diff.append("options (" + ", ".join(changed) + ")")
+            elif key in ("data_content", "init_from"):
+                diff.append(_RESUME_NAMES[key])
+            else:
+                diff.append(f"{_RESUME_NAMES.get(key, key)} ({old[key]!r} -> {value!r})")
+        if diff:
+            raise DataError(out, f"--resume: the MI-GAN run in this folder ({phase} checkpoint) was made with a "
+                            f"different {', '.join(diff)}; use another --out, or --overwrite to start again")
+
+
 def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", seed: int = 0, split: str = "train",
                 init_from: str | Path | None = None, resume: bool = False, steps: int | None = None,
                 steps_g2: int | None = None, batch_size: int | None = None, n_train: int | None = None, progress: bool = True,
@@ -270,7 +307,12 @@ def train_migan(data: str, out: str | Path, *, profile: Profile | str = "demo", 
             steps_g2 = int(sched["steps_g2"]) if sched["steps_g2"] is not None else steps
     if steps <= 0 or steps_g2 <= 0:
         raise ValueError(f"steps must be positive, got {steps} (G1) and {steps_g2} (G2)")
-    meta = {"data": str(data), "split": split, "seed": seed, "data_seed": data_seed, "profile": prof.name, "config": cfg.to_dict()}
+    meta = {"data": str(data), "split": split, "seed": seed, "data_seed": data_seed, "profile": prof.name, "config": cfg.to_dict(),
+            "data_content": hashlib.sha256(np.ascontiguousarray(stacks).tobytes()).hexdigest()[:16],
+            "n_train_stacks": int(len(stacks)), "batch_size": int(bs), "augment": bool(augment),
+            "init_from": source}
+    if resume:
+        _check_resume(out, meta)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for phase in ("g1", "g2"):
