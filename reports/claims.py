@@ -597,7 +597,7 @@ def claims_detail_frame(results: Sequence[ClaimResult]) -> pd.DataFrame:
 
 def _tally(results: Sequence[ClaimResult]) -> str:
     counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
-    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v] or v != "undecidable")
 
 
 _ICON = {"supported": "✅", "not significant": "➖", "undecidable": "⊘", "contradicted": "❌", "untested": "…"}

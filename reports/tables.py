@@ -23,17 +23,17 @@ import pandas as pd
 
 from gbench.core import stats
 from gbench.core.metric_specs import direction, metric_label, sort_metrics
-from gbench.core.observations import obs_key_columns
+from gbench.core.observations import FLOOR_SEGMENTER, FLOOR_TRAIN_SET, obs_key_columns
 from gbench.core.records import KEY_COLUMNS, key_columns
 
-__all__ = ["ResultTable", "Cell", "FLOOR_MODEL", "SUMMARY_COLUMNS", "pivot", "pivot_by_kind", "summarize", "arrow",
+__all__ = ["ResultTable", "Cell", "FLOOR_MODEL", "SEG_FLOOR_MODEL", "SUMMARY_COLUMNS", "pivot", "pivot_by_kind", "summarize", "arrow",
            "display_name", "DISPLAY_NAMES",
            "DEFAULT_ROWS"]
 
 #: Display names of model and training-set keys (as printed in the Sharp-GAN paper).
 DISPLAY_NAMES: dict[str, str] = {
     "gan-binary": "GAN-Binary", "gan-dist": "GAN-DIST", "sharp-gan": "Sharp-GAN", "mi-gan": "MI-GAN",
-    "mask-paint": "Mask-paint (floor)",
+    "mask-paint": "Mask-paint (floor)", FLOOR_SEGMENTER: "HED watershed (floor)", FLOOR_TRAIN_SET: "none",
     "unet": "U-Net", "segnet": "SegNet",
     "R": "R", "S3k": "S (3k)", "R+S3k": "R+S (3k)", "S10k": "S (10k)", "R+S10k": "R+S (10k)",
 }
@@ -299,52 +299,101 @@ def _ix(row: tuple[str, ...]) -> Any:
 
 #: The floor generator of Table 1 (nuclei and background painted with mean colours, no learning).
 FLOOR_MODEL = "mask-paint"
+#: The floor segmenter of Table 2 (:mod:`gbench.segmentation.floor`: hematoxylin threshold + watershed, no
+#: training): a trained cell that does not significantly beat it on PQ is marked.
+SEG_FLOOR_MODEL = FLOOR_SEGMENTER
 
 
 def _floor_marks(sub: pd.DataFrame, rows: list[str], order: list[tuple[str, ...]], metrics: Sequence[str],
                  observations: pd.DataFrame | None, floor: str, alpha: float,
-                 stat_options: dict[str, Any]) -> tuple[frozenset[tuple[tuple[str, ...], str]], list[str]]:
-    """Cells of a quality table that do not significantly beat the floor generator's row."""
+                 stat_options: dict[str, Any], kind: str = "quality",
+                 replicates: pd.DataFrame | None = None) -> tuple[frozenset[tuple[tuple[str, ...], str]], list[str]]:
+    """Cells that do not significantly beat the floor row: a quality table's generators against
+    ``floor`` on every metric, a segmentation table's trained cells against the floor segmenter on
+    PQ (in the row's aggregation). Paired tests when observations exist: per-image metrics on the
+    observations, set statistics (FID ...) on their bootstrap replicates (``replicates``) when
+    given; by means otherwise (said in the note)."""
 
-    if "model" not in rows or floor not in set(sub["model"]):
+    seg = kind == "segmentation"
+    floor_keys = {"model": SEG_FLOOR_MODEL, "train_set": FLOOR_TRAIN_SET} if seg else {"model": floor}
+    if "model" not in rows or floor_keys["model"] not in set(sub["model"]):
         return frozenset(), []
-    mi = rows.index("model")
+    test_metrics = [m for m in metrics if m == "pq"] if seg else list(metrics)
+    if not test_metrics:
+        return frozenset(), []
     marks: set[tuple[tuple[str, ...], str]] = set()
     notes: list[str] = []
     by_means = False
+    tested = False
     for row in order:
-        if row[mi] == floor:
+        d_row = dict(zip(rows, row))
+        if d_row["model"] == floor_keys["model"]:
             continue
-        floor_row = row[:mi] + (floor,) + row[mi + 1:]
+        floor_row = tuple(floor_keys.get(c, v) for c, v in zip(rows, row))
+        sel = lambda r: np.logical_and.reduce([sub[c] == v for c, v in zip(rows, r)])  # noqa: E731
         if floor_row not in order:
             continue
-        sel = lambda r: np.logical_and.reduce([sub[c] == v for c, v in zip(rows, r)])  # noqa: E731
         g_row, g_floor = sub[sel(row)], sub[sel(floor_row)]
         if (g_row["status"] == "failed").any() or (g_floor["status"] == "failed").any():
             continue
-        ms = [m for m in metrics if m in set(g_row["metric"]) and m in set(g_floor["metric"])]
+        ms = [m for m in test_metrics if m in set(g_row["metric"]) and m in set(g_floor["metric"])]
+        if not ms:
+            continue
+        agg = (str(g_row["aggregation"].iloc[0]) or "mean") if seg and "aggregation" in g_row.columns else "mean"
         oa, ob = _match_obs(observations, g_row), _match_obs(observations, g_floor)
-        diffs = None
-        if oa is not None and ob is not None:
+        per_image = [m for m in ms if oa is not None and ob is not None and m in oa.columns and m in ob.columns
+                     and oa[m].notna().all() and ob[m].notna().all()] if not seg else (
+            ms if oa is not None and ob is not None else [])
+        set_stats = [m for m in ms if m not in per_image]
+        diffs: list[Any] = []
+        if per_image:
             try:
-                diffs = stats.compare_experiments(oa, ob, ms, "mean", alpha=alpha, **stat_options)
+                diffs += stats.compare_experiments(oa, ob, per_image, agg, alpha=alpha, **stat_options)
             except ValueError as exc:
-                notes.append(f"{display_name(row[mi])} vs the {floor} floor not tested: {_one_line(exc)}")
+                notes.append(f"{display_name(d_row['model'])} vs the {display_name(floor_keys['model'])} floor not "
+                             f"tested: {_one_line(exc)}")
                 continue
-        if diffs is not None:
-            marks |= {(row, d.metric) for d in diffs if stats.metric_verdict(d, alpha) != "better"}
-        else:
+        paired_sets = _set_diffs(replicates, g_row, g_floor, set_stats) if set_stats else {}
+        for d in diffs + list(paired_sets.values()):
+            tested = True
+            if stats.metric_verdict(d, alpha) != "better":
+                marks.add((row, d.metric))
+        for m in set_stats:
+            if m in paired_sets:
+                continue
             by_means = True
-            for m in ms:
-                a, b = g_row.loc[g_row["metric"] == m, "value"].mean(), g_floor.loc[g_floor["metric"] == m,
-                                                                                       "value"].mean()
-                better = a > b if direction(m) == "higher" else a < b
-                if not better:
-                    marks.add((row, m))
-    how = "by means: no per-image data" if by_means else f"paired test, Holm over the row's metrics, alpha {alpha:g}"
+            a, b = g_row.loc[g_row["metric"] == m, "value"].mean(), g_floor.loc[g_floor["metric"] == m,
+                                                                                   "value"].mean()
+            better = a > b if direction(m) == "higher" else a < b
+            if not better:
+                marks.add((row, m))
+    how = [f"paired test, Holm over the row's metrics, alpha {alpha:g}"] if tested else []
+    if by_means:
+        how.append("by means where there are no per-image data or bootstrap replicates")
     if marks:
-        notes.insert(0, f"† does not significantly beat the {floor} floor generator ({how})")
+        what = (f"PQ does not significantly beat the {display_name(SEG_FLOOR_MODEL)} floor segmenter (no training)"
+                if seg else f"does not significantly beat the {floor} floor generator")
+        notes.insert(0, f"† {what} ({'; '.join(how)})")
     return frozenset(marks), notes
+
+
+def _set_diffs(replicates: pd.DataFrame | None, g_row: pd.DataFrame, g_floor: pd.DataFrame,
+               metrics: Sequence[str]) -> dict[str, Any]:
+    """Paired set-statistic differences row - floor from stored bootstrap replicates (empty when none)."""
+    if replicates is None or len(replicates) == 0:
+        return {}
+    ra, rb = _match_obs(replicates, g_row), _match_obs(replicates, g_floor)
+    if ra is None or rb is None:
+        return {}
+    out = {}
+    for m in metrics:
+        try:
+            a = stats.set_replicates(ra, m, float(g_row.loc[g_row["metric"] == m, "value"].mean()))
+            b = stats.set_replicates(rb, m, float(g_floor.loc[g_floor["metric"] == m, "value"].mean()))
+            out[m] = stats.set_difference(a, b)
+        except ValueError:
+            continue
+    return out
 
 
 def _failure_notes(summ: pd.DataFrame, rows: list[str]) -> list[str]:
@@ -372,9 +421,13 @@ def _ci_note(summ: pd.DataFrame) -> list[str]:
     methods = [m for m in ok.loc[ok["ci_source"] != "", "ci_method"] if m]
     if methods:
         parts = []
-        if any("two-level" in m for m in methods):
+        boot = [m for m in methods if "t-interval" not in m]
+        if len(boot) < len(methods):
+            parts.append(f"fewer than {stats.T_INTERVAL_BELOW} test units: t-interval on the per-unit values "
+                         "(a bootstrap over so few units undercovers)")
+        if any("two-level" in m for m in boot):
             parts.append("several seeds: two-level bootstrap over seeds, then test images")
-        if any("two-level" not in m for m in methods):
+        if any("two-level" not in m for m in boot):
             parts.append("one seed: bootstrap over test images (scipy BCa)")
         tail = [m for m in methods if "resamples" in m][:1]
         extra = ""
@@ -394,7 +447,7 @@ def _ci_note(summ: pd.DataFrame) -> list[str]:
 
 def pivot(records: pd.DataFrame, rows: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
           observations: pd.DataFrame | None = None, *, floor: str | None = FLOOR_MODEL, alpha: float = 0.05,
-          **stat_options: Any) -> ResultTable:
+          replicates: pd.DataFrame | None = None, **stat_options: Any) -> ResultTable:
     """Pivot records into a :class:`ResultTable`: per cell the estimate with its 95% CI.
 
     Args:
@@ -404,8 +457,12 @@ def pivot(records: pd.DataFrame, rows: Sequence[str] | None = None, metrics: Seq
         metrics: Metrics to show, in order (default: all, in :func:`sort_metrics` order).
         observations: Per-image observations (intervals recomputed from them across seeds).
         floor: Model name of the floor generator of a quality table (rows that do not beat it
-            significantly are marked), or None.
+            significantly are marked), or None (no floor marks in any table). A segmentation
+            table's floor is the floor segmenter (:data:`SEG_FLOOR_MODEL`, training set ``none``):
+            a trained cell whose PQ does not significantly beat it is marked.
         alpha: Level of the floor tests.
+        replicates: Bootstrap replicates of set statistics (FID, KID ...;
+            :func:`gbench.core.observations.load_replicates`), for their paired floor tests.
         **stat_options: ``n_resamples``, ``seed``, ``confidence``.
 
     Raises:
@@ -453,8 +510,9 @@ def pivot(records: pd.DataFrame, rows: Sequence[str] | None = None, metrics: Seq
     notes = _ci_note(summ)
     notes += _failure_notes(summ, rows)
     marks: frozenset[tuple[tuple[str, ...], str]] = frozenset()
-    if kind == "quality" and floor:
-        marks, floor_notes = _floor_marks(sub, rows, order, list(metrics), observations, floor, alpha, stat_options)
+    if kind in ("quality", "segmentation") and floor:
+        marks, floor_notes = _floor_marks(sub, rows, order, list(metrics), observations, floor, alpha, stat_options,
+                                          kind, replicates)
         notes += floor_notes
     return ResultTable(kind=kind, row_keys=tuple(rows), rows=tuple(order), metrics=tuple(metrics),
                        mean=wide("mean"), std=wide("std"), seeds=wide("seeds").fillna(0.0),
@@ -464,7 +522,7 @@ def pivot(records: pd.DataFrame, rows: Sequence[str] | None = None, metrics: Seq
 
 
 def pivot_by_kind(records: pd.DataFrame, observations: pd.DataFrame | None = None,
-                  **options: Any) -> list[ResultTable]:
+                  **options: Any) -> list[ResultTable]:  # options: floor, alpha, replicates, stat options
     """One table per ``kind`` (quality first, then segmentation, then the rest); ``observations``
     and ``options`` as in :func:`pivot`."""
     order = {"quality": 0, "segmentation": 1, "multifocus": 2}

@@ -41,7 +41,8 @@ from gbench.core.fileio import atomic_path
 from gbench.core.metric_specs import metric_names
 from gbench.core.records import KEY_COLUMNS
 
-__all__ = ["FLOOR_SEGMENTER", "FLOOR_TRAIN_SET", "OBS_KEY_COLUMNS", "POOLED_STATS", "SCORE_COLUMNS", "observations_path", "make_observations",
+__all__ = ["FLOOR_SEGMENTER", "FLOOR_TRAIN_SET", "REPLICATE_COLUMNS", "replicates_path", "save_replicates",
+           "load_replicates", "OBS_KEY_COLUMNS", "POOLED_STATS", "SCORE_COLUMNS", "observations_path", "make_observations",
            "save_observations", "load_observations", "hash_test_set", "obs_key_columns"]
 
 #: Model and training-set keys of the segmentation floor (:mod:`gbench.segmentation.floor`, no training), shared
@@ -57,7 +58,12 @@ POOLED_STATS: Final[tuple[str, ...]] = ("tp", "fp", "fn", "iou_sum", "aji_inter"
 #: or per seed for set metrics (FID, KID, focus_curve_l1 of the MI-GAN transfer); other columns are kept as they are.
 SCORE_COLUMNS: Final[tuple[str, ...]] = metric_names()
 _OTHER = ("image", "unit", "test_set", "status", "failure")
-_NON_KEY = frozenset(_OTHER + SCORE_COLUMNS + POOLED_STATS + ("n_true", "n_pred", "iou_threshold", "name"))
+#: Columns of a replicate table (beside the experiment keys and one column per set statistic): the
+#: bootstrap replicate's index, the key of its real resample (shared by every experiment bootstrapped
+#: against the same real set, size and seed), the set sizes and how the replicates were made.
+REPLICATE_COLUMNS: Final[tuple[str, ...]] = ("replicate", "real_draw", "n_real", "n_fake", "method")
+_NON_KEY = frozenset(_OTHER + SCORE_COLUMNS + POOLED_STATS + REPLICATE_COLUMNS
+                     + ("n_true", "n_pred", "iou_threshold", "name"))
 
 
 def observations_path(records_path: str | Path) -> Path:
@@ -221,3 +227,61 @@ def load_observations(path: str | Path | Sequence[str | Path], required: bool = 
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise DataError(p, f"unreadable CSV: {' '.join(str(exc).split())}") from None
     return validate_observations(df, p)
+
+
+# ------------------------------------------------------------------------ set-statistic replicates
+
+def replicates_path(records_path: str | Path) -> Path:
+    """``X/records.csv`` -> ``X/replicates.csv``; ``X/NAME.csv`` -> ``X/NAME.replicates.csv``."""
+    p = Path(records_path)
+    if p.is_dir():
+        return p / "replicates.csv"
+    if p.name in ("records.csv", "records.parquet"):
+        return p.with_name("replicates.csv")
+    return p.with_name(p.stem + ".replicates.csv")
+
+
+def save_replicates(df: Any, path: str | Path) -> Path:
+    """Write a replicate table (bootstrap replicates of set statistics: FID, KID, ... one row per
+    experiment and replicate, see :data:`REPLICATE_COLUMNS`) as CSV beside the records, atomically."""
+    missing = [c for c in (*OBS_KEY_COLUMNS, "replicate", "real_draw") if c not in df.columns]
+    if missing:
+        raise ValueError(f"not a replicate table: missing column(s) {', '.join(missing)}")
+    target = Path(path)
+    if not target.name.endswith("replicates.csv"):
+        target = replicates_path(target)
+    with atomic_path(target) as tmp:
+        tmp.write_text(df.to_csv(index=False, lineterminator="\n", float_format="%.17g"), encoding="utf-8")
+    return target
+
+
+def load_replicates(path: str | Path | Sequence[str | Path]) -> Any:
+    """Read replicate tables (a ``replicates.csv``, the record file beside it, a run folder, or a
+    list of those); None when there is none.
+
+    Raises:
+        DataError: an unreadable or malformed file.
+    """
+    if not isinstance(path, (str, Path)):
+        frames = [f for f in (load_replicates(p) for p in path) if f is not None]
+        return pd.concat(frames, ignore_index=True) if frames else None
+    p = Path(path)
+    if p.is_dir():
+        p = p / "replicates.csv"
+    elif not p.name.endswith("replicates.csv"):
+        p = replicates_path(p)
+    if not p.is_file():
+        return None
+    try:
+        df = pd.read_csv(p, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(p, f"unreadable CSV: {' '.join(str(exc).split())}") from None
+    missing = [c for c in (*OBS_KEY_COLUMNS, "replicate", "real_draw") if c not in df.columns]
+    if missing:
+        raise DataError(p, f"not a replicate table: missing column(s) {', '.join(missing)}")
+    for c in obs_key_columns(df):
+        if c != "seed":
+            df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
+    df["seed"] = pd.to_numeric(df["seed"]).astype("int64")
+    df["real_draw"] = df["real_draw"].astype(str)
+    return df

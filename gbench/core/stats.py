@@ -71,7 +71,7 @@ __all__ = ["Estimate", "Difference", "NotComparable", "FailedRun", "AGGREGATIONS
            "DEFAULT_RESAMPLES", "DEFAULT_CONFIDENCE", "aggregate_value", "estimate", "attach_intervals",
            "paired_difference", "compare_experiments", "holm", "metric_verdict", "pooled_scores",
            "oriented", "experiment_label", "T_INTERVAL_BELOW", "DEFAULT_POWER", "smallest_p", "units_for_power",
-           "probability_of_improvement", "Improvement", "set_difference", "SetReplicates"]
+           "probability_of_improvement", "Improvement", "set_difference", "SetReplicates", "set_replicates"]
 
 AGGREGATIONS: Final[tuple[str, ...]] = ("mean", "pooled")
 #: Metrics that have a pooled aggregate (recomputed from :data:`POOLED_STATS`): the instance metrics.
@@ -910,6 +910,30 @@ class SetReplicates:
     real_draw: str
     n_real: int
     n_fake: int
+
+
+def set_replicates(replicates: pd.DataFrame, metric: str, value: float | None = None) -> SetReplicates:
+    """The :class:`SetReplicates` of ``metric`` for one experiment's rows of a replicate table
+    (:func:`gbench.core.observations.load_replicates`: replicate ``-1`` holds the full-set value,
+    ``0..B-1`` the bootstrap replicates); ``value`` overrides the full-set value (the record's).
+
+    Raises:
+        ValueError: no replicates of ``metric``, or several experiments / real resamples.
+    """
+    if metric not in replicates.columns or replicates[metric].isna().all():
+        raise ValueError(f"no bootstrap replicates of {metric}")
+    draws = set(replicates["real_draw"].astype(str))
+    if len(draws) != 1 or replicates["replicate"].duplicated().any():
+        raise ValueError(f"{metric}: replicates of several experiments or real resamples")
+    full = replicates[replicates["replicate"] < 0]
+    if value is None:
+        if full.empty:
+            raise ValueError(f"{metric}: no full-set value among the replicates")
+        value = float(full[metric].iloc[0])
+    r = replicates[replicates["replicate"] >= 0].sort_values("replicate")
+    return SetReplicates(metric, float(value), r[metric].to_numpy(dtype=np.float64), draws.pop(),
+                         int(r["n_real"].iloc[0]) if "n_real" in r.columns else 0,
+                         int(r["n_fake"].iloc[0]) if "n_fake" in r.columns else 0)
 
 
 def set_difference(a: SetReplicates, b: SetReplicates, *, margin: float | None = None,

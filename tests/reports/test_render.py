@@ -165,7 +165,7 @@ def test_cells_show_the_ci_from_observations_across_seeds() -> None:
     assert cell.mean == pytest.approx(0.658, abs=1e-12) and cell.n_images == 16
     md = to_markdown(s)
     assert f"0.658 [{est.ci_low:.3f}, {est.ci_high:.3f}]" in md and "±" not in md.split("\n\n")[1]
-    assert "two-level bootstrap" in md and re.search(r"\|\s+16 \|$", md.splitlines()[4])
+    assert "t-interval" in md and re.search(r"\|\s+16 \|$", md.splitlines()[4])  # 16 units < T_INTERVAL_BELOW
     tex = to_latex(q)
     assert r"\textbf{0.756} {\scriptsize [" in tex
     frame = pd.read_csv(pd.io.common.StringIO(to_csv(q)))

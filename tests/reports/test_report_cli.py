@@ -94,7 +94,7 @@ def test_report_with_observations(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert manifest["failed_runs"] == ["segnet R seed 0: no foreground predicted on the test split",
                                        "segnet R seed 1: no foreground predicted on the test split"]
     seg = (out / "tables" / "segmentation.md").read_text()
-    assert "0.837 [" in seg and "*failed*" in seg and "two-level bootstrap" in seg
+    assert "0.837 [" in seg and "*failed*" in seg and "t-interval" in seg  # 8 test units: t-intervals
     saved = load_records(out / "records.csv")
     ok = saved[saved.status == "ok"]
     assert ok["ci_low"].notna().all() and (ok["ci_low"] <= ok["value"]).all() and (ok["n_images"] == 16).all()

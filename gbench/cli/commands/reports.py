@@ -163,14 +163,19 @@ def compare(
     if obs_a.index.equals(obs_b.index):
         raise ValueError("--a and --b select the same experiment")
     metrics = list(metric) if metric else default_metrics(obs_a, obs_b, aggregation)
-    diffs = stats.compare_experiments(obs_a, obs_b, metrics, aggregation, test=test, margin=margin, alpha=alpha,
-                                      n_resamples=resamples, seed=seed)
+    from gbench.core.observations import load_replicates
+    from gbench.reports.paired import compare_selected, improvements
+
+    replicates = load_replicates(records if len(records) > 1 else records[0])
+    diffs = compare_selected(obs_a, obs_b, metrics, aggregation, replicates=replicates, sel_a=sel_a, sel_b=sel_b,
+                             test=test, margin=margin, alpha=alpha, n_resamples=resamples, seed=seed)
+    pi = improvements(obs_a, obs_b, diffs, n_resamples=resamples, seed=seed)
     label = lambda sel: " ".join(f"{k}={v}" for k, v in sel.items())  # noqa: E731
-    console.print(comparison_rich(diffs, label(sel_a), label(sel_b), alpha))
+    console.print(comparison_rich(diffs, label(sel_a), label(sel_b), alpha, improvement=pi))
     if csv is not None:
         from gbench.core.fileio import write_text
 
-        frame = compare_frame(diffs, alpha).assign(a_selection=label(sel_a), b_selection=label(sel_b))
+        frame = compare_frame(diffs, alpha, pi).assign(a_selection=label(sel_a), b_selection=label(sel_b))
         console.print(f"wrote {write_text(csv, frame.to_csv(index=False, lineterminator=chr(10)))}")
 
 
