@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ from gbench.pipelines.synthesis import synthesize
 from gbench.generators.train import train_generator
 from gbench.reports.figures import sample_grid
 from gbench.reports.report import write_report
-from gbench.segmentation.sets import parse_train_spec
+from gbench.segmentation.sets import SyntheticSources, parse_train_spec
 
 __all__ = ["reproduce_sharp_gan", "ReproduceResult", "GENERATORS", "ARCHS", "TRAIN_SETS"]
 
@@ -142,7 +142,8 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
                         train_sets: Sequence[str] = TRAIN_SETS, gen_steps: int | None = None,
                         progress: bool = True, console: Any = None, data_seed: int = 0,
                         timings: Sequence[dict[str, Any]] = (), executor: str = "sequential",
-                        jobs: int | None = None, address: str | None = None) -> ReproduceResult:
+                        jobs: int | None = None, address: str | None = None,
+                        synthetic_sets: Mapping[str, str | Path] | None = None) -> ReproduceResult:
     """Run (or continue) the Sharp-GAN pipeline and write the report folder under ``out``.
 
     Args:
@@ -170,6 +171,9 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
             :mod:`gbench.pipelines.executor`. The records do not depend on it. With stages running
             at once, the time table's shares are of the summed stage times.
         jobs, address: the executor's job count and Ray address.
+        synthetic_sets: the user's own synthetic sets, {name: folder} (``--synthetic NAME=DIR``),
+            trained on beside the drawn one by ``train_sets`` naming them (``R+mine``,
+            ``mine:500``); their folders' contents enter the stage keys.
     """
 
 
@@ -179,7 +183,9 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
     seeds = tuple(prof.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("reproduce needs at least one segmentation seed")
-    needs_synth = any(p.kind == "synthetic" for t in train_sets for p in parse_train_spec(t).parts)
+    user_sets = SyntheticSources.of(dict(synthetic_sets or {}))
+    specs = {t: parse_train_spec(t, named=user_sets.names) for t in train_sets}
+    needs_synth = any(p.paper for s in specs.values() for p in s.parts)  # S3k/S10k: drawn by Sharp-GAN
     if needs_synth and SYNTH_GENERATOR not in generators:
         raise ValueError(f"the synthetic training sets are drawn by {SYNTH_GENERATOR}: keep it in --generators")
     out = Path(out)
@@ -294,21 +300,22 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
     for k in seeds:
         for arch in archs:
             for train_set in train_sets:
-                synthetic = parse_train_spec(train_set).synthetic and needs_synth
+                synthetic = any(p.paper for p in specs[train_set].parts)
+                named = {p.name: dict(user_sets.named)[p.name] for p in specs[train_set].named}
                 cfg = {**base, "arch": arch, "train_set": train_set, "seg_seed": k, "target": "binary"}
 
                 def segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k,
-                            synthetic: bool = synthetic) -> dict[str, Any]:
+                            synthetic: bool = synthetic, named: dict[str, Path] = named) -> dict[str, Any]:
+                    sources = SyntheticSources(synth_dir() if synthetic else None, tuple(named.items()))
                     row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
-                                   synthetic_dir=synth_dir() if synthetic else None, resume=True,
-                                   progress=progress, data_seed=data_seed)
+                                   synthetic_dir=sources, resume=True, progress=progress, data_seed=data_seed)
                     cell = Path(row["run_dir"]).relative_to(folder)
                     return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
                             "pq": row.get("pq_mean"), "status": row.get("status", "ok")}
 
                 name = f"segment-{arch}-{_stage_slug(train_set)}-seed{k}"
-                add(name, lambda name=name, cfg=cfg, synthetic=synthetic: Stage(
-                    name, cfg, data_inputs + ((synth_dir(),) if synthetic else ())),
+                add(name, lambda name=name, cfg=cfg, synthetic=synthetic, named=named: Stage(
+                    name, cfg, data_inputs + ((synth_dir(),) if synthetic else ()) + tuple(named.values())),
                     segment, after=["synthesize"] if synthetic else [])
                 segment_tasks.append(name)
 

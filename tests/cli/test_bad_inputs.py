@@ -287,8 +287,10 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "segment-threshold-nan": (["segment", "--data", "{ds}", "--profile", "smoke", "--out", "{root}/new", "--threshold",
                                "nan"], ["--threshold"], ["{root}/new"]),
     # MI-GAN commands
-    "train-migan-out-file": (["train-migan", "--profile", "smoke", "--out", "{afile}"], ["afile.txt"], ["{afile}"]),
-    "train-migan-device-tpu": (["train-migan", "--profile", "smoke", "--out", "{root}/new", "--device", "tpu"],
+    "train-migan-out-file": (["train-migan", "--data", "synthetic-cells:siha", "--profile", "smoke", "--out", "{afile}"],
+                             ["afile.txt"], ["{afile}"]),
+    "train-migan-device-tpu": (["train-migan", "--data", "synthetic-cells:siha", "--profile", "smoke", "--out",
+                                "{root}/new", "--device", "tpu"],
                                ["--device"], ["{root}/new"]),
     "sample-migan-missing-run": (["sample-migan", "{root}/norun", "--out", "{root}/new"], ["norun"], ["{root}/new"]),
     "qmf-limit-negative": (["quality-multifocus", "--real", "synthetic-cells:siha", "--fake", "synthetic-cells:siha",
@@ -296,12 +298,13 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "qmf-out-file": (["quality-multifocus", "--real", "synthetic-cells:siha", "--fake", "synthetic-cells:siha",
                       "--out", "{afile}"], ["afile.txt"], ["{afile}"]),
     # reproduce
-    "reproduce-out-file": (["reproduce", "--profile", "smoke", "--out", "{afile}"], ["afile.txt"], ["{afile}"]),
+    "reproduce-out-file": (["reproduce", "--data", "{ds}", "--profile", "smoke", "--out", "{afile}"], ["afile.txt"],
+                           ["{afile}"]),
     "reproduce-unknown-paper": (["reproduce", "mi-gan", "--out", "{root}/new"], ["mi-gan"], ["{root}/new"]),
     "reproduce-unknown-generator": (["reproduce", "--generators", "sharp-gan,nope", "--profile", "smoke", "--out",
                                      "{root}/new"], ["nope"], ["{root}/new"]),
     "reproduce-bad-train-set": (["reproduce", "--train", "R+X", "--profile", "smoke", "--out", "{root}/new"],
-                                ["--train R+X"], ["{root}/new"]),
+                                ["unknown training set 'X' in 'R+X'", "--synthetic X=DIR"], ["{root}/new"]),
     "reproduce-seeds": (["reproduce", "--seeds", "a,b", "--profile", "smoke", "--out", "{root}/new"], ["--seeds"],
                         ["{root}/new"]),
 }

@@ -66,7 +66,9 @@ def _config_specs(command: Any) -> list[Any]:
             continue
         longs = [o for o in p.opts if o.startswith("--")]
         key = longs[0][2:] if longs else str(p.name)
-        tname = getattr(p.type, "name", "")
+        ann = getattr(getattr(p, "type_descriptor", None), "annotation", None)  # typer >= 0.2x
+        tname = {bool: "boolean", int: "integer", float: "float"}.get(ann, "") if ann is not None else \
+            getattr(getattr(p, "type", None), "name", "")  # click's parameter types
         kind = ("list" if getattr(p, "multiple", False) else
                 "bool" if getattr(p, "is_flag", False) or tname == "boolean" else
                 "int" if tname == "integer" else "float" if tname == "float" else "str")

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train_migan_cmd(
-    data: Annotated[str, typer.Option("--data", help="Stacks to train on: synthetic-cells:siha, synthetic-cells:cancer, multifocus:PATH or a folder.")] = "synthetic-cells:siha",
+    data: Annotated[Optional[str], typer.Option("--data", help="Stacks to train on, required: multifocus:PATH, a folder, or the built-in synthetic-cells:siha / synthetic-cells:cancer.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/mi-gan"),
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
@@ -72,6 +72,9 @@ def train_migan_cmd(
         overrides["n_critic"] = n_critic
     if critic_norm is not None:
         overrides["critic_norm"] = critic_norm
+    if not data:
+        raise ValueError("--data is required: the stacks to train on (multifocus:PATH or a folder); use --data "
+                         "synthetic-cells:siha for the built-in SiHa stacks")
     check_out_folder(out, resume=resume, overwrite=overwrite, inputs=[("--data", data), ("--init-from", init_from)])
 
     run = train_migan(data, out, profile=prof, seed=seed, data_seed=data_seed, split=split, init_from=init_from,

@@ -9,6 +9,7 @@ import typer
 from gbench.cli.commands.common import (
     AmpOpt,
     ChannelsLastOpt,
+    ConfigOpt,
     DataSeedOpt,
     DeterministicOpt,
     ExecutorOpt,
@@ -19,6 +20,7 @@ from gbench.cli.commands.common import (
     WorkersOpt,
     check_executor,
     console,
+    resolved_options,
     with_runtime,
 )
 
@@ -40,13 +42,15 @@ def _names(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def reproduce(
+    ctx: typer.Context,
     paper: Annotated[str, typer.Argument(help="Which paper: sharp-gan.")] = "sharp-gan",
-    data: Annotated[str, typer.Option("--data", help="Real dataset (name or folder).")] = "synthetic-he",
+    data: Annotated[Optional[str], typer.Option("--data", help="Real dataset (name or folder), required. The built-in procedural tiles: --data synthetic-he.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Run folder (stages/, records.csv, report/).")] = Path("runs/reproduce"),
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Segmentation training seeds, e.g. 0,1,2 (default: the profile's); the test images stay those of --data-seed.")] = None,
     generators: Annotated[Optional[str], typer.Option("--generators", help="Comma-separated generators (default: all three).")] = None,
     archs: Annotated[Optional[str], typer.Option("--archs", help="Comma-separated segmenters (default: segnet,unet).")] = None,
-    train: Annotated[Optional[str], typer.Option("--train", help="Comma-separated training sets (default: R,S3k,R+S3k,S10k,R+S10k).")] = None,
+    train: Annotated[Optional[str], typer.Option("--train", help="Comma-separated training sets (default: R,S3k,R+S3k,S10k,R+S10k): R, the paper's S3k / S10k (drawn by Sharp-GAN, scaled down under smaller profiles), a set named with --synthetic (NAME, or NAME:COUNT for its first COUNT images), or a +-join.")] = None,
+    synthetic: Annotated[Optional[list[str]], typer.Option("--synthetic", help="NAME=DIR: your own synthetic set (images/ and labels/), trained on beside the drawn one, e.g. --synthetic mine=runs/mine --train R,R+S3k,R+mine; repeatable.")] = None,
     gen_steps: Annotated[Optional[int], typer.Option("--gen-steps", help="Generator steps (default: the profile's schedule).")] = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
@@ -58,9 +62,11 @@ def reproduce(
     executor: ExecutorOpt = "sequential",
     jobs: JobsOpt = None,
     ray_address: RayAddressOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Run a paper's whole pipeline (train generators, synthesize, Table 1, segmentation, Table 2,
-    report); every stage is cached by a hash of its inputs and config."""
+    report); every stage is cached by a hash of its inputs and config. The options (after --config
+    and the command line) and the resolved profile are written to OUT/run.json."""
     from gbench.pipelines import reproduce as rp
 
     if paper != "sharp-gan":
@@ -73,31 +79,37 @@ def reproduce(
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     check_positive("--gen-steps", gen_steps)
     check_executor(executor, jobs, ray_address)
-    # no overwrite rule here: the run folder is a stage cache, and running again continues it (resume);
-    # the folder is still locked (one writer) and must lie outside --data
-    check_out_folder(out, resume=True, inputs=[("--data", data)])
     from gbench import generators as gens
     from gbench import segmentation
-    from gbench.pipelines.segmentation_grid import parse_train_spec
+    from gbench.segmentation.sets import parse_synthetic_options, parse_train_spec, resolve_part
 
     for name in _names(generators, rp.GENERATORS):
         gens.is_frozen(name)  # an unknown name fails now (with suggestions), not after the first stages
     for a in _names(archs, rp.ARCHS):
         segmentation.SEGMENTERS.get(a)
-    from gbench.segmentation.sets import scaled_count
-
-    drawn = max(c for _, c in prof.synthesis.counts)
-    for t in _names(train, rp.TRAIN_SETS):
-        for part in parse_train_spec(t).synthetic:  # reproduce draws one synthetic set: S<N> reads its first images
-            n = scaled_count(part, prof)
-            if n is None or part.name != "S" or n > drawn:
-                raise ValueError(f"--train {t}: {part.token} is not a part gbench reproduce can make (use S3k, S10k "
-                                 f"or S<N> with at most {drawn} images under profile {prof.name!r})")
+    sources = parse_synthetic_options(synthetic)
+    if sources.folder is not None:
+        raise ValueError(f"--synthetic {sources.folder}: reproduce draws the paper's S3k / S10k itself; name your "
+                         "own set instead (--synthetic NAME=DIR, then --train R+NAME)")
+    specs = [parse_train_spec(t, named=sources.names) for t in _names(train, rp.TRAIN_SETS)]
     _ints(seeds)
+    from gbench.cli.commands.segment import require_data
+
+    data = require_data(data)
+    for spec in specs:
+        for part in spec.named:  # a missing or too small set fails now, not after the generators trained
+            resolve_part(part, prof, sources)
+    # no overwrite rule here: the run folder is a stage cache, and running again continues it (resume);
+    # the folder is still locked (one writer) and must lie outside --data
+    check_out_folder(out, resume=True, inputs=[("--data", data), *(("--synthetic", d) for _, d in sources.named)])
+    from gbench.cli.commands.segment import _write_run_json
+
+    _write_run_json(out, {**resolved_options(ctx, prof), "synthetic_sets": sources.to_dict()})
     res = rp.reproduce_sharp_gan(data=data, profile=prof, seed=seed, out=out, seeds=_ints(seeds),
                                  generators=_names(generators, rp.GENERATORS), archs=_names(archs, rp.ARCHS),
                                  train_sets=_names(train, rp.TRAIN_SETS), gen_steps=gen_steps, console=console,
-                                 data_seed=data_seed, executor=executor, jobs=jobs, address=ray_address)
+                                 data_seed=data_seed, executor=executor, jobs=jobs, address=ray_address,
+                                 synthetic_sets=dict(sources.named))
     done = sum(not s["skipped"] for s in res.stages)
     console.print(f"{len(res.stages)} stages ({done} run, {len(res.stages) - done} cached) in {res.seconds:.1f} s")
 

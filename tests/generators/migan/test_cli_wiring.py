@@ -54,7 +54,8 @@ def test_train_migan_takes_set_options(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_train_migan_refuses_fp16_before_writing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path) -> None:
     out = tmp_path / "m"
-    assert run_cli(monkeypatch, "train-migan", "--out", str(out), "--profile", "smoke", "--amp", "fp16") == 2
+    assert run_cli(monkeypatch, "train-migan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile", "smoke",
+                   "--amp", "fp16") == 2
     err = capsys.readouterr().err
     assert "--amp fp16: MI-GAN" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
