@@ -533,8 +533,10 @@ def _override(path: Path, key: str, obj: Any, table: Any, complete: bool = False
         missing = [f for f in fields if f not in changes]
         if missing:
             raise DataError(path, f"[{key}] is a new section: it needs every field; missing {', '.join(missing)}")
-        return cls(**changes)
-    return dataclasses.replace(obj, **changes)
+    try:
+        return cls(**changes) if complete else dataclasses.replace(obj, **changes)
+    except ValueError as exc:  # a section's own checks (the runtime's, say)
+        raise DataError(path, f"[{key}]: {exc}") from None
 
 
 def load_profile(path: str | Path) -> Profile:
