@@ -162,3 +162,11 @@ def test_user_profile_reaches_the_cell(tmp_path: Path, monkeypatch: pytest.Monke
     assert row["profile"] == "tiny" and row["steps_done"] == 1
     run: dict[str, Any] = json.loads((out / "run.json").read_text())
     assert run["profile"]["name"] == "tiny" and run["profile"]["segmenters"]["segnet"]["max_steps"] == 1
+
+
+def test_quality_takes_a_config_file_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "q.toml"
+    cfg.write_text('metric = ["ssim"]\nbatch-size = "x"\n')
+    err = _one_line_exit_2(monkeypatch, capsys, tmp_path / "o", "quality", "--config", str(cfg))
+    assert "q.toml: key 'batch-size': expected an integer" in err

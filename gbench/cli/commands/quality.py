@@ -6,7 +6,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from gbench.cli.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
+from gbench.cli.commands.common import (
+    ConfigOpt,
+    DataSeedOpt,
+    OverwriteOpt,
+    ProfileOpt,
+    SeedOpt,
+    check_out_folder,
+    console,
+)
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
@@ -35,6 +43,7 @@ def quality(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     data_seed: DataSeedOpt = 0,
+    config: ConfigOpt = None,
 ) -> None:
     """Score synthetic images against real ones: SSIM, FSIM, GMSD, NRMSE per pair; FID, KID, precision/recall, density/coverage and stain with --extractor / --stain.
 
