@@ -40,7 +40,7 @@ from gbench.data.loaders import load_folder
 from gbench.data.types import Dataset
 
 __all__ = ["SetPart", "TrainSetSpec", "parse_train_spec", "scaled_count", "ResolvedPart", "resolve_part",
-           "SyntheticSources", "parse_synthetic_options", "check_set_name",
+           "SyntheticSources", "parse_synthetic_options", "check_set_name", "check_set_complete",
            "DEFAULT_SYNTHETIC_DIR", "PAPER_SETS", "PAPER_COUNTS"]
 
 #: Where ``gbench synthesize`` writes its sets by default.
@@ -287,6 +287,69 @@ def _is_folder_set(path: Path) -> bool:
     return (path / "images").is_dir() and (path / "labels").is_dir()
 
 
+def check_set_complete(folder: Path) -> None:
+    """Refuse a synthetic set that is not complete (one line naming the folder).
+
+    A set written by ``gbench synthesize`` is complete when its ``run.json`` says ``complete`` (not
+    ``running``: interrupted, or still being written) and its ``manifest.csv`` lists exactly the
+    images and labels on disk (none missing, none extra). A folder without ``run.json`` /
+    ``manifest.csv`` (the user's own set) is not checked. A set whose source training run was
+    recorded as failed, or whose generator failed the output check, is named in a warning.
+
+    Raises:
+        DataError: unreadable ``run.json`` / ``manifest.csv``, status ``running``, or a manifest that
+            disagrees with the files.
+    """
+    import csv
+    import io
+    import json
+    import logging
+
+    folder = Path(folder)
+    run = folder / "run.json"
+    if run.is_file():
+        try:
+            doc = json.loads(run.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise DataError(run, f"unreadable run.json of a synthetic set ({type(exc).__name__}); "
+                            "rerun gbench synthesize --resume") from None
+        status = doc.get("status") if isinstance(doc, dict) else None
+        if status == "running":
+            raise DataError(folder, "synthetic set is incomplete: its run.json says 'running' (gbench synthesize "
+                            "was interrupted or is still writing); finish it with gbench synthesize --resume")
+        for key, what in (("source_run_failure", "its generator's training run is recorded as failed"),
+                          ("output_check", "its generator failed the output check")):
+            if isinstance(doc, dict) and doc.get(key):
+                logging.getLogger(__name__).warning("%s: synthetic set used although %s (%s)", folder, what, doc[key])
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        return
+    try:
+        rows = list(csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8"), newline="")))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(manifest, f"unreadable manifest ({type(exc).__name__})") from None
+    cols = set(rows[0]) if rows else set()
+    if rows and "image_path" not in cols:
+        return  # another tool's manifest: nothing to compare
+    listed: set[str] = set()
+    for line, row in enumerate(rows, start=2):
+        for key in ("image_path", "label_path", "mask_path"):
+            rel = row.get(key)
+            if key in cols and not rel:
+                raise DataError(manifest, f"line {line}: empty {key}")
+            if rel:
+                listed.add(Path(rel).as_posix())
+                if not (folder / rel).is_file():
+                    raise DataError(folder, f"synthetic set is incomplete: manifest.csv line {line} lists {rel}, "
+                                    "which is missing; rerun gbench synthesize --resume")
+    on_disk = {f"{sub}/{q.name}" for sub in ("images", "labels") if (folder / sub).is_dir()
+               for q in (folder / sub).iterdir() if q.is_file() and not q.name.startswith(".")}
+    extra = sorted(on_disk - listed)
+    if extra:
+        raise DataError(folder, f"synthetic set disagrees with its manifest.csv: {len(extra)} file(s) not listed "
+                        f"(first: {extra[0]}); remove them or rerun gbench synthesize with the set's --count")
+
+
 def resolve_part(part: SetPart, profile: Profile,
                  synthetic_dir: SyntheticSources | str | Path | Mapping[str, str | Path] | None = None
                  ) -> ResolvedPart:
@@ -320,6 +383,7 @@ def resolve_part(part: SetPart, profile: Profile,
         if not _is_folder_set(folder):
             raise DataError(folder, f"synthetic set {part.name!r} needs images/ and labels/ folders "
                             "(the layout `gbench synthesize` writes)")
+    check_set_complete(folder)
     ds = load_folder(folder, split="all", name=str(folder))
     want = scaled_count(part, profile)
     if want is None:

@@ -18,9 +18,23 @@ Layout of ``out`` (the ``folder`` dataset layout, one flat split: load it with `
 ``sample_id = <generator>-s<seed>-<k:06d>``. A sample is complete when both PNGs exist (each is
 written atomically). Calling :func:`synthesize` again (``gbench synthesize --resume``) skips
 complete samples and fills in the rest; a larger ``--count`` extends the set. ``out`` made with another generator, checkpoint,
-seed, size or mask statistics is refused. Labels depend only on ``(seed, k, stats, size)``;
+seed, size or mask statistics is refused, and so is a ``--count`` smaller than the samples already
+there (the extra images would lie outside the manifest; nothing is deleted). Labels depend only on ``(seed, k, stats, size)``;
 images on those and the checkpoint (up to float rounding in batched convolutions: at most one
 gray level between different batch sizes, identical for the same batch size).
+
+A set is *complete* (usable by ``gbench segment``, see ``gbench.segmentation.sets``) when its
+``run.json`` says ``complete`` and ``manifest.csv`` lists exactly the images and labels on disk.
+``run.json`` says ``running`` from the first written sample until the last one and the manifest
+are written. The generator's outputs are checked
+(:func:`gbench.metrics.failures.output_failure` on a first batch of different maps, the check
+``quality --generator`` records): NaN/inf outputs are refused before anything is written; constant
+or near-constant outputs are warned about and recorded as ``output_check`` in ``run.json`` (a
+briefly trained smoke generator draws near-flat images; ``segment`` names such a set when it uses
+it), and a NaN/inf batch later on
+stops the run with the set still marked ``running``. A checkpoint whose training run is recorded as
+failed (``status: failed`` in the ``run.json`` beside its ``checkpoints/`` folder) is named in a
+warning, and in the set's ``run.json`` (``source_run_failure``).
 """
 from __future__ import annotations
 
@@ -28,6 +42,7 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +63,11 @@ from gbench.data.masks import DEFAULT_STATS, fit_mask_stats, synthesize_instance
 from gbench.data.resolve import resolve_dataset
 from gbench.engine import select_device
 from gbench.generators.frozen import GeneratorOutputError
+from gbench.metrics.failures import output_failure
 
 __all__ = ["synthesize", "SynthResult", "file_sha256", "sample_id", "MANIFEST_COLUMNS"]
+
+log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("sample_id", "index", "generator", "conditioning", "checkpoint_sha256", "seed", "size",
                     "image_path", "label_path")
@@ -194,20 +212,41 @@ def synthesize(
     if mask_files is not None:
         settings["masks"] = _masks_digest(mask_files)
     _check_existing(out, settings)
-    _check_generates(module, name, size, seed, stats, dev)  # a bad --size fails here, before any file is written
+    settings_check = _check_generates(module, name, size, seed, stats, dev, checkpoint)  # bad --size / NaN: no file
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):  # a second synthesize into the same folder is refused while this one runs
         _check_existing(out, settings)  # again, under the lock
         clean_orphan_temps(out)  # temp files of a killed run
         return _synthesize_locked(name, module, count, out, seed, prof, data, stats, size, bs, dev, settings,
-                                  checkpoint, progress, t0, data_seed, masks=mask_files)
+                                  checkpoint, progress, t0, data_seed, masks=mask_files, output_check=settings_check)
 
 
-def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, dev: Any) -> None:
-    """Run the generator on one map of ``size``: refuse a size it cannot make (one line)."""
+#: Maps of the first-batch output check (:func:`_check_generates`).
+CHECK_MAPS = 4
 
-    inst = synthesize_instance_map(size, seed, 0, stats=stats)
-    cond = torch.from_numpy(np.stack([module.condition_map(inst)])).to(dev)
+
+def _source_failure(checkpoint: str | Path | None) -> str:
+    """The failure recorded for the training run of ``checkpoint`` (its ``run.json`` status), or ""."""
+    if checkpoint is None:
+        return ""
+    run = Path(checkpoint).parent.parent / "run.json"
+    try:
+        doc = json.loads(run.read_text(encoding="utf-8")) if run.is_file() else {}
+    except (OSError, ValueError):
+        return ""
+    if isinstance(doc, dict) and doc.get("status") == "failed":
+        return str(doc.get("failure") or "failed")
+    return ""
+
+
+def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, dev: Any,
+                     checkpoint: str | Path | None = None) -> str:
+    """Run the generator on a few maps of ``size``: refuse a size it cannot make, and NaN/inf outputs
+    (:func:`gbench.metrics.failures.output_failure`), in one line. Returns the failed check of constant
+    or near-constant outputs (warned about; recorded in ``run.json`` as ``output_check``), else ""."""
+
+    inst = [synthesize_instance_map(size, seed, k, stats=stats) for k in range(CHECK_MAPS)]
+    cond = torch.from_numpy(np.stack([module.condition_map(m) for m in inst])).to(dev)
     try:
         with torch.no_grad():
             fake = module.generate(cond)
@@ -218,20 +257,40 @@ def _check_generates(module: Any, name: str, size: int, seed: int, stats: Any, d
                          f"({str(exc).splitlines()[0]})") from None
     if tuple(fake.shape[-2:]) != (size, size):
         raise ValueError(f"--size {size}: generator {name!r} made {tuple(fake.shape[-2:])} images instead")
+    failure = output_failure(fake.float().cpu().numpy())
+    if "NaN" in failure:
+        raise DataError(checkpoint, f"generator {name!r} fails the output check ({failure}); no set written")
+    if failure:  # constant / near-constant images: named and recorded (as quality --generator records them)
+        log.warning("%s: generator %r fails the output check (%s); the set records it in run.json (output_check)",
+                    checkpoint if checkpoint is not None else name, name, failure)
+    return failure
 
 
 def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int, prof: Profile, data: str | None,
                        stats: Any, size: int, bs: int, dev: Any, settings: dict[str, Any], checkpoint: str | Path,
-                       progress: bool, t0: float, data_seed: int = 0, masks: list[Path] | None = None) -> SynthResult:
+                       progress: bool, t0: float, data_seed: int = 0, masks: list[Path] | None = None,
+                       output_check: str = "") -> SynthResult:
     def paths(k: int) -> tuple[Path, Path]:
         sid = sample_id(name, seed, k)
         return out / "images" / f"{sid}.png", out / "labels" / f"{sid}.png"
 
+    prefix = f"{name}-s{seed}-"
+    extra = sorted({int(q.stem[len(prefix):]) for sub in ("images", "labels") if (out / sub).is_dir()
+                    for q in (out / sub).glob(f"{prefix}*.png") if q.stem[len(prefix):].isdigit()} - set(range(count)))
+    if extra:
+        raise DataError(out, f"holds {count + len(extra)} samples, more than --count {count}: a smaller set would "
+                        f"leave {len(extra)} images outside its manifest (nothing is deleted); use --count "
+                        f"{max(extra) + 1} or more, another --out, or --overwrite")
     todo = [k for k in range(count) if not all(p.is_file() for p in paths(k))]
     done_before = count - len(todo)
+    source_failure = _source_failure(checkpoint)
+    if source_failure:
+        log.warning("%s: the training run of this checkpoint is recorded as failed (%s); the set is marked so "
+                    "in its run.json", checkpoint, source_failure)
     run_info = {"command": "synthesize", "settings": settings, "checkpoint": str(checkpoint), "count": count,
                 "data_seed": data_seed,
-                "data": data, "profile_settings": prof.to_dict(), "batch_size": bs}
+                "data": data, "profile_settings": prof.to_dict(), "batch_size": bs,
+                "source_run_failure": source_failure, "output_check": output_check}
     if masks is not None:
         run_info["mask_names"] = [p.stem for p in masks[:count]]
     write_json(out / "run.json", {**run_info, "status": "running", "provenance": provenance(profile=prof.name, seed=seed)})
@@ -251,6 +310,9 @@ def _synthesize_locked(name: str, module: Any, count: int, out: Path, seed: int,
             tg = time.perf_counter()
             with torch.no_grad():
                 fake = module.generate(cond)
+            if not bool(torch.isfinite(fake).all()):  # the set stays "running": never marked complete
+                raise DataError(checkpoint, f"generator {name!r} made NaN/inf outputs for samples {chunk[0]}.."
+                                f"{chunk[-1]}; {out} is left incomplete (run.json status 'running')")
             img = (fake.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             gen_seconds += time.perf_counter() - tg
             for k, inst, rgb in zip(chunk, maps, img):
