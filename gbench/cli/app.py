@@ -30,6 +30,8 @@ class _Root(TyperGroup):
         click_errors, click_aborts = _click_exception_types()
         try:
             rc = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            if rc == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into Exit(130), returned here
+                raise KeyboardInterrupt
             if isinstance(rc, int) and rc:
                 sys.exit(rc)  # typer.Exit(n) comes back as a return value when standalone_mode is off
         except typer.Exit as exc:

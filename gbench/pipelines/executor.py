@@ -126,8 +126,46 @@ class SequentialExecutor(Executor):
             done.add(task.name)
 
 
-def _child(payload: bytes, conn: Any, threads: int, gpu: str | None) -> None:
-    """A child process: run one task (cloudpickled), send back ``("ok", result)`` or ``("error", text)``."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this child die when its parent does, even by ``kill -9`` (which the parent cannot
+    forward): on Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``);
+    everywhere a daemon thread also checks every second that the parent is still this process's
+    parent (an orphan is re-parented to init or a subreaper) and exits otherwise."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - no libc: the thread below still watches
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="gbench-parent-watch", daemon=True).start()
+
+
+def _child(payload: bytes, conn: Any, threads: int, gpu: str | None, parent_pid: int | None = None) -> None:
+    """A child process: run one task (cloudpickled), send back ``("ok", result)`` or ``("error", text)``.
+
+    It ignores Ctrl-C (the parent handles it and stops its children, so no worker prints a
+    traceback) and dies with its parent (:func:`_die_with_parent`)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     try:
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before this process first touches CUDA
@@ -139,6 +177,35 @@ def _child(payload: bytes, conn: Any, threads: int, gpu: str | None) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:
         conn.close()
+
+
+def _start_ignoring_sigint(proc: Any) -> None:
+    """``proc.start()`` with SIGINT ignored while the child is created: a spawned child inherits an
+    ignored SIGINT through exec, so a Ctrl-C that comes while it is still importing (before
+    :func:`_child` runs) prints no traceback either."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        proc.start()
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc.start()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _stop(running: Mapping[Any, tuple[Any, Any, Any]], timeout: float = 5.0) -> None:
+    """Terminate the children still running (SIGTERM, then SIGKILL after ``timeout``) and reap them."""
+    for _, proc, _ in running.values():
+        if proc.is_alive():
+            proc.terminate()
+    for _, proc, _ in running.values():
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 @dataclass
@@ -163,8 +230,15 @@ class LocalExecutor(Executor):
         if jobs < 1:
             raise ValueError(f"jobs must be >= 1, got {jobs}")
         threads = torch.get_num_threads()
-        free_gpus = list(gpus)
         running: dict[Any, tuple[Task, Any, str | None]] = {}  # connection -> (task, process, gpu)
+        try:
+            self._loop(ctx, tasks, gpus, jobs, threads, running)
+        finally:  # Ctrl-C or an error in this process: no child outlives it
+            _stop(running)
+
+    def _loop(self, ctx: Any, tasks: list[Task], gpus: list[str], jobs: int, threads: int,
+              running: dict[Any, tuple[Task, Any, str | None]]) -> None:
+        free_gpus = list(gpus)
         done: set[str] = set()
         pending = list(tasks)
         error: str | None = None
@@ -177,9 +251,9 @@ class LocalExecutor(Executor):
                 pending.remove(task)
                 gpu = free_gpus.pop(0) if task.gpu and free_gpus else None
                 parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(cloudpickle.dumps(task.fn), child, threads, gpu),
+                proc = ctx.Process(target=_child, args=(cloudpickle.dumps(task.fn), child, threads, gpu, os.getpid()),
                                    name=f"gbench-{task.name}")
-                proc.start()
+                _start_ignoring_sigint(proc)
                 child.close()
                 running[parent] = (task, proc, gpu)
             if not running:
