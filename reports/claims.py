@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -92,7 +93,7 @@ from gbench.reports.compare import load_reference
 from gbench.reports.tables import display_name
 
 __all__ = ["Claim", "ClaimResult", "ByMeans", "QUALITY_METRICS", "SEG_METRICS", "DEFAULT_MARGIN", "VERDICTS",
-           "sharp_gan_claims", "check_claim", "check_claims", "below_floor", "FLOOR_METRIC", "by_means", "paper_outcome", "gain_percent",
+           "sharp_gan_claims", "contender_claims", "contenders_in", "PAPER_GENERATORS", "check_claim", "check_claims", "below_floor", "FLOOR_METRIC", "by_means", "paper_outcome", "gain_percent",
            "claims_frame", "claims_detail_frame", "claims_markdown", "claims_html", "claims_rich"]
 
 QUALITY_METRICS: tuple[str, ...] = metric_names("quality", paper=True)
@@ -153,6 +154,7 @@ class Claim:
     paper_gains: tuple[float, ...] | None = None
     note: str = ""
     source: str = "Sharp-GAN"
+    optional: bool = False  # shown only when both sides have records (contender_claims)
 
     @property
     def better(self) -> tuple[str, str]:  # old name of ``a``
@@ -308,6 +310,43 @@ def sharp_gan_claims(archs: Sequence[str] = ("segnet", "unet"), binary: str = "g
                                  f"margin {margin:g} (absolute)"))
         claims.append(sup("S10k>S3k", "S10k", "S3k", "", "Table 2", note="from Table 2, not stated in the text"))
     return claims
+
+
+#: The generators of the paper's Table 1 (and the floor): every other generator in the records is
+#: a contender (:func:`contender_claims`).
+PAPER_GENERATORS: tuple[str, ...] = ("gan-binary", "gan-dist", "sharp-gan", "mask-paint")
+#: The twin of a paper training set drawn by another generator (``gbench reproduce``): ``R+S3k-ddpm``.
+_TWIN = re.compile(r"^(?:R\+)?S(?:3|10)k-(?P<gen>[a-z][a-z0-9-]*)$")
+
+
+def contenders_in(records: pd.DataFrame, paper: Sequence[str] = PAPER_GENERATORS) -> list[str]:
+    """Generators beyond the paper's in the records: quality rows of another model, and training sets
+    ``[R+]S3k-<generator>`` / ``[R+]S10k-<generator>`` (the twins ``gbench reproduce`` trains on)."""
+    found = [str(m) for m in records.loc[records["kind"] == "quality", "model"]]
+    found += [m.group("gen") for t in records.loc[records["kind"] == "segmentation", "train_set"].astype(str)
+              if (m := _TWIN.match(t))]
+    return [g for g in dict.fromkeys(found) if g not in paper]
+
+
+def contender_claims(contenders: Sequence[str], archs: Sequence[str] = ("segnet", "unet"),
+                     sharp: str = "sharp-gan", seg_metrics: Sequence[str] = SEG_METRICS) -> list[Claim]:
+    """Optional claims for generators beyond the paper's (``ddpm``): ``X beats Sharp-GAN`` on the
+    Table 1 metrics, and per arch ``R+S (3k) of X beats R+S (3k)`` (and 10k) on the Table 2 metrics,
+    where X's twin set is ``R+S3k-X``. Not the paper's claims: each is listed only when both of
+    its sides have records (:func:`check_claims` drops it otherwise)."""
+    seg = tuple(seg_metrics)
+    note = "not a claim of the paper: shown because both sides were run"
+    out: list[Claim] = []
+    for x in contenders:
+        out.append(Claim(f"{x}>sharp", f"{display_name(x)} beats {display_name(sharp)} on {_names(QUALITY_METRICS)}",
+                         "", "Table 1", "quality", (x, "R"), (sharp, "R"), QUALITY_METRICS, note=note,
+                         source="gbench", optional=True))
+        for arch in archs:
+            for t in ("R+S3k", "R+S10k"):
+                out.append(Claim(f"{arch}:{t}-{x}>{t}", f"{display_name(arch)}: {t}-{x} beats {display_name(t)} "
+                                 f"({display_name(sharp)}) on {_names(seg)}", "", "Table 2", "segmentation",
+                                 (arch, f"{t}-{x}"), (arch, t), seg, note=note, source="gbench", optional=True))
+    return out
 
 
 # ------------------------------------------------------------------------------------ by means
@@ -534,6 +573,10 @@ def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None,
             archs = [a for a in dict.fromkeys(sub.loc[sub["kind"] == "segmentation", "model"])
                      if a != FLOOR_SEGMENTER] or ["segnet", "unet"]
             todo = sharp_gan_claims(archs=archs, margin=margin, **claim_options)
+            own = tuple(v for k, v in claim_options.items() if k in ("binary", "dist", "sharp"))
+            todo += contender_claims(contenders_in(records, (*PAPER_GENERATORS, *own)), archs,
+                                     sharp=claim_options.get("sharp", "sharp-gan"),
+                                     seg_metrics=claim_options.get("seg_metrics", SEG_METRICS))
         else:
             todo = list(claims)
         kinds = set(sub["kind"]) if len(groups) > 1 else {c.kind for c in todo}
@@ -543,6 +586,9 @@ def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None,
         results += [check_claim(c, sub, scope, obs, aggregation=agg, alpha=alpha, test=test,
                                 n_resamples=n_resamples, seed=seed, reference=reference)
                     for c in todo if c.kind in kinds]
+    # an optional claim (contender_claims) is listed only where both of its sides were run
+    results = [r for r in results if not (r.claim.optional and r.verdict == "untested"
+                                          and r.reason.startswith("no records of"))]
     return results
 
 

@@ -16,6 +16,10 @@ continues where it stopped — training stages resume from their own checkpoints
 3. ``synthesize``: Sharp-GAN draws the synthetic set once, as many images as the profile's
    largest set (S10k); S3k reads the first images of the same set (sample k depends only on
    the seed and k, so S3k is a subset of S10k, as the paper's two sets could be).
+   ``synthesize-<generator>``: every generator beyond the paper's four (a plugin's, e.g.
+   ``ddpm``) draws its own copy of each paper set asked for (``S3k-ddpm``), and every training
+   set with paper parts gets a twin reading it (``R+S3k`` -> ``R+S3k-ddpm``): Table 2 rows of
+   both generators, trained and tested alike.
 4. ``segment-<arch>-<train set>-seed<k>``: Table 2 protocol (``gbench.pipelines.segmentation_grid.run_cell``).
 5. the report folder (``reports.report.write_report``): tables in every format, ours beside the
    paper's, the paper's claims checked, figures, ``report.html``, ``manifest.json``.
@@ -295,11 +299,65 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
 
         add("synthesize", synth_stage, synth, after=[f"train-{SYNTH_GENERATOR}"])
 
+    # 3b: the same sets drawn by every generator beyond the paper's (a plugin's DDPM, say): its own
+    # copy of each paper set asked for, named ``<set>-<generator>`` (``S3k-ddpm``), and a twin of
+    # each training set with paper parts reading it (``R+S3k`` -> ``R+S3k-ddpm``), so Table 2 holds
+    # the R+S rows of both, trained and tested alike (reports.claims compares them when both exist)
+    tokens = sorted({p.token for s in specs.values() for p in s.parts if p.paper})
+    contenders = [g for g in generators if g not in GENERATORS] if tokens else []
+    twins: dict[str, tuple[str, str]] = {}  # twin training set -> (generator, the paper's training set)
+    for g in contenders:
+        for t in train_sets:
+            if any(p.paper for p in specs[t].parts):
+                twins["+".join(f"{p.token}-{g}" if p.paper else p.token for p in specs[t].parts)] = (g, t)
+
+    def contender_stage(g: str) -> Stage:
+        frozen_source = {} if g in train_dirs else {"source": generator_registry.GENERATORS.source(g)}
+        return Stage(f"synthesize-{g}", {**base, "generator": g, **frozen_source,
+                                         "counts": {t: prof.synthetic_count(t) for t in tokens}},
+                     (train_dirs[g],) if g in train_dirs else data_inputs)
+
+    def contender_sets(g: str, train_set: str) -> dict[str, Path]:
+        folder = cache.path(contender_stage(g))
+        return {f"{p.token}-{g}": folder / p.token for p in specs[train_set].parts if p.paper}
+
+    for g in contenders:
+
+        def draw(folder: Path, g: str = g) -> dict[str, Any]:
+            for t in tokens:  # sample k depends only on the seed and k: S3k is a subset of S10k
+                synthesize(g, trained.get(g), prof.synthetic_count(t), folder / t, seed=seed, profile=prof,
+                           data=data, progress=progress, data_seed=data_seed)
+            return {"outputs": [f"{t}/manifest.csv" for t in tokens]}
+
+        add(f"synthesize-{g}", lambda g=g: contender_stage(g), draw,
+            after=[f"train-{g}"] if g in train_dirs else [])
+
     # 4: segmentation, Table 2 -----------------------------------------------------------------
     segment_tasks: list[str] = []
     for k in seeds:
         for arch in archs:
-            for train_set in train_sets:
+            for train_set in (*train_sets, *twins):
+                twin = twins.get(train_set)
+                if twin is not None:  # a twin: the paper's set with each paper part read from the contender's
+                    g, of = twin
+                    named = {p.name: dict(user_sets.named)[p.name] for p in specs[of].named}
+                    cfg = {**base, "arch": arch, "train_set": train_set, "seg_seed": k, "target": "binary"}
+
+                    def twin_segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k,
+                                     g: str = g, of: str = of, named: dict[str, Path] = named) -> dict[str, Any]:
+                        sources = SyntheticSources(None, (*named.items(), *contender_sets(g, of).items()))
+                        row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
+                                       synthetic_dir=sources, resume=True, progress=progress, data_seed=data_seed)
+                        cell = Path(row["run_dir"]).relative_to(folder)
+                        return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
+                                "pq": row.get("pq_mean"), "status": row.get("status", "ok")}
+
+                    name = f"segment-{arch}-{_stage_slug(train_set)}-seed{k}"
+                    add(name, lambda name=name, cfg=cfg, g=g, of=of, named=named: Stage(
+                        name, cfg, data_inputs + tuple(named.values()) + tuple(contender_sets(g, of).values())),
+                        twin_segment, after=[f"synthesize-{g}"])
+                    segment_tasks.append(name)
+                    continue
                 synthetic = any(p.paper for p in specs[train_set].parts)
                 named = {p.name: dict(user_sets.named)[p.name] for p in specs[train_set].named}
                 cfg = {**base, "arch": arch, "train_set": train_set, "seg_seed": k, "target": "binary"}
