@@ -35,7 +35,7 @@ from gbench.core.provenance import provenance as collect_provenance
 from gbench.core.records import save_records
 from gbench.data.patches import grid_crops
 from gbench.data.resolve import resolve_dataset, split_hash
-from gbench.engine import select_device
+from gbench.engine import load_checkpoint, select_device
 from gbench.metrics.failures import output_failure
 from gbench.metrics.quality import quality_metrics
 from gbench.pipelines.diagnostics import Diagnostics, distribution_records, write_diagnostics
@@ -179,6 +179,15 @@ def evaluate_generator(
     return records
 
 
+def checkpoint_seed(checkpoint: str | Path | None, default: int) -> int:
+    """The training seed stored in a ``gbench train-gen`` checkpoint (``default`` without a
+    checkpoint, e.g. a frozen generator's default weights, or for a checkpoint without one)."""
+    if checkpoint is None:
+        return default
+    stored = load_checkpoint(checkpoint).get("seed")
+    return int(stored) if isinstance(stored, int) and not isinstance(stored, bool) else default
+
+
 @dataclass
 class GeneratorQuality:
     """What :func:`generator_quality` found for one trained generator.
@@ -209,7 +218,8 @@ def generator_quality(name: str, checkpoint: str | Path | None, dataset: str, pr
 
     Args:
         name, checkpoint, dataset, profile, seed, data_seed, metrics, batch_size, progress: as
-            :func:`evaluate_generator`.
+            :func:`evaluate_generator`; ``seed`` is replaced by the checkpoint's own training seed
+            when the checkpoint stores one (:func:`checkpoint_seed`).
         diagnostics: a :class:`gbench.pipelines.diagnostics.Diagnostics` that sees every crop;
             its distribution metrics become records too.
         failure: ``failure(output_check) -> str``: the failed check to record given the
@@ -217,6 +227,7 @@ def generator_quality(name: str, checkpoint: str | Path | None, dataset: str, pr
             own); default: the output check.
     """
     prof = as_profile(profile)
+    seed = checkpoint_seed(checkpoint, seed)  # records carry the checkpoint's training seed
     active = diagnostics is not None and diagnostics.active
     rows = evaluate_generator(name, checkpoint, dataset, prof, seed, data_seed=data_seed, metrics=metrics,
                               batch_size=batch_size, progress=progress,

@@ -141,3 +141,13 @@ def test_failed_training_run_is_named(tmp_path: Path, dummy: Path, caplog: pytes
     with caplog.at_level(logging.WARNING):
         check_set_complete(out)  # usable, but named when used
     assert any(str(out) in r.getMessage() and "recorded as failed" in r.getMessage() for r in caplog.records)
+
+
+def test_records_of_a_checkpoint_carry_its_training_seed(tmp_path: Path) -> None:
+    from gbench.pipelines.generator_eval import checkpoint_seed, generator_quality
+
+    ck = train_generator("dummy", "tiles", tmp_path / "g", profile="smoke", seed=3, steps=1, progress=False,
+                         dataset=tiles(2)).checkpoint
+    assert checkpoint_seed(ck, 0) == 3 and checkpoint_seed(None, 5) == 5
+    found = generator_quality("dummy", ck, "synthetic-he", "smoke", seed=0, metrics=("nrmse",), progress=False)
+    assert set(found.records["seed"]) == {3} and set(found.observations["seed"]) == {3}
