@@ -170,3 +170,17 @@ def test_quality_takes_a_config_file_too(tmp_path: Path, monkeypatch: pytest.Mon
     cfg.write_text('metric = ["ssim"]\nbatch-size = "x"\n')
     err = _one_line_exit_2(monkeypatch, capsys, tmp_path / "o", "quality", "--config", str(cfg))
     assert "q.toml: key 'batch-size': expected an integer" in err
+
+
+def test_reproduce_trains_on_a_named_set(mysynth2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reproduce --synthetic mine=DIR --train R+mine:3``: no Sharp-GAN needed (no S3k/S10k), the cell reads the
+    first 3 images of the user's set, and run.json holds the resolved options."""
+    out = tmp_path / "r"
+    assert run_cli(monkeypatch, "reproduce", "--data", "synthetic-he", "--profile", "smoke", "--generators",
+                   "mask-paint", "--archs", "segnet", "--seeds", "0", "--train", "R+mine:3", "--synthetic",
+                   f"mine={mysynth2}", "--out", str(out)) == 0
+    (result,) = out.glob("stages/segment-segnet-R-and-mine_3-seed0/*/segnet/R+mine@3/binary/seed0/result.json")
+    parts = {p["part"]: p["images"] for p in json.loads(result.read_text())["train_parts"]}
+    assert parts == {"R": 6, "mine:3": 3}
+    run = json.loads((out / "run.json").read_text())
+    assert run["command"] == "reproduce" and run["synthetic_sets"]["named"] == {"mine": str(mysynth2)}
