@@ -32,8 +32,11 @@ Density / coverage (Naeem et al. 2020)
     expectation for matched distributions and can exceed 1 (samples crowding dense real
     regions); coverage <= 1.
 
-All are set statistics: there is no per-image value and so no per-image confidence interval;
-their records say ``ci_method`` = :data:`CI_METHOD`. Directions: FID, KID lower is better;
+All are set statistics: there is no per-image value and so no per-image confidence interval.
+Their 95% interval comes from a seeded bootstrap over the images of both sets, reusing the
+extracted features (:mod:`gbench.metrics.distribution_ci`; :class:`DistributionAccumulator` runs it
+with ``ci_resamples``, default 200, and its records carry the method as ``ci_method``); without
+it the records say ``ci_method`` = :data:`CI_METHOD`. Directions: FID, KID lower is better;
 precision, recall, density, coverage higher is better.
 
 References:
@@ -57,6 +60,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance, poly_kernel
 
 from gbench.core.metric_specs import metric_names
+from gbench.metrics.distribution_ci import DEFAULT_SET_RESAMPLES, bootstrap_set_metrics
 from gbench.metrics.features import extract
 
 __all__ = ["DISTRIBUTION_METRICS", "CONVENTIONS", "CI_METHOD", "fid", "kid", "precision_recall",
@@ -228,6 +232,7 @@ class DistributionResult:
     n_real: int
     n_fake: int
     note: str = ""
+    bootstrap: Any = None  # gbench.metrics.distribution_ci.SetBootstrap: intervals and replicates, or None
 
 
 @dataclass
@@ -238,6 +243,8 @@ class DistributionAccumulator:
         extractor: a :class:`gbench.metrics.features.FeatureExtractor` (or any callable mapping
             uint8 ``(N, H, W, 3)`` to ``(N, D)`` with ``info()``).
         k_pr, k_dc, kid_subsets, kid_subset_size, seed: see :func:`distribution_metrics`.
+        ci_resamples: Resamples of the set-statistic bootstrap (95% intervals, seeded with ``seed``;
+            :func:`gbench.metrics.distribution_ci.bootstrap_set_metrics`); 0: no intervals.
     """
 
     extractor: Callable[..., Any]
@@ -247,6 +254,7 @@ class DistributionAccumulator:
     kid_subset_size: int = 1000
     seed: int = 0
     metrics: Sequence[str] = DISTRIBUTION_METRICS
+    ci_resamples: int = DEFAULT_SET_RESAMPLES
     _real: list[np.ndarray] = field(default_factory=list)
     _fake: list[np.ndarray] = field(default_factory=list)
 
@@ -271,4 +279,10 @@ class DistributionAccumulator:
                 if self.kid_subset_size < max(len(real), len(fake)) else "all samples once",
                 "kid_seed": self.seed, "ci_method": CI_METHOD,
                 "metrics": {m: CONVENTIONS[m] for m in self.metrics}}
-        return DistributionResult(values, conv, int(len(real)), int(len(fake)), str(info.get("note", "")))
+        boot = None
+        if self.ci_resamples:
+            boot = bootstrap_set_metrics(fake, real, list(self.metrics), values=values, n_resamples=self.ci_resamples,
+                                         seed=self.seed, k_pr=self.k_pr, k_dc=self.k_dc)
+            conv["ci_method"] = boot.method
+            conv["intervals"] = {m: list(v) for m, v in boot.intervals.items()}
+        return DistributionResult(values, conv, int(len(real)), int(len(fake)), str(info.get("note", "")), boot)

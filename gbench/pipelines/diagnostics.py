@@ -35,7 +35,7 @@ from gbench.metrics.distribution import CI_METHOD, DISTRIBUTION_METRICS, Distrib
 from gbench.metrics.stain import StainHistograms, stain_distances
 from gbench.reports.figures import stain_histograms
 
-__all__ = ["Diagnostics", "distribution_records", "label_files", "write_diagnostics", "distribution_table",
+__all__ = ["Diagnostics", "distribution_records", "replicate_frame", "label_files", "write_diagnostics", "distribution_table",
            "stain_table", "conventions_rich"]
 
 
@@ -161,11 +161,28 @@ def distribution_records(result: Any, model: str, *, train_set: str, profile: st
                         split=split, n=result.n_fake, provenance=provenance if provenance is not None else {},
                         conventions=conv, **extra_keys)
     recs["ci_method"] = CI_METHOD
+    boot = getattr(result, "bootstrap", None)
+    if boot is not None:  # the seeded bootstrap over images of both sets (gbench.metrics.distribution_ci)
+        recs["ci_method"] = boot.method
+        recs["ci_low"] = [boot.intervals.get(m, (float("nan"),) * 2)[0] for m in recs["metric"]]
+        recs["ci_high"] = [boot.intervals.get(m, (float("nan"),) * 2)[1] for m in recs["metric"]]
     recs["n_images"] = result.n_real
     recs["test_set"] = test_set
     recs["status"] = "failed" if failure else "ok"
     recs["failure"] = failure
     return validate_records(recs)
+
+
+def replicate_frame(result: Any, model: str, *, train_set: str, profile: str, seed: int, dataset: str, split: str,
+                    **extra_keys: Any) -> Any:
+    """The replicate table (:func:`gbench.core.observations.save_replicates`) of a distribution result's
+    set-statistic bootstrap, with the experiment keys of its records; None without a bootstrap."""
+    boot = getattr(result, "bootstrap", None)
+    if boot is None:
+        return None
+    keys = {"kind": "quality", "model": model, "train_set": train_set, "profile": profile, "seed": int(seed),
+            "dataset": dataset, "split": split, **extra_keys}
+    return pd.DataFrame([{**keys, **row} for row in boot.frame_rows()])
 
 
 def distribution_table(result: Any, title: str) -> Any:
@@ -182,6 +199,9 @@ def distribution_table(result: Any, title: str) -> Any:
         if m in result.values:
             v = f"{result.values[m]:.4g}" + (f" ± {result.values['kid_std']:.2g}" if m == "kid"
                                              and result.values.get("kid_std") else "")
+            boot = getattr(result, "bootstrap", None)
+            if boot is not None and m in boot.intervals:
+                v += f" [{boot.intervals[m][0]:.4g}, {boot.intervals[m][1]:.4g}]"
             spec = metric_spec(m)
             t.add_row(f"{metric_label(m)} {'↑' if spec.higher_is_better else '↓'}", v, spec.direction)
     return t

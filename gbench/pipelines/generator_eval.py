@@ -29,7 +29,7 @@ from rich.progress import Progress
 from gbench import generators
 from gbench.core.fileio import write_text
 from gbench.core.metric_specs import metric_names
-from gbench.core.observations import hash_test_set, save_observations
+from gbench.core.observations import hash_test_set, save_observations, save_replicates
 from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance as collect_provenance
 from gbench.core.records import save_records
@@ -38,7 +38,7 @@ from gbench.data.resolve import resolve_dataset, split_hash
 from gbench.engine import load_checkpoint, select_device
 from gbench.metrics.failures import output_failure
 from gbench.metrics.quality import quality_metrics
-from gbench.pipelines.diagnostics import Diagnostics, distribution_records, write_diagnostics
+from gbench.pipelines.diagnostics import Diagnostics, distribution_records, replicate_frame, write_diagnostics
 from gbench.pipelines.quality import quality_results
 from gbench.pipelines.synthesis import file_sha256
 
@@ -257,6 +257,7 @@ class GeneratorsQuality:
     observations: Any
     per_generator: dict[str, GeneratorQuality]
     files: list[Path]
+    replicates: Any = None  # set-statistic bootstrap replicates (with --extractor), for paired FID/KID tests
 
 
 def score_generators(names: Sequence[str], checkpoints: Sequence[str | Path | None], dataset: str, profile: str | Profile,
@@ -285,6 +286,13 @@ def score_generators(names: Sequence[str], checkpoints: Sequence[str | Path | No
             files += write_diagnostics(res.diagnostics, out, prefix=f"{name}_")
     recs = pd.concat([r.records for r in found.values()], ignore_index=True)
     obs = pd.concat([r.observations for r in found.values()], ignore_index=True)
+    reps = [replicate_frame(r.diagnostics["distribution"], name, train_set="R", profile=as_profile(profile).name,
+                            seed=seed, dataset=str(r.per_crop["dataset"].iloc[0]), split="test", data_seed=data_seed)
+            for name, r in found.items() if r.diagnostics is not None and r.diagnostics.get("distribution") is not None]
+    replicates = pd.concat([x for x in reps if x is not None], ignore_index=True) if any(
+        x is not None for x in reps) else None
+    if out is not None and replicates is not None:
+        files.append(save_replicates(replicates, Path(out) / "records.csv"))
     if out is not None:
         out = Path(out)
         per_crop = pd.concat([r.per_crop for r in found.values()], ignore_index=True)
@@ -292,4 +300,4 @@ def score_generators(names: Sequence[str], checkpoints: Sequence[str | Path | No
                    save_records(recs, out / "records.csv")]
         save_observations(obs, out / "records.csv")
         files = [*written, out / "observations.csv", *files]
-    return GeneratorsQuality(recs, obs, found, files)
+    return GeneratorsQuality(recs, obs, found, files, replicates)

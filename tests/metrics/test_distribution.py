@@ -139,7 +139,8 @@ def test_distribution_metrics_and_accumulator_record_their_protocol() -> None:
     assert set(res.values) == {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage"}
     assert res.n_real == res.n_fake == 8
     c = res.conventions
-    assert c["extractor"] == "random-conv" and c["n_real"] == 8 and c["ci_method"] == CI_METHOD
+    assert c["extractor"] == "random-conv" and c["n_real"] == 8 and c["ci_method"].startswith("95% basic bootstrap")
+    assert set(c["intervals"]) == {"fid", "kid", "precision", "recall", "density", "coverage"} and res.bootstrap is not None  # issue 24
     assert "not comparable with published FID" in c["note"] and c["resize"].startswith("bilinear")
     real_f, fake_f = acc.features()
     assert res.values == distribution_metrics(fake_f, real_f, kid_subsets=5, kid_subset_size=4)

@@ -48,7 +48,9 @@ def test_folder_form_adds_distribution_records_stain_and_conventions(tmp_path: P
     recs = load_records(out / "records.csv")
     dist = recs[recs.metric.isin(DISTRIBUTION_METRICS)].set_index("metric")
     assert sorted(dist.index) == sorted(DISTRIBUTION_METRICS)
-    assert (dist["ci_method"] == CI_METHOD).all() and dist["ci_low"].isna().all()
+    # set statistics: the seeded bootstrap over images of both sets (gbench.metrics.distribution_ci)
+    assert dist["ci_method"].str.startswith("95% basic bootstrap over images").all()
+    assert (dist["ci_low"] <= dist["ci_high"]).all() and dist["ci_low"].notna().all()
     conv = json.loads(dist.loc["fid", "conventions"])
     assert conv["extractor"] == "random-conv" and conv["n_real"] == conv["n_fake"] == 7
     assert "not comparable with published FID" in conv["note"] and conv["resize"] and "weights_sha256" in conv

@@ -183,7 +183,7 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
         _print_diagnostics(found.diagnostics, name)
         if found.records["status"].iloc[0] == "failed":
             console.print(f"[red]{name}: failed run ({found.records['failure'].iloc[0]})[/]")
-    for table in pivot_by_kind(res.records, res.observations):  # CIs, paired floor tests
+    for table in pivot_by_kind(res.records, res.observations, replicates=res.replicates):  # CIs, paired floor tests
         console.print(to_rich(table, precision=4))
     for f in res.files:
         console.print(f"wrote {f}")
