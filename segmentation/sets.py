@@ -325,9 +325,12 @@ def check_set_complete(folder: Path) -> None:
     if not manifest.is_file():
         return
     try:
-        rows = list(csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8"), newline="")))
+        reader = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8"), newline=""))
+        rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(manifest, f"unreadable manifest ({type(exc).__name__})") from None
+        raise DataError(manifest, f"unreadable manifest ({type(exc).__name__}); rerun gbench synthesize --resume") from None
+    if not reader.fieldnames:
+        raise DataError(manifest, "empty manifest (no header line); rerun gbench synthesize --resume")
     cols = set(rows[0]) if rows else set()
     if rows and "image_path" not in cols:
         return  # another tool's manifest: nothing to compare

@@ -464,8 +464,11 @@ def _check_manifest(path: Path) -> None:
         return
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, OSError):
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
         warnings.warn(f"{mpath}: unreadable manifest, ignored", stacklevel=3)
+        return
+    if not isinstance(manifest, dict):
+        warnings.warn(f"{mpath}: not a records manifest (a JSON {type(manifest).__name__}), ignored", stacklevel=3)
         return
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     if manifest.get("csv_sha256") not in (None, sha):
