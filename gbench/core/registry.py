@@ -242,11 +242,16 @@ class Registry(Generic[T]):
 
 # -------------------------------------------------------------------------------------- plugins
 
-def _entry_points(group: str) -> list[Any]:
-    from importlib.metadata import entry_points
+_ALL_ENTRY_POINTS: list[Any] = []  # every distribution's entry points, read once per process
 
+
+def _entry_points(group: str) -> list[Any]:
+    if not _ALL_ENTRY_POINTS:  # one scan of the installed distributions serves every group
+        from importlib.metadata import entry_points
+
+        _ALL_ENTRY_POINTS.append(entry_points())
     found: dict[tuple[str, str], Any] = {}
-    for ep in entry_points(group=group):  # a distribution seen twice on sys.path: once
+    for ep in _ALL_ENTRY_POINTS[0].select(group=group):  # a distribution seen twice on sys.path: once
         found.setdefault((ep.name, ep.value), ep)
     return list(found.values())
 
