@@ -227,7 +227,8 @@ def generator_quality(name: str, checkpoint: str | Path | None, dataset: str, pr
             own); default: the output check.
     """
     prof = as_profile(profile)
-    seed = checkpoint_seed(checkpoint, seed)  # records carry the checkpoint's training seed
+    # records carry the checkpoint's training seed (a frozen generator's weights file is its own format)
+    seed = seed if generators.is_frozen(name) else checkpoint_seed(checkpoint, seed)
     active = diagnostics is not None and diagnostics.active
     rows = evaluate_generator(name, checkpoint, dataset, prof, seed, data_seed=data_seed, metrics=metrics,
                               batch_size=batch_size, progress=progress,

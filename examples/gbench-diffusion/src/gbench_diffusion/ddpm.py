@@ -320,7 +320,8 @@ class DDPMPretrained(nn.Module):
 
     Args:
         checkpoint: ``last.pt`` of ``gbench train-gen ddpm`` (the EMA weights when it has them), or a
-            :meth:`DDPMModule.save_pretrained` folder. There are no default weights.
+            :meth:`DDPMModule.save_pretrained` folder or its ``gbench_ddpm.json`` (gbench's
+            ``--checkpoint`` takes a file). There are no default weights.
         sample_steps: DDIM steps (default: the checkpoint's).
         sample_seed: seed of the sampling noise (default: the checkpoint's).
     """
@@ -332,6 +333,8 @@ class DDPMPretrained(nn.Module):
             raise ValueError("ddpm-pretrained has no default weights: give --checkpoint (a train-gen last.pt or a "
                              "save_pretrained folder)")
         path = Path(checkpoint)
+        if path.name == CONFIG_FILE:  # gbench's --checkpoint takes a file: the folder's config names it
+            path = path.parent
         if path.is_dir():
             from diffusers import UNet2DModel
 
