@@ -76,7 +76,7 @@ import html
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pandas as pd
@@ -102,6 +102,8 @@ DEFAULT_MARGIN = 0.05
 VERDICTS: tuple[str, ...] = ("supported", "not significant", "undecidable", "contradicted", "untested")
 #: The metric a segmentation side must significantly beat the floor segmenter on.
 FLOOR_METRIC = "pq"
+#: Set statistics: a claim on them is tested on their bootstrap replicates (``replicates.csv``).
+SET_METRICS: tuple[str, ...] = metric_names("distribution")
 Test = Literal["superiority", "non-inferiority"]
 
 _Q_SECTION = "Sec. 3.2, Table 1"
@@ -416,7 +418,8 @@ def _select(df: pd.DataFrame | None, kind: str, side: tuple[str, str]) -> pd.Dat
 def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observations: pd.DataFrame | None = None, *,
                 aggregation: str = "mean", alpha: float = 0.05, test: str = "permutation",
                 n_resamples: int = 2000, seed: int = 0,
-                reference: pd.DataFrame | str | None = "sharp-gan") -> ClaimResult:
+                reference: pd.DataFrame | str | None = "sharp-gan",
+                replicates: pd.DataFrame | None = None) -> ClaimResult:
     """Check one claim on the records and observations of one scope.
 
     Args:
@@ -429,9 +432,14 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observatio
         test: p-value test of :func:`gbench.core.stats.paired_difference`.
         n_resamples, seed: Bootstrap / permutation settings (seeded).
         reference: The paper's table (name or DataFrame) for its by-means outcome, or None.
+        replicates: Bootstrap replicates of set statistics (:func:`gbench.core.observations.load_replicates`)
+            for a claim on FID, KID, precision/recall or density/coverage (paired on the shared real
+            resample, :func:`gbench.core.stats.set_difference`; Holm together with the claim's other
+            metrics).
     """
 
     paper = paper_outcome(claim, reference)
+
     ours = by_means(claim, _means(records, claim.kind)) if records is not None and not records.empty else None
     base = {"scope": scope, "paper": paper, "ours_by_means": ours, "alpha": alpha}
     ra, rb = _select(records, claim.kind, claim.a), _select(records, claim.kind, claim.b)
@@ -460,9 +468,8 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observatio
         if below:
             return ClaimResult(claim, "untested", f"below the floor ({', '.join(below)})", **base)
     try:
-        diffs = stats.compare_experiments(oa, ob, claim.metrics, aggregation if claim.kind == "segmentation"
-                                          else "mean", test=test, margin=claim.margin, alpha=alpha,
-                                          n_resamples=n_resamples, seed=seed)
+        diffs = _differences(claim, oa, ob, replicates, aggregation if claim.kind == "segmentation" else "mean",
+                             test=test, alpha=alpha, n_resamples=n_resamples, seed=seed)
     except stats.FailedRun as exc:
         return ClaimResult(claim, "untested", f"failed run ({exc})", **base)
     except ValueError as exc:  # NotComparable and friends: the one-line reason
@@ -500,6 +507,31 @@ def check_claim(claim: Claim, records: pd.DataFrame, scope: str = "", observatio
             improvements = ()
     return ClaimResult(claim, verdict, base_reason, differences=tuple(diffs), metric_verdicts=verdicts,
                        n_seeds=n, units_needed=needed, improvements=improvements, **base)
+
+
+def _differences(claim: Claim, oa: pd.DataFrame, ob: pd.DataFrame, replicates: pd.DataFrame | None,
+                 aggregation: str, **options: Any) -> list[Any]:
+    """Per-image metrics by :func:`gbench.core.stats.compare_experiments`, set statistics (FID, KID, ...)
+    by :func:`gbench.core.stats.set_difference` on their bootstrap replicates; Holm over all of them."""
+    sets = [m for m in claim.metrics if m in SET_METRICS and not (m in oa.columns and oa[m].notna().all())]
+    per_image = [m for m in claim.metrics if m not in sets]
+    options = dict(options)
+    alpha = options.pop("alpha")
+    diffs = {d.metric: d for d in stats.compare_experiments(oa, ob, per_image, aggregation, margin=claim.margin,
+                                                             alpha=alpha, **options)} if per_image else {}
+    if sets:
+        ra, rb = _select(replicates, claim.kind, claim.a), _select(replicates, claim.kind, claim.b)
+        if ra is None or rb is None or ra.empty or rb.empty:
+            raise ValueError(f"no bootstrap replicates of {', '.join(sets)} (set statistics; written by gbench "
+                             "quality --extractor)")
+        for m in sets:
+            diffs[m] = stats.set_difference(stats.set_replicates(ra, m), stats.set_replicates(rb, m),
+                                            margin=claim.margin)
+    ordered = [diffs[m] for m in claim.metrics]
+    adjusted = stats.holm([d.p for d in ordered])
+    k = len(ordered)
+    return [replace(d, p_adjusted=float(q), min_p_adjusted=float(min(1.0, k * d.min_p)))
+            for d, q in zip(ordered, adjusted)]
 
 
 def below_floor(claim: Claim, obs_a: pd.DataFrame, obs_b: pd.DataFrame, observations: pd.DataFrame | None, *,
@@ -542,7 +574,8 @@ def _obs_scope(observations: pd.DataFrame | None, scopes: Sequence[str], key: Se
 def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None,
                  observations: pd.DataFrame | None = None, *, margin: float = DEFAULT_MARGIN, alpha: float = 0.05,
                  test: str = "permutation", n_resamples: int = 2000, seed: int = 0,
-                 reference: pd.DataFrame | str | None = "sharp-gan", **claim_options: Any) -> list[ClaimResult]:
+                 reference: pd.DataFrame | str | None = "sharp-gan", replicates: pd.DataFrame | None = None,
+                 **claim_options: Any) -> list[ClaimResult]:
     """Check claims on every scope of the records (dataset x profile x split x extra keys such as
     ``aggregation``; see :func:`gbench.core.records.scope_columns`).
 
@@ -583,8 +616,9 @@ def check_claims(records: pd.DataFrame, claims: Sequence[Claim] | None = None,
         scope = ", ".join(f"{c} {v}" for c, v in zip(scopes, key) if v != "")
         agg = dict(zip(scopes, key)).get("aggregation", "") or "mean"
         obs = _obs_scope(observations, scopes, key)
+        reps = _obs_scope(replicates, scopes, key)
         results += [check_claim(c, sub, scope, obs, aggregation=agg, alpha=alpha, test=test,
-                                n_resamples=n_resamples, seed=seed, reference=reference)
+                                n_resamples=n_resamples, seed=seed, reference=reference, replicates=reps)
                     for c in todo if c.kind in kinds]
     # an optional claim (contender_claims) is listed only where both of its sides were run
     results = [r for r in results if not (r.claim.optional and r.verdict == "untested"

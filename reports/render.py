@@ -3,7 +3,8 @@
 Every format shows each cell as ``estimate [low, high]`` (its 95% confidence interval; see
 :mod:`reports.tables`), falling back to ``mean ± std`` over seeds (or the bare value for one
 seed) with a note when there is no interval; a failed run reads ``failed``, never a number;
-``†`` marks a generator that does not significantly beat the floor. Every table has the seed
+``†`` marks a generator (Table 1) or a trained segmentation cell's PQ (Table 2) that does not
+significantly beat the floor (mask-paint; the untrained floor segmenter). Every table has the seed
 and test-image counts of each row, an arrow for the better direction of every metric, the best
 mean of each column in bold (at the displayed precision; ties are all bold; metrics of unknown
 direction and failed cells are never bold) and its notes below. :func:`html_page` builds one
@@ -255,7 +256,7 @@ color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0}caption{font-weight:600;text-align:left;padding:.3em 0}
 th,td{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}th{border-bottom:2px solid #444}
 td.key,th:first-child{text-align:left}.holds,.supported{color:#1a7f37;font-weight:600}
-.fails,.contradicted,.failed{color:#cf222e;font-weight:600}.untested{color:#9a6700}.not-significant{color:#57606a}
+.fails,.contradicted,.failed{color:#cf222e;font-weight:600}.untested{color:#9a6700}.not-significant{color:#57606a}.undecidable{color:#8250df}
 .ci{color:#57606a;font-size:.85em}.notes{font-size:.85em;color:#57606a;margin-top:-.5em}
 figure{margin:1em 0}figure img{max-width:100%}pre{background:#f6f8fa;padding:.8em;
 overflow-x:auto;font-size:.85em}

@@ -7,8 +7,9 @@ Layout of ``OUT``::
     tables/<kind>.{md,tex,csv}           one table per kind (estimate [95% CI], seeds, images, best in bold)
     comparison.{md,csv}                  ours beside the paper (when any row matches a reference; a
                                          difference only on the paper's data and protocol)
-    claims.{md,csv}, claims_detail.csv   the paper's claims: supported / not significant / contradicted /
-                                         untested, with a - b, 95% CI and Holm p per metric
+    claims.{md,csv}, claims_detail.csv   the paper's claims: supported / not significant / undecidable /
+                                         contradicted / untested (e.g. below the floor), with a - b, 95% CI
+                                         and Holm p per metric, units for 80% power, P(a>b) with seeds
     failed_runs.md                       runs flagged failed (when any)
     deviations.md                        settings that depart from the papers (training run.json's)
     figures/<kind>_bars.png              metric bars with 95% CI error bars (± std where no CI): segmentation
@@ -33,7 +34,7 @@ import pandas as pd
 
 from gbench import __version__
 from gbench.core.fileio import write_json, write_text
-from gbench.core.observations import load_observations, save_observations
+from gbench.core.observations import load_observations, load_replicates, save_observations
 from gbench.core.provenance import git_revision, package_versions
 from gbench.core.records import save_records, scope_columns
 from gbench.core.stats import attach_intervals
@@ -91,6 +92,7 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
 
     if observations is None and sources:
         observations = load_observations([s for s in sources if Path(s).is_file()])
+    replicates = load_replicates([s for s in sources if Path(s).is_file()]) if sources else None
     stat = {"n_resamples": n_resamples, "seed": seed}
     if observations is not None:
         records = attach_intervals(records, observations, only_missing=True, **stat)
@@ -104,7 +106,7 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
     figures: list[tuple[str, Path]] = []
 
     screen: list[Any] = []  # printed together at the end, so nothing the report writes scrolls them away
-    tables = pivot_by_kind(records, observations, alpha=alpha, **stat)
+    tables = pivot_by_kind(records, observations, alpha=alpha, replicates=replicates, **stat)
     table_html = []
     for t in tables:
         name = t.kind or "results"
@@ -132,7 +134,7 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
 
     if set(records["kind"]) & {"quality", "segmentation"}:
         results = _claims.check_claims(records, observations=observations, margin=margin, alpha=alpha, test=test,
-                                       reference="sharp-gan", **stat)
+                                       reference="sharp-gan", replicates=replicates, **stat)
         # a scope that holds only one side of every claim says nothing: list claims where records exist
         present = [r for r in results if not r.reason.startswith("no records")]
         if present:

@@ -20,7 +20,9 @@ continues where it stopped — training stages resume from their own checkpoints
    ``ddpm``) draws its own copy of each paper set asked for (``S3k-ddpm``), and every training
    set with paper parts gets a twin reading it (``R+S3k`` -> ``R+S3k-ddpm``): Table 2 rows of
    both generators, trained and tested alike.
-4. ``segment-<arch>-<train set>-seed<k>``: Table 2 protocol (``gbench.pipelines.segmentation_grid.run_cell``).
+4. ``segment-<arch>-<train set>-seed<k>``: Table 2 protocol (``gbench.pipelines.segmentation_grid.run_cell``),
+   and ``segment-floor``: the floor segmenter (no training, seconds:
+   ``gbench.pipelines.segmentation_grid.run_floor``) on the same test images, Table 2's floor row.
 5. the report folder (``reports.report.write_report``): tables in every format, ours beside the
    paper's, the paper's claims checked, figures, ``report.html``, ``manifest.json``.
 
@@ -36,7 +38,7 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,9 @@ from gbench.data.resolve import resolve_dataset
 from gbench.metrics.failures import generator_failure
 from gbench.pipelines.executor import Task, make_executor
 from gbench.pipelines.generator_eval import generator_quality
-from gbench.pipelines.segmentation_grid import run_cell
+from gbench.pipelines.segmentation_grid import run_cell, run_floor
+from gbench.segmentation.floor import FLOOR_MODEL as FLOOR_SEGMENTER
+from gbench.segmentation.floor import FloorConfig
 from gbench.pipelines.stages import Stage, StageCache
 from gbench.pipelines.synthesis import synthesize
 from gbench.generators.train import train_generator
@@ -376,6 +380,20 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
                     name, cfg, data_inputs + ((synth_dir(),) if synthetic else ()) + tuple(named.values())),
                     segment, after=["synthesize"] if synthetic else [])
                 segment_tasks.append(name)
+
+    # 4b: the floor segmenter (no training, seconds) on the same test images: Table 2's floor row,
+    # against which every trained cell and every segmentation claim is tested (issue 24)
+    if archs and train_sets:
+
+        def floor(folder: Path) -> dict[str, Any]:
+            res = run_floor(data=data, profile=prof, out=folder, data_seed=data_seed, write_summary=False)
+            rel = Path("floor") / "binary" / f"data{data_seed}"
+            return {"outputs": [str(rel / "records.csv"), str(rel / "observations.csv")],
+                    "pq": res.row.get("pq_mean"), "status": res.row.get("status", "ok")}
+
+        add("segment-floor", lambda: Stage("segment-floor", {**base, "segmenter": FLOOR_SEGMENTER,
+                                                             "config": asdict(FloorConfig()), "target": "binary"},
+                                           data_inputs), floor)
 
     # every stage, on the executor; the records are gathered in the task order, whoever ran them
     results = make_executor(executor, jobs=jobs, address=address, on_done=done).run(tasks)

@@ -710,7 +710,9 @@ def table_frame(rows: Sequence[dict[str, Any]], reference: Any = None, aggregati
         DataFrame with columns ``arch, train_set, train_label, seeds, failed_seeds, status,
         failure`` and, per metric, ``<m>`` (mean over seeds), ``<m>_std`` (sample std, NaN for
         one seed), ``<m>_ci_low``, ``<m>_ci_high`` (NaN without observations) and ``<m>_paper``
-        (NaN when the paper has no such cell); ``ci_method``.
+        (NaN when the paper has no such cell); ``ci_method``; ``below_floor`` (a trained row whose PQ
+        does not significantly beat the floor segmenter's row, when ``rows`` hold one: see
+        :func:`run_floor`) and ``floor_test`` (how that was tested).
     """
 
     if aggregation not in ("mean", "pooled"):
@@ -748,7 +750,40 @@ def table_frame(rows: Sequence[dict[str, Any]], reference: Any = None, aggregati
             entry[f"{m}_paper"] = ref.get((arch, train, m), math.nan)
         out.append(entry)
     out.sort(key=lambda e: _order_key(e["arch"], e["train_set"]))
+    _mark_below_floor(out, df, observations, aggregation)
     return pd.DataFrame(out)
+
+
+def _mark_below_floor(entries: list[dict[str, Any]], df: Any, observations: Any, aggregation: str,
+                      alpha: float = 0.05) -> None:
+    """``below_floor`` of every trained row: its PQ does not significantly beat the floor segmenter's
+    (paired sign-flip test on the test images, :func:`gbench.core.stats.metric_verdict`; by means
+    without observations). ``floor_test`` says how."""
+    from gbench.core.observations import FLOOR_SEGMENTER, FLOOR_TRAIN_SET
+    from gbench.core.stats import compare_experiments, metric_verdict
+
+    for e in entries:
+        e["below_floor"], e["floor_test"] = False, ""
+    floor = [e for e in entries if e["arch"] == FLOOR_SEGMENTER and e["train_set"] == FLOOR_TRAIN_SET]
+    if not floor or floor[0]["status"] != "ok":
+        return
+    f = floor[0]
+    f_obs = _cell_observations(observations, FLOOR_SEGMENTER, FLOOR_TRAIN_SET, df[(df["arch"] == FLOOR_SEGMENTER)])
+    for e in entries:
+        if e is f or e["status"] != "ok":
+            continue
+        ok = df[(df["arch"] == e["arch"]) & (df["train_set"] == e["train_set"]) & (df["status"] == "ok")]
+        e_obs = _cell_observations(observations, e["arch"], e["train_set"], ok)
+        if e_obs is not None and f_obs is not None:
+            try:
+                (d,) = compare_experiments(e_obs, f_obs, ["pq"], aggregation, alpha=alpha)
+                e["below_floor"] = metric_verdict(d, alpha) != "better"
+                e["floor_test"] = f"paired sign-flip test on PQ, alpha {alpha:g}"
+                continue
+            except ValueError:
+                pass
+        e["below_floor"] = not e["pq"] > f["pq"]
+        e["floor_test"] = "by means (no per-image data)"
 
 
 def _cell_observations(observations: Any, arch: str, train: str, ok: Any) -> Any:

@@ -225,8 +225,9 @@ def test_smoke_grid_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from gbench.core.records import load_records
 
     records = load_records(out / "records.csv")
-    assert len(records) == 4 * 5 * 2 and set(records["aggregation"]) == {"mean", "pooled"}
-    assert table.count("\n| ") == 4 + 1  # header and four cells
+    # four cells and the floor segmenter (issue 24: no training, scored on the same test images)
+    assert len(records) == (4 + 1) * 5 * 2 and set(records["aggregation"]) == {"mean", "pooled"}
+    assert table.count("\n| ") == 4 + 1 + 1 and "| HED watershed | (floor) | 1 |" in table
 
     # --resume reuses finished cells: nothing retrained, nothing appended
     stamp = (cell / "result.json").stat().st_mtime_ns

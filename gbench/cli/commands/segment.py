@@ -45,8 +45,8 @@ def _seeds(text: Optional[str], seed: int) -> list[int]:
         seeds = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds needs distinct non-negative integers, got {text!r}")
+    if not seeds or any(not 0 <= s <= 2**32 - 1 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds needs distinct whole numbers between 0 and 2**32 - 1, got {text!r}")
     return seeds
 
 
@@ -71,7 +71,18 @@ def _fmt(mean: float, std: float, lo: float = math.nan, hi: float = math.nan) ->
 def _cell(r: dict[str, Any], m: str) -> str:
     if r.get("status", "ok") == "failed":
         return "failed"
-    return _fmt(r[m], r[f"{m}_std"], r.get(f"{m}_ci_low", math.nan), r.get(f"{m}_ci_high", math.nan))
+    mark = "†" if m == "pq" and r.get("below_floor") else ""
+    return _fmt(r[m], r[f"{m}_std"], r.get(f"{m}_ci_low", math.nan), r.get(f"{m}_ci_high", math.nan)) + mark
+
+
+def _floor_notes(frame: Any) -> list[str]:
+    """The † footnote: trained rows whose PQ does not significantly beat the floor segmenter."""
+    if "below_floor" not in frame.columns or not frame["below_floor"].astype(bool).any():
+        return []
+    how = "; ".join(dict.fromkeys(str(t) for t in frame.loc[frame["below_floor"].astype(bool), "floor_test"] if t))
+    return [f"† PQ does not significantly beat the (floor) row, a watershed on the hematoxylin channel with no "
+            f"training ({how}): the model learned nothing a threshold could not do"]
+
 
 
 def _seeds_cell(r: dict[str, Any]) -> str:
@@ -106,7 +117,11 @@ def render_table(frame: Any, title: str) -> Any:
         for m in METRICS:
             paper = "-" if math.isnan(r[f"{m}_paper"]) else f"{r[f'{m}_paper']:.3f}"
             cells.append(f"{_cell(r, m)} / {paper}")
-        t.add_row(arch_label(r["arch"]), r["train_label"], _seeds_cell(r), *cells)
+        t.add_row("HED watershed" if r["train_label"] == "(floor)" else arch_label(r["arch"]), r["train_label"],
+                  _seeds_cell(r), *cells)
+    notes = _floor_notes(frame)
+    if notes:
+        t.caption = f"{caption}\n" + "\n".join(notes)
     return t
 
 
@@ -119,11 +134,12 @@ def table_markdown(frame: Any, caption: str) -> str:
             *[f"paper {metric_label(m)}" for m in METRICS]]
     lines = [caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in frame.to_dict("records"):
-        cells = [arch_label(r["arch"]), r["train_label"], _seeds_cell(r),
+        cells = ["HED watershed" if r["train_label"] == "(floor)" else arch_label(r["arch"]), r["train_label"],
+                 _seeds_cell(r),
                  *[_cell(r, m) for m in METRICS],
                  *["-" if math.isnan(r[f"{m}_paper"]) else f"{r[f'{m}_paper']:.3f}" for m in METRICS]]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = _failure_notes(frame)
+    notes = _failure_notes(frame) + _floor_notes(frame)
     if "ci_method" in frame.columns and frame["ci_method"].astype(bool).any():
         lines += ["", "Confidence intervals: " + "; ".join(dict.fromkeys(m for m in frame["ci_method"] if m))]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
@@ -234,10 +250,16 @@ def segment(
     if not dist_info().is_main:
         return  # under torchrun, rank 0 reports
     console.print(f"results: {out_dir / 'results.csv'} ({len(rows)} cells)")
+    from gbench.pipelines.segmentation_grid import run_floor
+
+    # the floor segmenter (no training) on the same test images: seconds; beside the cells' records
+    floor = run_floor(data=data, profile=prof, out=out_dir, target=target, data_seed=data_seed)
+    console.print(f"floor (HED watershed, no training): PQ {floor.row['pq_' + aggregation]:.3f} "
+                  f"({floor.row['eval_time_s']:.1f} s)")
     if table:
         from gbench.core.observations import load_observations
 
-        frame = table_frame(rows, _reference(), aggregation=aggregation,
+        frame = table_frame([*rows, floor.row], _reference(), aggregation=aggregation,
                             observations=load_observations(out_dir / "records.csv"))
         agg = "mean of per-image scores" if aggregation == "mean" else "pooled over test tiles"
         title = (f"Segmentation on {data} test ({target} target, profile {prof.name}, seeds {','.join(map(str, seed_list))}, "
