@@ -59,7 +59,7 @@ from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance as collect_provenance
 from gbench.data.conditioning import binary_mask, contour_map, distance_map
 from gbench.data.io import write_png
-from gbench.data.patches import grid_crops
+from gbench.data.patches import grid_crops, grid_positions
 from gbench.data.resolve import resolve_dataset
 
 __all__ = ["Crop", "table1_crops", "crop_name", "export_maps", "sample_maps", "MapsResult", "MANIFEST_COLUMNS",
@@ -109,6 +109,7 @@ class Table1Crops:
     data_seed: int
     size: int
     test_set: str
+    tile_shapes: tuple[tuple[int, int], ...] | None = None  # (H, W) per tile in dataset order, when known
 
     def crops(self) -> Iterator[Crop]:
         """Every crop, in tile (dataset) order then grid order, as :func:`evaluate_generator` walks them."""
@@ -117,8 +118,15 @@ class Table1Crops:
                 yield Crop(crop_name(sample.name, y, x), sample.name, int(y), int(x), img, inst)
 
     def names(self) -> list[str]:
-        """The crop names only (loads each tile once, keeps nothing)."""
-        return [c.name for c in self.crops()]
+        """The crop names, in :meth:`crops` order (from the tile shapes when known, else by loading each tile)."""
+        if self.tile_shapes is None:
+            return [c.name for c in self.crops()]
+        out = []
+        for tile, (h, w) in zip(self.dataset.names, self.tile_shapes):
+            hp, wp = max(h, self.size), max(w, self.size)  # pad_to mirrors a short side up to the crop side
+            out += [crop_name(tile, y, x) for y in grid_positions(hp, self.size, self.size)
+                    for x in grid_positions(wp, self.size, self.size)]
+        return out
 
 
 def table1_crops(data: str | Any, profile: Profile | str = "demo", split: str = "test", data_seed: int = 0) -> Table1Crops:
@@ -128,17 +136,22 @@ def table1_crops(data: str | Any, profile: Profile | str = "demo", split: str = 
     """
     prof = as_profile(profile)
     ds = resolve_dataset(str(data), split, prof, data_seed) if isinstance(data, (str, Path)) else data
-    test_set = streaming_hash(ds)
+    shapes: dict[int, tuple[int, int]] = {}
+    test_set = streaming_hash(ds, shapes)
+    tile_shapes = tuple(shapes[i] for i in range(len(ds))) if len(shapes) == len(ds) else None
     if len(ds) == 0:
         raise DataError(Path(str(getattr(ds, "name", data))), f"no {split} tiles")
     return Table1Crops(ds, str(getattr(ds, "name", data)), split, prof.name, int(data_seed), int(prof.evaluation.crop),
-                     test_set)
+                       test_set, tile_shapes)
 
 
-def streaming_hash(ds: Any) -> str:
+def streaming_hash(ds: Any, shapes: dict[int, tuple[int, int]] | None = None) -> str:
     """:func:`gbench.core.observations.hash_test_set` of a dataset's (name, image, instances), the
     value :func:`gbench.data.resolve.split_hash` gives, computed one sample at a time in name order
-    (``hash_test_set`` sorts its items first and so holds every image at once)."""
+    (``hash_test_set`` sorts its items first and so holds every image at once).
+
+    ``shapes``, when given, receives each sample's (H, W) by dataset index (left empty when the
+    dataset's names do not allow the one-at-a-time route)."""
     names = list(getattr(ds, "names", []))
     if len(names) != len(ds) or len(set(map(str, names))) != len(names):
         return hash_test_set((s.name, s.image, s.instances) for s in ds)
@@ -147,6 +160,8 @@ def streaming_hash(ds: Any) -> str:
         s = ds[i]
         if str(s.name) != str(names[i]):  # a loader that renames its samples: the plain route
             return hash_test_set((t.name, t.image, t.instances) for t in ds)
+        if shapes is not None:
+            shapes[i] = (int(s.instances.shape[0]), int(s.instances.shape[1]))
         h.update(str(s.name).encode("utf-8") + b"\0")
         for arr in (s.image, s.instances):
             a = np.ascontiguousarray(arr)

@@ -142,3 +142,18 @@ def test_synthesize_from_own_masks(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert run_cli(monkeypatch, "synthesize", "mask-paint", "--checkpoint", str(ckpt), "--masks",
                    str(tmp_path / "nope"), "--profile", "smoke", "--out", str(tmp_path / "y")) == 2
     assert "--masks: no such folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("side", [40, 64, 80, 100, 130])
+def test_crop_names_from_tile_shapes(side: int) -> None:
+    """The names listed from the tile shapes (no second pass over the tiles) are those the crops carry."""
+    import dataclasses
+
+    from gbench.pipelines.maps import table1_crops
+    from tests.generators.test_train import tiles
+
+    tc = table1_crops(tiles(2, side), "smoke")
+    assert tc.tile_shapes == ((side, side), (side, side))
+    walked = [c.name for c in tc.crops()]
+    assert tc.names() == walked
+    assert dataclasses.replace(tc, tile_shapes=None).names() == walked
