@@ -236,3 +236,30 @@ def test_unpaired_any_counts_against_the_library(tmp_path: Path, monkeypatch: py
     assert "at least 6 per side" in capsys.readouterr().err and not (tmp_path / "q3" / "records.csv").exists()
     assert run_cli(monkeypatch, "quality", "--real", str(real), "--fake", str(tmp_path / "fake"), "--unpaired") == 2
     assert "need pairs" in capsys.readouterr().err
+
+
+def test_folder_row_distribution_metrics_equal_the_in_process_ones(tmp_path: Path,
+                                                                  mask_paint: tuple[Path, np.ndarray]) -> None:
+    """With --extractor the folder row's FID/KID/... equal the in-process generator's (same crops, same batches)."""
+    from gbench.metrics.features import build_extractor
+    from gbench.pipelines.diagnostics import Diagnostics
+    from gbench.pipelines.generator_eval import generator_quality
+    from gbench.pipelines.maps import export_maps
+    from gbench.pipelines.quality import run_quality_data
+    from tests.generators.test_train import tiles
+
+    ckpt, colours = mask_paint
+    ds = tiles(3, 100)  # 12 crops of 64 px
+    export_maps(ds, tmp_path / "maps", profile="smoke")
+    draw_folder(tmp_path / "maps", tmp_path / "fake", colours)
+    ext = build_extractor("random-conv", None, seed=0)
+    folder = run_quality_data(ds, tmp_path / "fake", None, profile="smoke", extractor=ext, stain=True,
+                              progress=False, label="numpy-paint")
+    inproc = generator_quality("mask-paint", ckpt, ds, "smoke", progress=False, batch_size=16,
+                               diagnostics=Diagnostics(ext, stain=True, batch_size=16))
+    a = folder.records.set_index("metric")["value"]
+    b = inproc.records.set_index("metric")["value"]
+    assert set(a.index) == set(b.index) >= {"fid", "kid", "precision", "recall", "density", "coverage", "ssim"}
+    for m in a.index:
+        assert a[m] == pytest.approx(b[m], rel=1e-9, abs=1e-12), m
+    pd.testing.assert_frame_equal(folder.diagnostics["stain"], inproc.diagnostics["stain"])
