@@ -25,8 +25,10 @@ class _Root(TyperGroup):
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:  # the caller handles exceptions and return values itself
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        from gbench.cli.commands.common import ascii_safe_output
         from gbench.core.errors import DataError
 
+        ascii_safe_output()  # a non-UTF-8 terminal gets its results in ASCII, not an encoding error
         click_errors, click_aborts = _click_exception_types()
         try:
             rc = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)

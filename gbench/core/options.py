@@ -7,6 +7,16 @@ against the field types of a config dataclass: an ``int`` field takes a whole nu
 finite numbers; an unknown key names the known ones. Every error is one line that names the
 option. The config's own ``__post_init__`` then checks ranges (``ngf > 0`` ...).
 
+Documented ranges (:data:`SET_RANGES`), checked before the config is built: ``image_size`` 32 to
+2048 pixels; widths (``ngf``, ``ndf``, ``g1_width`` ...) 1 to 1024 channels; learning rates in
+[0, 1]; loss weights (``lambda_l1``, ``gp_lambda``, ``g2_l1``) 0 to 1e6; probabilities and Adam betas
+in [0, 1); ``init_seed`` a seed (0 to 2**32 - 1); the other counts as listed there. A size that
+cannot fit in this machine's memory (:func:`check_fits_memory`) is refused as well, in one line,
+before anything is allocated.
+
+Seeds (``--seed``, ``--data-seed``, ``--seeds`` ...) are 0 to 2**32 - 1 (:func:`check_seed`): numpy's
+and torch's generators take them as they are, and the records store them without overflow.
+
 Also here: :func:`check_device` (``cpu``, ``cuda``, ``cuda:N``, ``mps``), :func:`check_finite`
 and :func:`check_positive` for plain numeric options.
 """
@@ -24,7 +34,36 @@ from typing import Any, Literal, Union
 import torch
 
 __all__ = ["parse_set_options", "parse_value", "config_class", "check_device", "check_finite", "check_positive",
-           "OptionError"]
+           "OptionError", "check_seed", "SEED_MAX", "SET_RANGES", "check_set_range", "check_fits_memory"]
+
+#: The largest seed: 2**32 - 1 (numpy's legacy seeding and many tools take 32-bit seeds).
+SEED_MAX = 2**32 - 1
+_WIDTHS = ("ngf", "ndf", "g1_width", "g2_width", "d1_width", "d2_width", "resnet_channels", "latent_channels")
+#: ``--set`` keys with a documented range: key -> (low, high), both included (``None``: unbounded).
+SET_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "image_size": (32, 2048),
+    **{k: (1, 1024) for k in _WIDTHS},
+    "z_dim": (1, 4096),
+    "n_layers_d": (1, 8),
+    "resnet_blocks": (0, 64),
+    "n_dropout": (0, 16),
+    "planes": (3, 64),
+    "n_critic": (1, 100),
+    "g2_n_critic": (1, 100),
+    "resize_kernel": (1, 31),
+    "lr": (0.0, 1.0),
+    "g2_lr": (0.0, 1.0),
+    "lr_decay": (0.0, 1.0),
+    "dropout": (0.0, 0.999),
+    "leaky_slope": (0.0, 1.0),
+    "init_gain": (0.0, 10.0),
+    "lambda_l1": (0.0, 1e6),
+    "gp_lambda": (0.0, 1e6),
+    "g2_l1": (0.0, 1e6),
+    "adam_betas": (0.0, 0.999999),
+    "betas": (0.0, 0.999999),
+    "init_seed": (0, SEED_MAX),
+}
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _TRUE = {"true", "yes", "on", "1"}
@@ -225,8 +264,72 @@ def parse_set_options(items: Iterable[str] | None, cls: type | None = None, *, o
         bad = sorted(set(raw) - known)
         if bad:
             raise OptionError(f"{option}: unknown {what}(s) {', '.join(bad)} (known: {', '.join(sorted(known))})")
-    return {k: parse_value(v, hints.get(k, Any), f"{option} {k}={v if v.isprintable() else repr(v)}")
-            for k, v in raw.items()}
+    parsed = {k: parse_value(v, hints.get(k, Any), f"{option} {k}={v if v.isprintable() else repr(v)}")
+              for k, v in raw.items()}
+    for k, value in parsed.items():
+        check_set_range(k, value, f"{option} {k}={raw[k] if raw[k].isprintable() else repr(raw[k])}")
+    check_fits_memory(parsed, option)
+    return parsed
+
+
+def check_set_range(key: str, value: Any, where: str) -> None:
+    """Refuse a ``--set`` value outside the documented range of ``key`` (:data:`SET_RANGES`).
+
+    Lists (``adam_betas``) are checked element by element; None (a default) passes.
+    """
+    bounds = SET_RANGES.get(key)
+    if bounds is None or value is None or isinstance(value, (bool, str)):
+        return
+    lo, hi = bounds
+    for v in value if isinstance(value, (list, tuple)) else (value,):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise OptionError(f"{where}: out of range; {key} must be between {lo:g} and {hi:g}")
+
+
+def _available_bytes() -> int | None:
+    """Memory this machine can still give (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_fits_memory(options: Mapping[str, Any], option: str = "--set", *, available: int | None = None) -> None:
+    """Refuse an ``image_size`` / width combination whose feature maps alone exceed the memory left.
+
+    The estimate is a lower bound: four float32 feature maps of the widest layer at full
+    resolution for one image (``4 * image_size**2 * width * 4`` bytes; a real network keeps many
+    more during training). Only checked when ``image_size`` or a width is given.
+
+    Raises:
+        OptionError: one line naming the values, the estimate and the memory available.
+    """
+    given = [k for k in ("image_size", *_WIDTHS) if isinstance(options.get(k), int)]
+    if not given:
+        return
+    size = int(options.get("image_size") or 256)
+    width = max([int(options[k]) for k in _WIDTHS if isinstance(options.get(k), int)] or [64])
+    need = 4 * size * size * width * 4
+    avail = _available_bytes() if available is None else available
+    if avail is not None and need > avail:
+        values = " ".join(f"{k}={options[k]}" for k in given)
+        raise OptionError(f"{option} {values}: one image's feature maps alone need about {need / 2**30:.1f} GiB, "
+                          f"more than the {avail / 2**30:.1f} GiB of memory available; use a smaller image_size or width")
+
+
+def check_seed(option: str, value: int | None) -> int | None:
+    """Refuse a seed outside 0..2**32 - 1 (one line naming the option); returns the seed."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise OptionError(f"{option} must be a whole number between 0 and 2**32 - 1 ({SEED_MAX}), got {value}")
+    return value
 
 
 def check_finite(option: str, value: float | None) -> None:

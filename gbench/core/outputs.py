@@ -199,6 +199,7 @@ class OutputClaim:
     foreign_files: set[str] = field(default_factory=set)
     foreign_dirs: set[str] = field(default_factory=set)
     released: bool = False
+    created: bool = False  # the claim made the folder: removed again if the run wrote nothing
 
     def release(self) -> None:
         """Record what this run wrote (every entry present now that was not foreign at the start)
@@ -206,12 +207,22 @@ class OutputClaim:
         if self.released:
             return
         self.released = True
+        empty = False
         try:
             if self.folder.is_dir():
                 now_files, now_dirs = listing(self.folder)
-                _write_manifest(self.folder, now_files - self.foreign_files, now_dirs - self.foreign_dirs, None)
+                empty = self.created and not now_files and not now_dirs
+                if not empty:
+                    _write_manifest(self.folder, now_files - self.foreign_files, now_dirs - self.foreign_dirs, None)
         finally:
             release_folder_lock(self.folder, name=LOCK_NAME)
+        if empty:  # a command that failed before writing anything leaves no folder behind
+            for name in (MANIFEST_NAME, LOCK_NAME):
+                (self.folder / name).unlink(missing_ok=True)
+            try:
+                self.folder.rmdir()
+            except OSError:
+                pass
 
     def __enter__(self) -> OutputClaim:
         return self
@@ -277,6 +288,7 @@ def claim_output_folder(out: str | Path, *, resume: bool = False, overwrite: boo
         raise DataError(out, f"--overwrite: gbench has no record of writing this folder (no {MANIFEST_NAME}: not "
                              "gbench output, or written by a gbench older than the manifest), so nothing was deleted; "
                              f"check what it holds and delete it by hand (rm -r {out}), or choose another {option}")
+    created = not out.exists()
     acquire_folder_lock(out, name=LOCK_NAME, share=True)  # FolderBusy before anything is deleted
     try:
         doc = read_manifest(out)
@@ -285,7 +297,7 @@ def claim_output_folder(out: str | Path, *, resume: bool = False, overwrite: boo
             _overwrite(out, files, dirs, option)
             files, dirs = set(), set()
         now_files, now_dirs = listing(out)
-        claim = OutputClaim(out, now_files - files, now_dirs - dirs)
+        claim = OutputClaim(out, now_files - files, now_dirs - dirs, created=created)
         opened = {"pid": os.getpid(), "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                   "foreign_files": sorted(claim.foreign_files), "foreign_dirs": sorted(claim.foreign_dirs)}
         _write_manifest(out, files & now_files, dirs & now_dirs, opened)

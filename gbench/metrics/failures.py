@@ -161,21 +161,36 @@ def _as_batch(outputs: Any) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def output_failure(outputs: Any, threshold: float = CONSTANT_STD) -> str:
-    """The failed check of a batch of generated images (see the module docstring), or ``""``."""
+def output_failure(outputs: Any, threshold: float = CONSTANT_STD, reference: Any = None) -> str:
+    """The failed check of a batch of generated images (see the module docstring), or ``""``.
+
+    Args:
+        outputs: the generated batch.
+        threshold: the standard-deviation floor, in [0, 1] units.
+        reference: the real images the outputs stand for (same layout), or None. A real set that
+            is itself near-constant across the batch (or made of flat images) makes the same
+            finding in the outputs faithful, not a failure: a flat, all-white real set scored
+            against an identical fake set is a perfect score, never "failed".
+    """
     a = _as_batch(outputs)
     n = a.shape[0]
     if n == 0:
         return "no generated outputs to check"
     if not np.all(np.isfinite(a)):
         return f"generated outputs contain NaN/inf ({int((~np.isfinite(a)).sum())} values)"
+    ref = None if reference is None else _as_batch(reference)
+    if ref is not None and (ref.shape[0] == 0 or not np.all(np.isfinite(ref))):
+        ref = None
     if n >= 2:
         across = float(a.std(axis=0).mean())
-        if across < threshold:
+        ref_across = float(ref.std(axis=0).mean()) if ref is not None and ref.shape[0] >= 2 else None
+        if across < threshold and not (ref_across is not None and ref_across < threshold):
             return (f"near-constant outputs across the batch (mean per-pixel std across {n} samples "
                     f"{across:.2g} < {threshold:.2g})")
     within = a.reshape(n, a.shape[1], -1).std(axis=2).max(axis=1)
     if np.all(within < threshold):
+        if ref is not None and np.all(ref.reshape(ref.shape[0], ref.shape[1], -1).std(axis=2).max(axis=1) < threshold):
+            return ""  # the real images are flat too
         return f"constant output images (spatial std < {threshold:.2g} in every channel of all {n} images)"
     return ""
 

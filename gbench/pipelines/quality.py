@@ -253,14 +253,17 @@ def _folder_failure(pairs: Sequence[tuple[str, Path, Path]], limit: int = 16) ->
     """:func:`gbench.metrics.failures.output_failure` on the first synthetic images of the first size."""
 
     imgs: list[np.ndarray] = []
-    for _, _, fake in pairs:
+    reals: list[np.ndarray] = []
+    for _, real, fake in pairs:
         img = read_image(fake)
         if imgs and img.shape != imgs[0].shape:
             continue
         imgs.append(img)
+        reals.append(read_image(real))
         if len(imgs) == limit:
             break
-    return output_failure(np.stack(imgs))
+    same = all(r.shape == imgs[0].shape for r in reals)  # a flat real set makes flat outputs faithful
+    return output_failure(np.stack(imgs), reference=np.stack(reals) if same else None)
 
 
 @dataclass

@@ -86,7 +86,7 @@ def test_segment_out_inside_its_synthetic_folder_is_refused(tmp_path: Path) -> N
     ds, d = tmp_path / "ds", tmp_path / "D"
     write_folder(ds / "train", ["a", "b"])
     write_folder(ds / "test", ["c"])
-    write_folder(d / "S3k", ["s1", "s2"])
+    write_folder(d / "S3k", [f"s{i}" for i in range(6)], shape=(32, 32))
     _refused(["segment", "--data", str(ds), "--synthetic", str(d), "--train", "R,S3k", "--profile", "smoke",
               "--out", str(d / "S3k"), "--overwrite"], [d, ds], "lies inside the input --synthetic", str(d))
     _refused(["segment", "--data", str(ds), "--profile", "smoke", "--out", str(ds / "test"), "--overwrite"],

@@ -14,14 +14,62 @@ from rich.console import Console
 console = Console()
 err_console = Console(stderr=True)
 
+
+_ASCII = {"\u2191": "^", "\u2193": "v", "\u00b1": "+/-", "\u00d7": "x", "\u2014": "-", "\u2013": "-", "\u2026": "...",
+          "\u2212": "-", "\u2248": "~", "\u2264": "<=", "\u2265": ">=", "\u2192": "->", "\u00b5": "u"}
+
+
+def _ascii_fallback(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start:exc.end]
+    return "".join(_ASCII.get(ch, "?") for ch in text), exc.end
+
+
+def ascii_safe_output() -> None:
+    """Let a terminal that cannot show UTF-8 (``LANG=C``, ``PYTHONIOENCODING=ascii``) still get the
+    results: characters it cannot encode are written as ASCII (``↑`` as ``^``, ``±`` as ``+/-``,
+    others as ``?``) instead of failing the command after its work. rich draws its tables with
+    ASCII borders there by itself. Called by the CLI root before every command."""
+    import codecs
+    import sys
+
+    try:
+        codecs.lookup_error("gbench-ascii")
+    except LookupError:
+        codecs.register_error("gbench-ascii", _ascii_fallback)
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        try:
+            "\u2191\u00b1\u2501".encode(encoding)
+            continue
+        except (UnicodeError, LookupError):
+            pass
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="gbench-ascii")
+            except (ValueError, OSError):  # pragma: no cover - a stream that cannot change
+                pass
+
+
+def _seed_range(param: Any, value: Optional[int]) -> Optional[int]:
+    """A seed option's value, refused in one line (exit 2) outside 0..2**32 - 1."""
+    if value is not None and not 0 <= value <= 2**32 - 1:
+        name = param.opts[0] if getattr(param, "opts", None) else getattr(param, "name", "--seed")
+        raise ValueError(f"{name} must be a whole number between 0 and 2**32 - 1 (4294967295), got {value}")
+    return value
+
 ProfileOpt = Annotated[str, typer.Option("--profile", help="Run profile: smoke, demo or paper (built-in; `gbench profiles` "
                                                             "lists them), or a FILE.toml extending one: extends = "
                                                             "\"smoke\", then any section or field to change "
                                                             "(gbench.core.profiles.load_profile).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded with every result).")]
+SeedOpt = Annotated[int, typer.Option("--seed", callback=lambda ctx, param, value: _seed_range(param, value),
+                                      help="Random seed, 0 to 2**32 - 1 (recorded with every result).")]
 SplitOpt = Annotated[str, typer.Option("--split", help="train, test or all.")]
 DataSeedOpt = Annotated[int, typer.Option(
-    "--data-seed", help="Seed of the built-in data: which tiles, crops and masks exist (default 0). Never the "
+    "--data-seed", callback=lambda ctx, param, value: _seed_range(param, value),
+    help="Seed (0 to 2**32 - 1) of the built-in data: which tiles, crops and masks exist (default 0). Never the "
                         "training seed, so runs with different --seed values are tested on the same images.")]
 
 OverwriteOpt = Annotated[bool, typer.Option(

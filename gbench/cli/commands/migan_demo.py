@@ -29,8 +29,8 @@ def parse_seeds(text: str | None, option: str = "--transfer-seeds") -> tuple[int
         raise ValueError(f"{option} must be whole numbers separated by commas (e.g. 0,1,2), got {text!r}") from None
     if not seeds:
         raise ValueError(f"{option} needs at least one seed, got {text!r}")
-    if any(s < 0 for s in seeds):
-        raise ValueError(f"{option} must be non-negative, got {text!r}")
+    if any(not 0 <= s <= 2**32 - 1 for s in seeds):
+        raise ValueError(f"{option} must be between 0 and 2**32 - 1, got {text!r}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"{option} lists a seed twice: {text!r}")
     return seeds

@@ -78,6 +78,10 @@ def quality(
         from gbench.metrics.features import build_extractor
 
         ext = build_extractor(extractor, weights, seed=seed)  # a missing weights file: one line, nothing written
+    twice = sorted({g for g in generator or [] if (generator or []).count(g) > 1})
+    if twice:  # one row per generator name: a second one would replace the first in the table and records
+        raise ValueError(f"--generator {twice[0]} given twice: each generator is one row of the table; score its "
+                         "other checkpoint in a second run (another --out)")
     if out is not None:
         check_out_folder(out, overwrite=overwrite, resumable=False,
                          inputs=[("--real", real), ("--fake", fake), ("--data", data),

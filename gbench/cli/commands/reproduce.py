@@ -32,9 +32,12 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        return tuple(int(t) for t in text.split(",") if t.strip())
+        seeds = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise ValueError(f"--seeds takes comma-separated integers, got {text!r}") from None
+    if any(not 0 <= s <= 2**32 - 1 for s in seeds):
+        raise ValueError(f"--seeds takes whole numbers between 0 and 2**32 - 1, got {text!r}")
+    return seeds
 
 
 def _names(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
