@@ -10,7 +10,8 @@ A generator trained elsewhere (its own package, its own weights) needs only this
 ``generate(maps) -> images``
     one batch. ``maps``: float32 ``(N, 1, H, W)`` torch tensor on the run's device.
     ``binary``: 1 on nucleus pixels, 0 elsewhere. ``distance``: per-nucleus Euclidean distance
-    to the nucleus border, scaled to [0, 1] within each nucleus (the Sharp-GAN map).
+    from each pixel to its nucleus's centroid, scaled to [0, 1] within each nucleus (the Sharp-GAN
+    map, :func:`gbench.data.conditioning.distance_map`).
     ``contour``: 1 on nucleus pixels touching another label, 0 elsewhere. ``instances``: the
     instance ids themselves as float32 (0 = background, 1 ... K one per nucleus; *not* in
     [0, 1]). ``images``: a floating torch tensor ``(N, 3, H, W)`` with values in [0, 1] (RGB,
