@@ -83,8 +83,8 @@ def check_stack(stack: Any, path: str | Path | None = None, planes: int = PLANES
                 size: int | tuple[int, int] | None = None) -> np.ndarray:
     """Validate a stack and return it as a C-contiguous ``(P, H, W, 3)`` uint8 array.
 
-    A grayscale stack ``(P, H, W)`` is replicated to three channels, an RGBA stack drops
-    alpha, a planar ``(P, 3, H, W)`` stack is moved to channels-last.
+    A grayscale stack ``(P, H, W)`` is replicated to three channels, an RGBA stack drops a fully
+    opaque alpha (any transparency is refused, as for single images), a planar ``(P, 3, H, W)`` stack is moved to channels-last.
 
     Args:
         stack: the array.
@@ -107,6 +107,13 @@ def check_stack(stack: Any, path: str | Path | None = None, planes: int = PLANES
         arr = np.moveaxis(arr, 1, -1)
     if arr.ndim != 4 or arr.shape[3] not in (3, 4):
         fail(f"expected a focus stack of shape ({planes}, H, W, 3), got an array of shape {arr.shape}")
+    if arr.shape[3] == 4:
+        alpha = arr[..., 3]
+        opaque = np.iinfo(arr.dtype).max if np.issubdtype(arr.dtype, np.integer) else 1.0
+        transparent = int(np.count_nonzero(alpha < opaque))
+        if transparent:
+            fail(f"has an alpha channel with {transparent} transparent pixel(s); gbench does not composite "
+                 "transparency: save the stack without alpha")
     arr = arr[..., :3]
     if arr.shape[0] != planes:
         fail(f"has {arr.shape[0]} focus planes, expected {planes} (I-{planes // 2} .. I+{planes // 2})")

@@ -88,6 +88,11 @@ def _image_files(folder: Path) -> dict[str, Path]:
         raise DataError(folder, "not a folder")
     base = folder / "images" if (folder / "images").is_dir() else folder
     files: dict[str, Path] = {}
+    nested = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")
+                    and any(q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()))
+    if nested:  # images one level down would be silently left out
+        raise DataError(nested[0], f"images in a sub-folder of {base} (only the folder's own images are scored; "
+                        "move them up or pass the sub-folder)")
     for p in sorted(base.iterdir()):
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
             if p.stem in files:
