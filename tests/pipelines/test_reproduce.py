@@ -42,7 +42,8 @@ def test_pipeline_writes_records_and_report(first_run: Any) -> None:
     q = recs[recs["kind"] == "quality"]
     s = recs[recs["kind"] == "segmentation"]
     assert set(q["model"]) == {"sharp-gan"} and set(q["metric"]) == {"ssim", "fsim", "gmsd", "nrmse"}
-    assert set(s["train_set"]) == {"R", "S3k"} and {"dq", "sq", "pq", "aji"} <= set(s["metric"])
+    assert set(s["train_set"]) == {"R", "S3k", "none"} and {"dq", "sq", "pq", "aji"} <= set(s["metric"])
+    assert set(s.loc[s["train_set"] == "none", "model"]) == {"hed-watershed"}  # the floor segmenter (issue 24)
     assert ((q["value"] > 0) & (q["value"] < 1)).all()
     out = first_run.out
     assert (out / "report" / "report.html").is_file() and (out / "report" / "manifest.json").is_file()
@@ -52,7 +53,13 @@ def test_pipeline_writes_records_and_report(first_run: Any) -> None:
         assert im.size[0] > im.size[1] * 0.9
     names = [st["stage"] for st in first_run.stages]
     assert names == ["train-sharp-gan", "quality-sharp-gan", "synthesize", "segment-unet-R-seed0",
-                     "segment-unet-S3k-seed0"]
+                     "segment-unet-S3k-seed0", "segment-floor"]
+    # issue 24: Table 2 has the floor row; no segmentation claim of models that did not learn is supported
+    assert "HED watershed (floor)" in (out / "report" / "tables" / "segmentation.md").read_text()
+    claims = pd.read_csv(out / "report" / "claims.csv")
+    seg_claims = claims[claims["id"].str.startswith("unet:") & ~claims["verdict"].str.startswith("untested: no records")]
+    assert len(seg_claims) and seg_claims["verdict"].str.startswith(("untested: below the floor",
+                                                                     "untested: failed run")).all()
     assert not any(st["skipped"] for st in first_run.stages)
     manifest = pd.read_csv(next((out / "stages" / "synthesize").glob("*/S/manifest.csv")))
     assert len(manifest) == 12  # the smoke profile's S10k: S3k reads the first 6 of the same set
@@ -64,7 +71,7 @@ def test_pipeline_writes_records_and_report(first_run: Any) -> None:
     q_obs = obs[obs["kind"] == "quality"]
     assert (q_obs["unit"] == q_obs["image"].str.split("@").str[0]).all()
     assert set(obs["data_seed"]) == {"0"} and set(recs["data_seed"]) == {"0"}
-    assert recs["ci_method"].str.contains("bootstrap").all()
+    assert recs["ci_method"].str.contains("bootstrap|t-interval").all()  # t-intervals below 20 test units
 
 
 def test_rerun_skips_done_stages_and_reruns_changed_ones(first_run: Any) -> None:
