@@ -200,6 +200,9 @@ class OutputClaim:
     foreign_dirs: set[str] = field(default_factory=set)
     released: bool = False
     created: bool = False  # the claim made the folder: removed again if the run wrote nothing
+    had_manifest: bool = True  # else a run that wrote nothing leaves none behind
+    had_lock: bool = True
+    start: tuple[set[str], set[str]] = field(default_factory=lambda: (set(), set()))  # the listing at the claim
 
     def release(self) -> None:
         """Record what this run wrote (every entry present now that was not foreign at the start)
@@ -207,22 +210,25 @@ class OutputClaim:
         if self.released:
             return
         self.released = True
-        empty = False
+        untouched = False
         try:
             if self.folder.is_dir():
                 now_files, now_dirs = listing(self.folder)
-                empty = self.created and not now_files and not now_dirs
-                if not empty:
+                untouched = (now_files, now_dirs) == self.start
+                if not (untouched and not self.had_manifest):
                     _write_manifest(self.folder, now_files - self.foreign_files, now_dirs - self.foreign_dirs, None)
         finally:
             release_folder_lock(self.folder, name=LOCK_NAME)
-        if empty:  # a command that failed before writing anything leaves no folder behind
-            for name in (MANIFEST_NAME, LOCK_NAME):
-                (self.folder / name).unlink(missing_ok=True)
-            try:
-                self.folder.rmdir()
-            except OSError:
-                pass
+        if untouched:  # a command refused after the claim leaves the folder as it found it
+            if not self.had_manifest:
+                (self.folder / MANIFEST_NAME).unlink(missing_ok=True)
+            if not self.had_lock:
+                (self.folder / LOCK_NAME).unlink(missing_ok=True)
+            if self.created:
+                try:
+                    self.folder.rmdir()
+                except OSError:
+                    pass
 
     def __enter__(self) -> OutputClaim:
         return self
@@ -289,6 +295,7 @@ def claim_output_folder(out: str | Path, *, resume: bool = False, overwrite: boo
                              "gbench output, or written by a gbench older than the manifest), so nothing was deleted; "
                              f"check what it holds and delete it by hand (rm -r {out}), or choose another {option}")
     created = not out.exists()
+    had = {name: (out / name).exists() for name in (MANIFEST_NAME, LOCK_NAME)}
     acquire_folder_lock(out, name=LOCK_NAME, share=True)  # FolderBusy before anything is deleted
     try:
         doc = read_manifest(out)
@@ -297,7 +304,8 @@ def claim_output_folder(out: str | Path, *, resume: bool = False, overwrite: boo
             _overwrite(out, files, dirs, option)
             files, dirs = set(), set()
         now_files, now_dirs = listing(out)
-        claim = OutputClaim(out, now_files - files, now_dirs - dirs, created=created)
+        claim = OutputClaim(out, now_files - files, now_dirs - dirs, created=created, had_manifest=had[MANIFEST_NAME],
+                            had_lock=had[LOCK_NAME], start=(now_files, now_dirs))
         opened = {"pid": os.getpid(), "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                   "foreign_files": sorted(claim.foreign_files), "foreign_dirs": sorted(claim.foreign_dirs)}
         _write_manifest(out, files & now_files, dirs & now_dirs, opened)

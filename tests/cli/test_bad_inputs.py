@@ -560,10 +560,15 @@ def test_set_parser_float_field(text: str) -> None:
 @PROPERTY
 @given(x=st.floats(allow_nan=False, allow_infinity=False), n=st.integers(-10**12, 10**12))
 def test_set_parser_round_trips_numbers(x: float, n: int) -> None:
-    from gbench.core.options import parse_set_options
+    from gbench.core.options import OptionError, parse_set_options
     from gbench.generators.pix2pix import Pix2PixConfig
 
-    got = parse_set_options([f"lr={x!r}", f"ngf={n}", "adam_betas=[0.5, 0.9]", "norm=instance"], Pix2PixConfig)
+    items = [f"lr={x!r}", f"ngf={n}", "adam_betas=[0.5, 0.9]", "norm=instance"]
+    if not (0 <= x <= 1 and 1 <= n <= 1024):  # outside the documented ranges (gbench.core.options.SET_RANGES)
+        with pytest.raises(OptionError, match="out of range"):
+            parse_set_options(items, Pix2PixConfig)
+        return
+    got = parse_set_options(items, Pix2PixConfig)
     assert got == {"lr": x, "ngf": n, "adam_betas": (0.5, 0.9), "norm": "instance"}
 
 
