@@ -34,7 +34,7 @@ import pandas as pd
 
 from gbench import __version__
 from gbench.core.fileio import write_json, write_text
-from gbench.core.observations import load_observations, load_replicates, save_observations
+from gbench.core.observations import FLOOR_SEGMENTER, load_observations, load_replicates, save_observations
 from gbench.core.provenance import git_revision, package_versions
 from gbench.core.records import save_records, scope_columns
 from gbench.core.stats import attach_intervals
@@ -170,7 +170,8 @@ def write_report(records: pd.DataFrame, out: str | Path, reference: str | None =
         files.append(f"figures/{name}_bars.png")
         bars = "95% CI" if any(t.estimate(r, m).has_ci for r in t.rows for m in t.metrics) else "± std over seeds"
         figures.append((f"{t.title()}: estimate with {bars}", p))
-    seg = records[(records["kind"] == "segmentation") & (records["metric"] == "pq")]
+    seg = records[(records["kind"] == "segmentation") & (records["metric"] == "pq")
+                  & (records["model"] != FLOOR_SEGMENTER)]  # the floor trains on no images: no point on this curve
     scope = [c for c in scope_columns(seg) if seg[c].nunique() > 1]
     for key, sub in (seg.groupby(scope, sort=False) if scope else [((), seg)]):
         if sub.empty or not (sub["train_set"] != "R").any():

@@ -7,8 +7,11 @@ per metric. Every cell has the mean over seeds (the record value), its 95% confi
 interval for one seed; else none, and the renderers show ± std over seeds with a note), the
 seed and test-image counts, and its status: a failed run is shown as ``failed``, never as a
 number. In an image-quality table, a generator that does not significantly beat the
-``mask-paint`` floor on a metric is marked (paired tests when observations exist). The
-renderers in :mod:`reports.render` only format it.
+``mask-paint`` floor on a metric is marked (paired tests when observations exist; set statistics
+such as FID on their bootstrap replicates). In a segmentation table, the floor segmenter
+(``hed-watershed``, training set ``none``: no training) is a row of its own, and a trained cell
+whose PQ does not significantly beat it (the claims' paired test) is marked with † and a
+footnote. The renderers in :mod:`reports.render` only format it.
 """
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ together and never treated as independent.
 Confidence intervals (:func:`estimate`), 95% by default, ``n_resamples`` (default 2000) drawn
 from ``numpy.random.default_rng(seed)`` (default seed 0: the same data give the same interval):
 
+* fewer than :data:`T_INTERVAL_BELOW` units: a t-interval (see "Small designs" below);
 * one seed: ``scipy.stats.bootstrap`` over units (BCa; percentile when BCa is undefined, e.g.
   a statistic that does not vary);
 * several seeds: a two-level percentile bootstrap, written here because scipy has none: each
@@ -47,6 +48,37 @@ images** (same test-set hash and image set, else :class:`NotComparable`):
   of the oriented difference; the verdict comes from the CI (:func:`metric_verdict`).
 * :func:`compare_experiments` adjusts the p-values across the metrics of one comparison with
   Holm's step-down method (:func:`holm`).
+
+Small designs (issue 24):
+
+* **Intervals on few units.** Below :data:`T_INTERVAL_BELOW` (20) resampling units, an estimate's
+  CI is ``value +- t_{0.975, n-1} sd(u) / sqrt(n)`` over the per-unit values ``u`` (each unit's
+  aggregate, averaged over seeds) and a difference's CI the same over the per-unit paired
+  differences, centred on the aggregate. Reason, from a seeded simulation of normal paired
+  differences (``tests/core/test_verdicts.py``): the 95% percentile bootstrap covers 79% at 4
+  units, 85-86% at 6, 87% at 8, 90% at 12, 92% at 20; the t-interval 94-96% throughout. The
+  non-inferiority p on few units is the one-sided t-test of the oriented differences against
+  ``-margin``.
+* **Undecidable.** :func:`smallest_p` is the smallest p the design can reach: ``2 / 2**n``
+  two-sided (``1 / 2**n`` one-sided, non-inferiority) for ``n`` paired units, the exact sign-flip
+  floor, no lower than ``(1 or 2) / (B + 1)`` for a randomized permutation test; seeds add no
+  sign patterns (a flip swaps a unit in every seed). :func:`compare_experiments` stores it Holm-
+  adjusted over its ``m`` metrics (``m * p_min``, :attr:`Difference.min_p_adjusted`), and
+  :func:`metric_verdict` says ``undecidable`` whenever that is not below alpha, before reading
+  the numbers: no verdict, neither "better" nor "worse", can come from such a design.
+* **Power.** :func:`units_for_power`: a rough number of units for 80% power on the observed paired
+  effect, normal approximation ``n = ((z_{1-a} + z_0.8) sd / effect)^2`` with Holm's worst case
+  ``a = alpha / (2m)`` (``alpha / m`` one-sided with a margin, effect + margin).
+* **Set statistics** (FID, KID, precision/recall, density/coverage) have no per-image values:
+  their CI comes from a seeded bootstrap over the images of both sets
+  (:mod:`gbench.metrics.distribution_ci`, replicates stored in ``replicates.csv``); two generators
+  scored against the same real set share the real resample of every replicate, so
+  :func:`set_difference` is a paired bootstrap of ``a - b`` (percentile CI, bootstrap p; smallest
+  p ``2 / (B + 1)``).
+* **Probability of improvement** (:func:`probability_of_improvement`, rliable's definition): per
+  test unit the share of (seed of a, seed of b) pairs where a's unit score is better (ties 1/2),
+  averaged over units, then over strata (data sets); CI by rliable's stratified bootstrap (seeds of
+  each side and units within each stratum resampled).
 
 Metric directions come from the metric registry (:func:`gbench.core.metric_specs.higher_is_better`).
 numpy, scipy and pandas only: no torch.
