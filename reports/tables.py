@@ -328,6 +328,7 @@ def _floor_marks(sub: pd.DataFrame, rows: list[str], order: list[tuple[str, ...]
     notes: list[str] = []
     by_means = False
     tested = False
+    undecidable = ""
     for row in order:
         d_row = dict(zip(rows, row))
         if d_row["model"] == floor_keys["model"]:
@@ -359,8 +360,12 @@ def _floor_marks(sub: pd.DataFrame, rows: list[str], order: list[tuple[str, ...]
         paired_sets = _set_diffs(replicates, g_row, g_floor, set_stats) if set_stats else {}
         for d in diffs + list(paired_sets.values()):
             tested = True
-            if stats.metric_verdict(d, alpha) != "better":
+            v = stats.metric_verdict(d, alpha)
+            if v != "better":
                 marks.add((row, d.metric))
+            if v == "undecidable":
+                undecidable = f"{d.n_units} test units: no row can be shown to beat it (smallest possible p = " \
+                              f"{d.min_p_adjusted:.3g})"
         for m in set_stats:
             if m in paired_sets:
                 continue
@@ -370,11 +375,14 @@ def _floor_marks(sub: pd.DataFrame, rows: list[str], order: list[tuple[str, ...]
             better = a > b if direction(m) == "higher" else a < b
             if not better:
                 marks.add((row, m))
-    how = [f"paired test, Holm over the row's metrics, alpha {alpha:g}"] if tested else []
+    how = ([f"paired test, alpha {alpha:g}" if seg else f"paired test, Holm over the row's metrics, alpha {alpha:g}"]
+           if tested else [])
     if by_means:
         how.append("by means where there are no per-image data or bootstrap replicates")
+    if undecidable:
+        how.append(undecidable)
     if marks:
-        what = (f"PQ does not significantly beat the {display_name(SEG_FLOOR_MODEL)} floor segmenter (no training)"
+        what = ("PQ does not significantly beat the floor segmenter (HED watershed, no training)"
                 if seg else f"does not significantly beat the {floor} floor generator")
         notes.insert(0, f"† {what} ({'; '.join(how)})")
     return frozenset(marks), notes

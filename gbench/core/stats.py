@@ -54,7 +54,8 @@ Small designs (issue 24):
 * **Intervals on few units.** Below :data:`T_INTERVAL_BELOW` (20) resampling units, an estimate's
   CI is ``value +- t_{0.975, n-1} sd(u) / sqrt(n)`` over the per-unit values ``u`` (each unit's
   aggregate, averaged over seeds) and a difference's CI the same over the per-unit paired
-  differences, centred on the aggregate. Reason, from a seeded simulation of normal paired
+  differences, centred on the aggregate (instance metrics clipped to their range, [0, 1] and
+  [-1, 1]: the true value lies there). Reason, from a seeded simulation of normal paired
   differences (``tests/core/test_verdicts.py``): the 95% percentile bootstrap covers 79% at 4
   units, 85-86% at 6, 87% at 8, 90% at 12, 92% at 20; the t-interval 94-96% throughout. The
   non-inferiority p on few units is the one-sided t-test of the oriented differences against
@@ -425,6 +426,8 @@ def estimate(obs: pd.DataFrame, metric: str, aggregation: str = "mean", *, confi
     if n_units < T_INTERVAL_BELOW:
         per_unit = f(u.sums).mean(axis=0)  # (units,): each unit's aggregate, averaged over seeds
         low, high = _t_interval(value, per_unit, confidence)
+        if metric in POOLED_METRICS:  # DQ ... AJI+ lie in [0, 1]: so does their true value
+            low, high = max(low, 0.0), min(high, 1.0)
         method = (f"{pct} t-interval on {n_units} per-unit values ({n_seeds} seed{'s' if n_seeds > 1 else ''} "
                   f"averaged per unit; fewer than {T_INTERVAL_BELOW} units: the bootstrap undercovers)")
         return Estimate(value, low, high, method, u.n_images, n_seeds)
@@ -625,6 +628,8 @@ def paired_difference(obs_a: pd.DataFrame, obs_b: pd.DataFrame, metric: str, agg
     dist: np.ndarray | None = None
     if small:
         low, high = _t_interval(diff, d_units, confidence)
+        if metric in POOLED_METRICS:  # a difference of two scores in [0, 1]
+            low, high = max(low, -1.0), min(high, 1.0)
         method = (f"{pct} t-interval on {n_units} per-unit paired differences ({seeds_text}, averaged per unit; "
                   f"fewer than {T_INTERVAL_BELOW} units: the bootstrap undercovers)")
         if test == "bootstrap" and margin is None:

@@ -185,7 +185,7 @@ def test_one_cell_planted_below_the_floor() -> None:
     table = pivot(records_of(obs), observations=obs)
     assert (("unet", "S3k"), "pq") in table.below_floor and (("unet", "R"), "pq") not in table.below_floor
     assert (FLOOR_SEGMENTER, FLOOR_TRAIN_SET) in table.rows
-    assert any(n.startswith("† PQ does not significantly beat the HED watershed (floor)") for n in table.notes)
+    assert any(n.startswith("† PQ does not significantly beat the floor segmenter (HED watershed") for n in table.notes)
 
 
 # ------------------------------------------------------------------------ probability of improvement
