@@ -169,3 +169,31 @@ def test_quality_generator_with_extractor_keeps_the_floor_test(tmp_path: Path, m
     assert run_cli(monkeypatch, "compare", str(out), "--a", "model=dummy", "--b", "model=mask-paint",
                    "--metric", "fid", "--metric", "ssim") == 0
     assert "FID" in capsys.readouterr().out
+
+
+def test_a_claim_on_fid_is_tested_on_the_replicates() -> None:
+    """Claims accept set statistics: "sharp-gan has a lower FID than gan-dist" from replicates.csv rows."""
+    from gbench.core.observations import make_observations
+    from gbench.core.records import records_from_dicts
+    from gbench.reports.claims import Claim, check_claim
+
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(60, 4))
+    rows, obs, reps = [], [], []
+    for model, shift in (("sharp-gan", 0.0), ("gan-dist", 1.0)):
+        boot = bootstrap_set_metrics(rng.normal(shift, 1.0, (60, 4)), real, ["fid"], n_resamples=200)
+        keys = {"kind": "quality", "model": model, "train_set": "R", "profile": "smoke", "seed": 0, "dataset": "d",
+                "split": "test"}
+        rows.append({**keys, "metric": "fid", "value": boot.values["fid"], "n": 60})
+        reps.append(pd.DataFrame([{**keys, **r} for r in boot.frame_rows()]))
+        obs.append(make_observations("quality", model, [{"name": f"t{i}", "ssim": 0.5} for i in range(3)],
+                                     train_set="R", profile="smoke", seed=0, dataset="d", split="test"))
+    claim = Claim("fid", "Sharp-GAN has a lower FID than GAN-DIST", "", "", "quality", ("sharp-gan", "R"),
+                  ("gan-dist", "R"), ("fid",))
+    r = check_claim(claim, records_from_dicts(rows), observations=pd.concat(obs, ignore_index=True), reference=None,
+                    replicates=pd.concat(reps, ignore_index=True))
+    assert r.verdict == "supported", r.evidence()
+    assert r.differences[0].aggregation == "set" and "FID" in r.evidence()
+    no_reps = check_claim(claim, records_from_dicts(rows), observations=pd.concat(obs, ignore_index=True),
+                          reference=None)
+    assert no_reps.verdict == "untested" and "no bootstrap replicates of fid" in no_reps.reason
