@@ -37,6 +37,10 @@ def test_compare_prints_the_paired_table(run_folder: Path, tmp_path: Path, monke
     assert row["diff"] == pytest.approx(0.016) and row["ci_low"] < row["diff"] < row["ci_high"]
     assert (frame["p_holm"] >= frame["p"]).all() and set(frame["verdict"]) <= {"better", "not significant"}
     assert frame["n_images"].eq(16).all() and frame["n_seeds"].eq(2).all()
+    # issue 24: 2 seeds a side: P(a > b) with its stratified bootstrap CI; the design's smallest Holm p
+    assert frame["p_improvement"].between(0, 1).all() and "P(a>b): DQ" in out
+    assert (frame["p_improvement_ci_low"] <= frame["p_improvement"]).all() and frame["n_units"].eq(16).all()
+    assert frame["min_p_holm"].lt(0.05).all()  # 16 units: decidable
     # the same experiment on both sides of a different seed subset: identical values, no difference
     code = run_cli(monkeypatch, "compare", str(run_folder), "--a", "model=unet,train_set=R,seed=0",
                    "--b", "model=unet,train_set=R,seed=1", "--metric", "pq", "--test", "wilcoxon",
