@@ -88,7 +88,7 @@ def factory(name: str) -> Any:
     """
     if name not in GENERATORS and name in STACK_GENERATORS:
         raise KeyError(f"{name!r} is a stack generator (multi-focus stacks from noise, no conditioning map), not an "
-                       f"image generator: use gbench train-migan / sample-migan / quality-multifocus")
+                       f"image generator: use gbench train-mi-gan / sample-mi-gan / quality-multifocus")
     entry = _entry(name)
     if isinstance(entry, FrozenEntry):
         raise ValueError(f"generator {name!r} ({GENERATORS.source(name)}) is a frozen, pretrained generator: gbench "

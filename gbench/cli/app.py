@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from gbench import __version__
-from gbench.cli.commands.common import DataSeedOpt, ProfileOpt, SeedOpt, console, err_console
+from gbench.cli.commands.common import DataSeedOpt, DeviceOpt, ProfileOpt, SeedOpt, console, err_console
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
@@ -57,9 +57,11 @@ class _Root(TyperGroup):
             err_console.print(self._interrupted(args), highlight=False)
             sys.exit(130)
         finally:  # the output folders this command claimed: record what it wrote, free their locks
-            from gbench.cli.commands.common import release_out_folders
+            from gbench.cli.commands.common import end_json_mode, release_out_folders, restore_device_env
 
             release_out_folders()
+            end_json_mode()  # --json sent the console to stderr
+            restore_device_env()  # --device pinned CUDA_VISIBLE_DEVICES
         return None
 
     def _interrupted(self, args: Any) -> str:
@@ -78,7 +80,7 @@ class _Root(TyperGroup):
 
 
 app = typer.Typer(help="gbench: evaluate GAN-synthesized histopathology and cytology images.", cls=_Root,
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 
 #: Command modules, one per area; each defines ``register(app)``. Adding an area is one line here.
 COMMAND_MODULES = (
@@ -150,13 +152,23 @@ def demo(
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
     data_seed: DataSeedOpt = 0,
+    device: DeviceOpt = None,
 ) -> None:
-    """The main job on the built-in dataset (what `make demo` runs). `gbench demo mi-gan`: MI-GAN instead."""
+    """The main job on the built-in dataset (what `make demo` runs). `gbench demo mi-gan`: MI-GAN instead.
+
+    Options given before a subcommand (`gbench demo --profile smoke mi-gan`) apply to it, unless it
+    is given the same option itself."""
     if ctx.invoked_subcommand is not None:
+        # passed on as the subcommand's defaults (its own command line still wins)
+        given = {name: ctx.params[name] for name in ("out", "profile", "seed", "data_seed", "device")
+                 if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+        sub = dict((ctx.default_map or {}).get(ctx.invoked_subcommand) or {})
+        ctx.default_map = {**(ctx.default_map or {}), ctx.invoked_subcommand: {**sub, **given}}
         return
-    from gbench.cli.commands.common import check_out_folder
+    from gbench.cli.commands.common import check_out_folder, pin_device
     from gbench.pipelines import runner
 
+    pin_device(device)  # every stage picks its device itself: --device decides what it can see
     check_out_folder(out, resume=True)  # a stage cache: running again continues it; locked while it runs
     runner.demo(out, profile=profile, seed=seed, console=console, data_seed=data_seed)
 

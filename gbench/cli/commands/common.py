@@ -6,13 +6,15 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
+
+from gbench.cli.tables import FittingConsole
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
 
-console = Console()
-err_console = Console(stderr=True)
+# Tables never shrink a column below its header (80 columns included): gbench.cli.tables.fit_table.
+console = FittingConsole()
+err_console = FittingConsole(stderr=True)
 
 
 _ASCII = {"\u2191": "^", "\u2193": "v", "\u00b1": "+/-", "\u00d7": "x", "\u2014": "-", "\u2013": "-", "\u2026": "...",
@@ -60,10 +62,9 @@ def _seed_range(param: Any, value: Optional[int]) -> Optional[int]:
         raise ValueError(f"{name} must be a whole number between 0 and 2**32 - 1 (4294967295), got {value}")
     return value
 
-ProfileOpt = Annotated[str, typer.Option("--profile", help="Run profile: smoke, demo or paper (built-in; `gbench profiles` "
-                                                            "lists them), or a FILE.toml extending one: extends = "
-                                                            "\"smoke\", then any section or field to change "
-                                                            "(gbench.core.profiles.load_profile).")]
+ProfileOpt = Annotated[str, typer.Option("--profile", metavar="NAME|FILE", help=(
+    "Run profile: smoke, demo or paper (built-in; `gbench profiles` lists them), or a FILE.toml that "
+    "extends one (extends = \"smoke\", then the fields to change)."))]
 SeedOpt = Annotated[int, typer.Option("--seed", callback=lambda ctx, param, value: _seed_range(param, value),
                                       help="Random seed, 0 to 2**32 - 1 (recorded with every result).")]
 SplitOpt = Annotated[str, typer.Option("--split", help="train, test or all.")]
@@ -261,3 +262,211 @@ def release_out_folders() -> None:
     """End every claim of :func:`check_out_folder`: record what was written, free the locks."""
     while _CLAIMS:
         _CLAIMS.pop().release()
+
+
+# ------------------------------------------------------------------------- one spelling per concept
+# An old spelling stays for one release as a hidden option (or command) that prints one line on
+# stderr and then works as before; the command merges it into the new one (merge_list / merge_one).
+
+
+def warn_deprecated(old: str, use: str) -> None:
+    """One line on stderr: ``warning: --archs is deprecated; use --arch ...``."""
+    err_console.print(f"warning: {old} is deprecated; use {use}", highlight=False, soft_wrap=True, markup=False)
+
+
+def deprecated(old: str, use: str, **extra: Any) -> Any:
+    """A hidden option spelled ``old`` that warns once (:func:`warn_deprecated`) when it is given.
+
+    Example::
+
+        archs_old: Annotated[Optional[str], deprecated("--archs", "--arch (repeatable) or --arch a,b")] = None
+    """
+
+    def warn(value: Any) -> Any:
+        if value is not None and value != [] and value != ():
+            warn_deprecated(old, use)
+        return value
+
+    return typer.Option(old, hidden=True, callback=warn, help=f"Deprecated: use {use}.", **extra)
+
+
+def split_list(values: Iterable[Any] | str | None) -> list[str]:
+    """Repeated and comma-separated values as one list: ``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    return [x.strip() for v in items for x in str(v).split(",") if x.strip()]
+
+
+def merge_list(new: Iterable[Any] | str | None, old: Iterable[Any] | str | None) -> list[str] | None:
+    """The new repeatable option and its deprecated alias as one list (None when neither was given)."""
+    if not new and not old:
+        return None
+    return split_list(new) + split_list(old)
+
+
+def merge_one(ctx: typer.Context, new: str, old: str) -> Any:
+    """The value of parameter ``new``, or of its deprecated alias ``old`` when that was given.
+
+    Both given with different values: one line naming both (exit 2)."""
+    value, alias = ctx.params.get(new), ctx.params.get(old)
+    if alias is None:
+        return value
+    source = getattr(ctx.get_parameter_source(new), "name", "DEFAULT")
+    if source not in ("DEFAULT", "DEFAULT_MAP") and value != alias:
+        flag = lambda name: next((o for p in ctx.command.params if p.name == name for o in p.opts), name)  # noqa: E731
+        raise ValueError(f"{flag(old)} (deprecated) and {flag(new)} disagree ({alias!r} vs {value!r}): give "
+                         f"{flag(new)} only")
+    return alias
+
+
+def deprecated_command(app: typer.Typer, old: str, new: str, fn: Any) -> None:
+    """Register ``fn`` again as the hidden command ``old``, which prints one deprecation line and runs it."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        warn_deprecated(f"gbench {old}", f"gbench {new}")
+        return fn(*args, **kwargs)
+
+    app.command(old, hidden=True, help=f"Deprecated: use `gbench {new}`.")(run)
+
+
+# ------------------------------------------------------------------------------------------ --device
+
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    "--device", help="Where the models run: cpu, cuda, cuda:N or mps [default: cuda when available].")]
+
+#: CUDA_VISIBLE_DEVICES as it was before :func:`pin_device` changed it (restored when the command ends).
+_ENV_BEFORE: list[tuple[str, Optional[str]]] = []
+
+
+def pin_device(device: Optional[str], option: str = "--device") -> Optional[str]:
+    """``--device`` of a command whose pipeline picks the device itself (CUDA when available):
+    ``cpu`` hides CUDA from this process and its workers, ``cuda:N`` shows them only GPU N (which
+    they then see as ``cuda``), through ``CUDA_VISIBLE_DEVICES``, set before CUDA starts. Checked
+    first (:func:`gbench.core.options.check_device`: one line, exit 2). Returns the device to pass
+    on to code that takes one (``cuda`` for ``cuda:N``); None leaves the choice to the pipeline."""
+    import os
+    import sys
+
+    from gbench.core.options import check_device
+
+    if device is None:
+        return None
+    text = device.strip().lower()
+    torch = sys.modules.get("torch")
+    started = torch is not None and torch.cuda.is_initialized()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if text == "cpu":
+        check_device(option, text)
+        if not started:
+            _ENV_BEFORE.append(("CUDA_VISIBLE_DEVICES", visible))
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        return "cpu"
+    if text.startswith("cuda:") and text[5:].isdigit() and not started:
+        n = int(text[5:])
+        ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else None
+        if ids is not None and n >= len(ids):
+            raise ValueError(f"{option} {device!r}: {len(ids)} CUDA device(s) visible (CUDA_VISIBLE_DEVICES={visible})")
+        _ENV_BEFORE.append(("CUDA_VISIBLE_DEVICES", visible))
+        os.environ["CUDA_VISIBLE_DEVICES"] = ids[n] if ids is not None else str(n)  # before CUDA starts
+        try:
+            check_device(option, "cuda")
+        except ValueError:
+            raise ValueError(f"{option} {device!r}: no CUDA device {n} on this machine") from None
+        return "cuda"
+    check_device(option, text)
+    return text
+
+
+def restore_device_env() -> None:
+    """Undo :func:`pin_device` (the CLI root calls this when a command ends)."""
+    import os
+
+    while _ENV_BEFORE:
+        name, value = _ENV_BEFORE.pop()
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+# -------------------------------------------------------------------------------------------- --json
+
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Write a machine-readable summary (JSON) to stdout; tables, notes and progress go to stderr.")]
+
+
+def json_mode(enabled: bool) -> None:
+    """``--json``: everything the command prints through :data:`console` goes to stderr from now on
+    (until the command ends), so stdout holds only the JSON of :func:`emit_json`."""
+    import sys
+
+    import rich
+
+    if enabled:
+        console.file = sys.stderr
+        rich.get_console().file = sys.stderr  # progress bars made without a console use rich's global one
+        _JSON.append(True)
+
+
+_JSON: list[bool] = []
+
+
+def end_json_mode() -> None:
+    """Back to stdout (the CLI root calls this when a command ends)."""
+    if _JSON:
+        import rich
+
+        console.file = None  # type: ignore[assignment]
+        rich.get_console().file = None  # type: ignore[assignment]
+        _JSON.clear()
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as JSON types: NaN and infinities as null, numpy scalars as numbers, paths as
+    strings, DataFrames as lists of row objects."""
+    import math
+
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a DataFrame
+        return [plain_json(r) for r in value.to_dict("records")]
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain_json(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # numpy / torch arrays
+        return plain_json(value.tolist())
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # numpy / torch scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """Print ``payload`` (:func:`plain_json`) as one JSON document on stdout."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(plain_json(payload), indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def distribution_metric_hint(metric: str) -> str | None:
+    """``FID is a distribution metric: add --extractor NAME ...`` for a distribution metric's
+    name (fid, kid, precision, recall, density, coverage), else None."""
+    from gbench.core.metric_specs import metric_label, metric_names
+
+    if metric.strip().lower() not in metric_names("distribution"):
+        return None
+    return (f"{metric_label(metric.strip().lower())} is a distribution metric: add --extractor NAME (inception, "
+            "timm:NAME or random-conv)")

@@ -63,7 +63,7 @@ def train_gen(
 ) -> None:
     """Train an image generator on the real training split (random crops, flips, rotations); runs under torchrun too.
 
-    Multi-focus stack generators (``mi-gan``) train with ``gbench train-migan``."""
+    Multi-focus stack generators (``mi-gan``) train with ``gbench train-mi-gan``."""
     from gbench import generators
     from gbench.core.options import check_device, check_positive
     from gbench.core.profiles import get_profile
@@ -97,7 +97,7 @@ def synthesize(
     name: Annotated[str, typer.Argument(help="Generator name (must match the checkpoint).")],
     out: Annotated[Path, typer.Option("--out", help="Set folder (images/, labels/, manifest.csv, run.json).")],
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="checkpoints/last.pt from gbench train-gen; for a frozen plugin generator its own weights file (default: its default weights).")] = None,
-    count: Annotated[Optional[int], typer.Option("--count", help="Samples in the set.")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", "-n", help="Samples in the set.")] = None,
     set_name: Annotated[Optional[str], typer.Option("--set-name", help="S3k or S10k: take --count from the profile.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Fit the mask statistics to this dataset's train split.")] = None,
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Draw from your own instance maps instead: a folder of label files (labels/ inside it when present, e.g. from gbench maps sample), one square size, in name order; --count defaults to their number.")] = None,

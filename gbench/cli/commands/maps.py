@@ -71,7 +71,7 @@ def export(
 @maps_app.command("sample")
 def sample(
     data: Annotated[str, typer.Option("--data", help="Dataset (name or folder) whose training split the nucleus statistics are fitted to.")],
-    count: Annotated[int, typer.Option("--count", help="How many instance maps.")],
+    count: Annotated[int, typer.Option("--count", "-n", help="How many instance maps.")],
     out: Annotated[Path, typer.Option("--out", help="New folder: labels/, binary/, distance/, contour/, manifest.csv, maps.json.")],
     size: Annotated[Optional[int], typer.Option("--size", help="Side of a map (default: the profile's synthesis image size).")] = None,
     profile: ProfileOpt = "demo",

@@ -1,5 +1,6 @@
-"""Stack generator (MI-GAN) commands: ``gbench train-migan``, ``gbench sample-migan`` and
-``gbench quality-multifocus``.
+"""Stack generator (MI-GAN) commands: ``gbench train-mi-gan``, ``gbench sample-mi-gan`` and
+``gbench quality-multifocus`` (which scores any multi-focus stacks, not only MI-GAN's). The names
+``train-migan`` and ``sample-migan`` stay as hidden, deprecated aliases for one release.
 
 Each parses, checks, calls one library function (:func:`generators.mi_gan_train.train_migan`,
 :func:`generators.mi_gan_train.sample_to_folder`,
@@ -12,8 +13,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gbench.cli.commands.common import (AmpOpt, ChannelsLastOpt, DataSeedOpt, DeterministicOpt, OverwriteOpt, ProfileOpt,
-                                        SeedOpt, WorkersOpt, check_out_folder, console, with_runtime)
+from gbench.cli.commands.common import (AmpOpt, ChannelsLastOpt, DataSeedOpt, DeterministicOpt, DeviceOpt, OverwriteOpt,
+                                        ProfileOpt, SeedOpt, WorkersOpt, check_out_folder, console, deprecated,
+                                        deprecated_command, merge_one, pin_device, with_runtime)
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
@@ -22,9 +24,11 @@ __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train-migan")(train_migan_cmd)
-    app.command("sample-migan")(sample_migan_cmd)
+    app.command("train-mi-gan")(train_migan_cmd)
+    app.command("sample-mi-gan")(sample_migan_cmd)
     app.command("quality-multifocus")(quality_multifocus_cmd)
+    deprecated_command(app, "train-migan", "train-mi-gan", train_migan_cmd)
+    deprecated_command(app, "sample-migan", "sample-mi-gan", sample_migan_cmd)
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -90,13 +94,16 @@ def train_migan_cmd(
 
 
 def sample_migan_cmd(
+    ctx: typer.Context,
     run: Annotated[Path, typer.Argument(help="Trained MI-GAN run folder (or its mi-gan.pt).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the synthetic stacks (a multifocus dataset).")],
-    n: Annotated[int, typer.Option("--n", help="Stacks to draw.")] = 16,
+    count: Annotated[int, typer.Option("--count", "-n", help="Stacks to draw.")] = 16,
     fmt: Annotated[str, typer.Option("--format", help="npy, tif (multi-page) or png (a folder per stack).")] = "npy",
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
+    device: DeviceOpt = None,
     overwrite: OverwriteOpt = False,
+    n_old: Annotated[Optional[int], deprecated("--n", "--count (or -n)")] = None,
 ) -> None:
     """Draw multi-focus stacks from a trained MI-GAN (z -> G1 -> I0 -> G2)."""
     from gbench.core.errors import DataError
@@ -107,12 +114,14 @@ def sample_migan_cmd(
     from gbench.generators.mi_gan_train import sample_to_folder, write_stack_grid
 
     get_profile(profile)
-    check_positive("--n", n)
+    n = merge_one(ctx, "count", "n_old")
+    check_positive("--count", n)
     if fmt not in ("npy", "tif", "png"):
         raise ValueError(f"--format must be npy, tif or png, got {fmt!r}")
     if not run.exists():
         raise DataError(run, "no such MI-GAN run folder or mi-gan.pt")
     check_out_folder(out, overwrite=overwrite, resumable=False, inputs=[("RUN", run)])
+    pin_device(device)  # the generator goes where CUDA is visible: --device decides what that is
 
     folder = sample_to_folder(run, out, n, seed=seed, fmt=fmt)  # type: ignore[arg-type]
     grid = write_stack_grid(folder / "grid.png", stack_array(load_stacks(folder, split="all"), 8))
@@ -120,18 +129,21 @@ def sample_migan_cmd(
 
 
 def quality_multifocus_cmd(
+    ctx: typer.Context,
     real: Annotated[str, typer.Option("--real", help="Real stacks: synthetic-cells:TYPE, multifocus:PATH or a folder.")],
-    fake: Annotated[str, typer.Option("--fake", help="Synthetic stacks (e.g. from gbench sample-migan).")],
+    fake: Annotated[str, typer.Option("--fake", help="Synthetic stacks (e.g. from gbench sample-mi-gan).")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for records, summary and figures.")] = None,
     real_split: Annotated[str, typer.Option("--real-split", help="Split of --real.")] = "test",
     fake_split: Annotated[str, typer.Option("--fake-split", help="Split of --fake.")] = "all",
     extractor: Annotated[str, typer.Option("--extractor", help="random-conv (offline; not comparable with published FID), inception (torch-fidelity's FID network), timm:NAME or inception-v3 (torchvision).")] = "random-conv",
-    inception_weights: Annotated[Optional[Path], typer.Option("--inception-weights", help="Local weights file of the extractor (needed for inception-v3 and timm:NAME; inception: default the torch-fidelity cache).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many stacks per side.")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Local weights file of --extractor (needed for inception-v3 and timm:NAME; inception: default the torch-fidelity cache).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Read at most this many stacks per side (a cap on existing stacks; --count of sample-mi-gan says how many to draw).")] = None,
     profile: ProfileOpt = "demo",
     seed: SeedOpt = 0,
     data_seed: DataSeedOpt = 0,
+    device: DeviceOpt = None,
     overwrite: OverwriteOpt = False,
+    inception_weights_old: Annotated[Optional[Path], deprecated("--inception-weights", "--weights")] = None,
 ) -> None:
     """Per-plane FID/KID, focus curve and inter-plane SSIM of synthetic vs real multi-focus stacks."""
     from rich.table import Table
@@ -141,11 +153,13 @@ def quality_multifocus_cmd(
     from gbench.pipelines.multifocus import quality_multifocus
 
     get_profile(profile)
+    inception_weights = merge_one(ctx, "weights", "inception_weights_old")
     check_positive("--limit", limit)
     if extractor not in ("random-conv", "inception-v3", "inception") and not extractor.startswith("timm:"):
         raise ValueError(f"--extractor must be random-conv, inception, timm:NAME or inception-v3, got {extractor!r}")
     if out is not None:
         check_out_folder(out, overwrite=overwrite, resumable=False, inputs=[("--real", real), ("--fake", fake)])
+    pin_device(device)  # the feature extractor goes where CUDA is visible: --device decides what that is
 
     res = quality_multifocus(real, fake, out, profile=profile, seed=seed, data_seed=data_seed, real_split=real_split,
                              fake_split=fake_split,

@@ -22,7 +22,7 @@ def rows(kind: str) -> list[tuple[str, str, str]]:
         for name, src in generators.GENERATORS.sources().items():
             what = "frozen (pretrained; not trained by gbench)" if generators.is_frozen(name) else "trainable (train-gen)"
             out.append((name, src, what))
-        out += [(n, s, "stack generator (train-migan)") for n, s in generators.STACK_GENERATORS.sources().items()]
+        out += [(n, s, "stack generator (train-mi-gan)") for n, s in generators.STACK_GENERATORS.sources().items()]
         return out
     if kind == "segmenters":
         from gbench import segmentation

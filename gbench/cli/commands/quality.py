@@ -9,11 +9,18 @@ import typer
 from gbench.cli.commands.common import (
     ConfigOpt,
     DataSeedOpt,
+    DeviceOpt,
+    JsonOpt,
     OverwriteOpt,
     ProfileOpt,
     SeedOpt,
     check_out_folder,
     console,
+    distribution_metric_hint,
+    emit_json,
+    json_mode,
+    pin_device,
+    split_list,
 )
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
@@ -25,7 +32,7 @@ def quality(
     fake: Annotated[Optional[Path], typer.Option("--fake", help="Folder of synthetic images: with --real, the same file stems (unless --unpaired); with --data, one image per exported crop (gbench maps export), named <tile>@y<Y>x<X>.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write per_image.csv, summary.csv/.md/.json here.")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="ssim, fsim, gmsd, nrmse; repeatable (default: all).")] = None,
-    generator: Annotated[Optional[list[str]], typer.Option("--generator", help="Score a trained generator on the real test split's own maps (Table 1 protocol); repeatable.")] = None,
+    generator: Annotated[Optional[list[str]], typer.Option("--generator", help="Score trained generator(s) on the real test split's own maps (Table 1 protocol); comma-separated or repeated.")] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option("--checkpoint", help="Checkpoint of each --generator, in the same order (a frozen plugin generator: its own weights file, or none for its default weights).")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Real dataset whose test split is scored (with --generator, or with --fake: a folder drawn from gbench maps export).")] = None,
     label: Annotated[Optional[str], typer.Option("--label", help="Name of the --fake folder's row (the records' model; default: the folder's name).")] = None,
@@ -43,7 +50,9 @@ def quality(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     data_seed: DataSeedOpt = 0,
+    device: DeviceOpt = None,
     config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Score synthetic images against real ones: SSIM, FSIM, GMSD, NRMSE per pair; FID, KID, precision/recall, density/coverage and stain with --extractor / --stain.
 
@@ -60,9 +69,14 @@ def quality(
     from gbench.core.profiles import get_profile
     from gbench.pipelines.quality import METRICS, run_quality, summary_table
 
+    json_mode(json_out)
     get_profile(profile)
     metrics = tuple(metric) if metric else METRICS
     unknown = [m for m in metrics if m not in METRICS]
+    for m in unknown:
+        hint = distribution_metric_hint(m)
+        if hint:
+            raise ValueError(f"--metric {m}: {hint}; --metric picks the paired metrics ({', '.join(METRICS)})")
     if unknown:
         raise ValueError(f"--metric {unknown[0]!r}: unknown metric (known: {', '.join(METRICS)})")
     check_positive("--batch-size", batch_size)
@@ -73,11 +87,13 @@ def quality(
         raise ValueError("--weights needs --extractor (inception or timm:NAME)")
     if units not in ("tile", "image") and not (units.lower().endswith(".csv") and Path(units).is_file()):
         raise ValueError(f"--units must be tile, image or an existing CSV file with columns name,unit, got {units!r}")
+    dev = pin_device(device)  # the generators and metrics pick their device themselves: --device decides what they see
+    generator = split_list(generator) or None
     ext = None
     if extractor is not None:
         from gbench.metrics.features import build_extractor
 
-        ext = build_extractor(extractor, weights, seed=seed)  # a missing weights file: one line, nothing written
+        ext = build_extractor(extractor, weights, seed=seed, device=dev)  # a missing weights file: one line, nothing written
     twice = sorted({g for g in generator or [] if (generator or []).count(g) > 1})
     if twice:  # one row per generator name: a second one would replace the first in the table and records
         raise ValueError(f"--generator {twice[0]} given twice: each generator is one row of the table; score its "
@@ -89,13 +105,20 @@ def quality(
     if generator:
         if real is not None or fake is not None:
             raise ValueError("use either --real/--fake or --generator/--checkpoint/--data, not both")
-        _quality_generators(generator, checkpoint or [], data, out, metrics, profile, seed, batch_size, data_seed,
-                            extractor=ext, stain=stain, conventions=conventions, kid_subsets=kid_subsets,
-                            kid_subset_size=kid_subset_size)
+        res = _quality_generators(generator, checkpoint or [], data, out, metrics, profile, seed, batch_size,
+                                  data_seed, extractor=ext, stain=stain, conventions=conventions,
+                                  kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+        if json_out:
+            emit_json({"command": "quality", "route": "generator", "records": res.records, "files": res.files,
+                       "diagnostics": {n: _json_diagnostics(g.diagnostics) for n, g in res.per_generator.items()}})
         return
     if unpaired:
-        _quality_unpaired(real, fake, out, ext, weights, stain, conventions, label, profile, seed, data_seed, split,
-                          batch_size, kid_subsets, kid_subset_size, data)
+        ures = _quality_unpaired(real, fake, out, ext, weights, stain, conventions, label, profile, seed, data_seed,
+                                 split, batch_size, kid_subsets, kid_subset_size, data)
+        if json_out:
+            emit_json({"command": "quality", "route": "unpaired", "n_real": ures.n_real, "n_fake": ures.n_fake,
+                       "records": ures.records, "diagnostics": _json_diagnostics(ures.diagnostics),
+                       "files": ures.files})
         return
     if data is not None and fake is not None:
         if real is not None:
@@ -113,6 +136,8 @@ def quality(
         _print_diagnostics(result.diagnostics, what)
         for f in result.files:
             console.print(f"wrote {f}")
+        if json_out:
+            _emit_result("data", result)
         return
     if real is None or fake is None:
         raise ValueError("gbench quality needs --real DIR and --fake DIR, --data D and --fake DIR, "
@@ -126,11 +151,27 @@ def quality(
     _print_diagnostics(result.diagnostics, f"{fake} vs {real}")
     for f in result.files:
         console.print(f"wrote {f}")
+    if json_out:
+        _emit_result("pairs", result)
+
+
+def _json_diagnostics(found: dict | None) -> dict:
+    """The distribution metrics, stain distances and conventions as JSON-ready tables."""
+    keep = ("distribution", "stain", "conventions")  # not the histograms and per-pair values behind them
+    return {k: v for k, v in (found or {}).items() if v is not None and k in keep}
+
+
+def _emit_result(route: str, result: object) -> None:
+    """``--json`` of a paired route: summary.csv's rows, the records and the diagnostics."""
+    emit_json({"command": "quality", "route": route, "n": len(result.per_image),  # type: ignore[attr-defined]
+               "summary": result.summary, "records": result.records,  # type: ignore[attr-defined]
+               "diagnostics": _json_diagnostics(result.diagnostics),  # type: ignore[attr-defined]
+               "files": result.files})  # type: ignore[attr-defined]
 
 
 def _quality_unpaired(real: Path | None, fake: Path | None, out: Path | None, ext: object, weights: Path | None,
                       stain: bool, conventions: bool, label: str | None, profile: str, seed: int, data_seed: int,
-                      split: str, batch_size: int, kid_subsets: int, kid_subset_size: int, data: str | None) -> None:
+                      split: str, batch_size: int, kid_subsets: int, kid_subset_size: int, data: str | None) -> object:
     """``--unpaired``: :func:`gbench.pipelines.quality.run_unpaired`."""
     from gbench.pipelines.quality import run_unpaired
 
@@ -149,6 +190,7 @@ def _quality_unpaired(real: Path | None, fake: Path | None, out: Path | None, ex
     _print_diagnostics(res.diagnostics, f"{label or fake.name} vs {real} ({res.n_fake} synthetic, {res.n_real} real)")
     for f in res.files:
         console.print(f"wrote {f}")
+    return res
 
 
 def _print_diagnostics(found: dict | None, what: str) -> None:
@@ -168,7 +210,7 @@ def _print_diagnostics(found: dict | None, what: str) -> None:
 def _quality_generators(names: list[str], checkpoints: list[str], data: str | None, out: Path | None,
                         metrics: tuple[str, ...], profile: str, seed: int, batch_size: int,
                         data_seed: int = 0, extractor: object = None, stain: bool = False,
-                        conventions: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000) -> None:
+                        conventions: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000) -> object:
     """Table 1 protocol for one or more generators (:func:`gbench.pipelines.generator_eval.score_generators`):
     one table, one record file and the per-crop observations behind its confidence intervals."""
     from gbench.pipelines.generator_eval import score_generators
@@ -191,6 +233,7 @@ def _quality_generators(names: list[str], checkpoints: list[str], data: str | No
         console.print(to_rich(table, precision=4))
     for f in res.files:
         console.print(f"wrote {f}")
+    return res
 
 
 def register(app: typer.Typer) -> None:

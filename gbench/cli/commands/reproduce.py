@@ -12,6 +12,7 @@ from gbench.cli.commands.common import (
     ConfigOpt,
     DataSeedOpt,
     DeterministicOpt,
+    DeviceOpt,
     ExecutorOpt,
     JobsOpt,
     ProfileOpt,
@@ -20,6 +21,9 @@ from gbench.cli.commands.common import (
     WorkersOpt,
     check_executor,
     console,
+    deprecated,
+    merge_list,
+    pin_device,
     resolved_options,
     with_runtime,
 )
@@ -40,8 +44,11 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
     return seeds
 
 
-def _names(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
-    return default if text is None else tuple(t.strip() for t in text.split(",") if t.strip())
+def _names(values: list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeated and comma-separated names (None: ``default``)."""
+    from gbench.cli.commands.common import split_list
+
+    return default if values is None else tuple(split_list(values))
 
 
 def reproduce(
@@ -50,9 +57,9 @@ def reproduce(
     data: Annotated[Optional[str], typer.Option("--data", help="Real dataset (name or folder), required. The built-in procedural tiles: --data synthetic-he.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Run folder (stages/, records.csv, report/).")] = Path("runs/reproduce"),
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Segmentation training seeds, e.g. 0,1,2 (default: the profile's); the test images stay those of --data-seed.")] = None,
-    generators: Annotated[Optional[str], typer.Option("--generators", help="Comma-separated generators (default: all three).")] = None,
-    archs: Annotated[Optional[str], typer.Option("--archs", help="Comma-separated segmenters (default: segnet,unet).")] = None,
-    train: Annotated[Optional[str], typer.Option("--train", help="Comma-separated training sets (default: R,S3k,R+S3k,S10k,R+S10k): R, the paper's S3k / S10k (drawn by Sharp-GAN, scaled down under smaller profiles), a set named with --synthetic (NAME, or NAME:COUNT for its first COUNT images), or a +-join.")] = None,
+    generator: Annotated[Optional[list[str]], typer.Option("--generator", help="Generator(s) to train and draw with, comma-separated or repeated (default: all three).")] = None,
+    arch: Annotated[Optional[list[str]], typer.Option("--arch", help="Segmenter(s), comma-separated or repeated (default: segnet,unet).")] = None,
+    train: Annotated[Optional[list[str]], typer.Option("--train", help="Training set(s), comma-separated or repeated (default: R,S3k,R+S3k,S10k,R+S10k): R, the paper's S3k / S10k (drawn by Sharp-GAN, scaled down under smaller profiles), a set named with --synthetic (NAME, or NAME:COUNT for its first COUNT images), or a +-join.")] = None,
     synthetic: Annotated[Optional[list[str]], typer.Option("--synthetic", help="NAME=DIR: your own synthetic set (images/ and labels/), trained on beside the drawn one, e.g. --synthetic mine=runs/mine --train R,R+S3k,R+mine; repeatable.")] = None,
     gen_steps: Annotated[Optional[int], typer.Option("--gen-steps", help="Generator steps (default: the profile's schedule).")] = None,
     profile: ProfileOpt = "demo",
@@ -65,7 +72,10 @@ def reproduce(
     executor: ExecutorOpt = "sequential",
     jobs: JobsOpt = None,
     ray_address: RayAddressOpt = None,
+    device: DeviceOpt = None,
     config: ConfigOpt = None,
+    generators_old: Annotated[Optional[str], deprecated("--generators", "--generator (repeatable) or --generator a,b")] = None,
+    archs_old: Annotated[Optional[str], deprecated("--archs", "--arch (repeatable) or --arch a,b")] = None,
 ) -> None:
     """Run a paper's whole pipeline (train generators, synthesize, Table 1, segmentation, Table 2,
     report); every stage is cached by a hash of its inputs and config. The options (after --config
@@ -74,12 +84,13 @@ def reproduce(
 
     if paper != "sharp-gan":
         raise ValueError(f"unknown paper {paper!r}: gbench reproduce knows sharp-gan "
-                         "(MI-GAN has no tables to reproduce; see gbench train-migan)")
+                         "(MI-GAN has no tables to reproduce; see gbench train-mi-gan)")
     from gbench.cli.commands.common import check_out_folder
     from gbench.core.options import check_positive
     from gbench.core.profiles import get_profile
 
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
+    generators, archs = merge_list(generator, generators_old), merge_list(arch, archs_old)
     check_positive("--gen-steps", gen_steps)
     check_executor(executor, jobs, ray_address)
     from gbench import generators as gens
@@ -99,6 +110,7 @@ def reproduce(
     from gbench.cli.commands.segment import require_data
 
     data = require_data(data)
+    pin_device(device)  # every stage picks its device itself: --device decides what it can see
     for spec in specs:
         for part in spec.named:  # a missing or too small set fails now, not after the generators trained
             resolve_part(part, prof, sources)

@@ -15,6 +15,7 @@ from gbench.cli.commands.common import (
     DeterministicOpt,
     ExecutorOpt,
     JobsOpt,
+    JsonOpt,
     OverwriteOpt,
     ProfileOpt,
     RayAddressOpt,
@@ -23,7 +24,10 @@ from gbench.cli.commands.common import (
     check_executor,
     check_out_folder,
     console,
+    emit_json,
+    json_mode,
     resolved_options,
+    split_list,
     with_runtime,
 )
 
@@ -32,10 +36,7 @@ from gbench.cli.commands.common import (
 
 
 def _split(values: Optional[list[str]], default: list[str]) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out += [x.strip() for x in v.split(",") if x.strip()]
-    return out or default
+    return split_list(values) or default
 
 
 def _seeds(text: Optional[str], seed: int) -> list[int]:
@@ -181,6 +182,7 @@ def segment(
     data_seed: DataSeedOpt = 0,
     overwrite: OverwriteOpt = False,
     config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Train segmenters on real / synthetic / mixed sets and score DQ, SQ, PQ, AJI on the real test split.
 
@@ -196,6 +198,7 @@ def segment(
     from gbench.segmentation.postprocess import PostprocessConfig
     from gbench.segmentation.targets import get_target
 
+    json_mode(json_out)
     prof = with_runtime(get_profile(profile), amp, workers, channels_last, deterministic)
     get_target(target)
     if aggregation not in ("mean", "pooled"):
@@ -256,6 +259,7 @@ def segment(
     floor = run_floor(data=data, profile=prof, out=out_dir, target=target, data_seed=data_seed)
     console.print(f"floor (HED watershed, no training): PQ {floor.row['pq_' + aggregation]:.3f} "
                   f"({floor.row['eval_time_s']:.1f} s)")
+    frame = None
     if table:
         from gbench.core.observations import load_observations
 
@@ -273,6 +277,9 @@ def segment(
         reason = _paper_reason(rows)
         path = write_text(out_dir / "table.md", table_markdown(frame, title) + (f"\n{reason}\n" if reason else ""))
         console.print(f"table: {path}")
+    if json_out:  # the rows of results.csv (one per cell), the floor row and, with --table, the table's rows
+        emit_json({"command": "segment", "out": out_dir, "results": out_dir / "results.csv", "aggregation": aggregation,
+                   "cells": rows, "floor": floor.row, "table": frame})
 
 
 def require_data(data: Optional[str]) -> str:
