@@ -12,7 +12,7 @@ from scipy import stats as sps
 from gbench.core import stats
 from gbench.core.observations import FLOOR_SEGMENTER, FLOOR_TRAIN_SET, make_observations
 from gbench.core.records import records_from_dicts
-from gbench.reports.claims import Claim, check_claim, check_claims, sharp_gan_claims
+from gbench.reports.claims import Claim, check_claim, check_claims
 from gbench.reports.tables import pivot
 
 SEG = ("dq", "sq", "pq", "aji")
