@@ -99,7 +99,7 @@ def test_corrupt_migan(how: str, made: dict[str, Path], tmp_path: Path, monkeypa
     bad = run / "mi-gan.pt"
     shutil.copy(made["migan"], bad)
     _spoil(bad, how, "mi-gan")
-    code = run_cli(monkeypatch, "sample-migan", str(run), "--out", str(tmp_path / "o"), "--n", "1", "--profile", "smoke")
+    code = run_cli(monkeypatch, "sample-mi-gan", str(run), "--out", str(tmp_path / "o"), "--count", "1", "--profile", "smoke")
     _check(code, capsys.readouterr().err, bad)
 
 

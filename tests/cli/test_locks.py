@@ -1,7 +1,7 @@
 """One writer per folder (issue 26): every command that writes a run folder holds its lock.
 
 Today two ``quality`` runs into one ``--out`` both exited 0 (the first run's results gone), two
-``train-migan`` runs both printed "wrote mi-gan.pt", and ``train-gen --overwrite`` deleted a
+``train-mi-gan`` runs both printed "wrote mi-gan.pt", and ``train-gen --overwrite`` deleted a
 running run's checkpoint before the lock refused it. Here another writer holds the folder (in this
 process through an unshared :func:`gbench.core.fileio.folder_lock`, or in a second process) and
 every command is refused at once, in one line, with the folder unchanged. Ctrl-C of a command
@@ -51,8 +51,8 @@ def _commands(i: dict[str, Path], out: Path) -> dict[str, list[str]]:
         "quality": ["quality", "--real", str(i["real"]), "--fake", str(i["fake"]), "--out", o],
         "segment": ["segment", "--data", str(i["ds"]), "--profile", "smoke", "--out", o, "--no-progress"],
         "report": ["report", str(i["records"]), "--out", o],
-        "train-migan": ["train-migan", "--data", "synthetic-cells:siha", "--profile", "smoke", "--out", o],
-        "sample-migan": ["sample-migan", str(i["migan"]), "--out", o],
+        "train-mi-gan": ["train-mi-gan", "--data", "synthetic-cells:siha", "--profile", "smoke", "--out", o],
+        "sample-mi-gan": ["sample-mi-gan", str(i["migan"]), "--out", o],
         "quality-multifocus": ["quality-multifocus", "--real", "synthetic-cells:siha", "--fake",
                                "synthetic-cells:siha", "--out", o],
         "data-inspect": ["data", "inspect", str(i["ds"]), "--out", o],
@@ -62,7 +62,7 @@ def _commands(i: dict[str, Path], out: Path) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("name", ["quality", "segment", "report", "train-migan", "sample-migan", "quality-multifocus",
+@pytest.mark.parametrize("name", ["quality", "segment", "report", "train-mi-gan", "sample-mi-gan", "quality-multifocus",
                                   "data-inspect", "train-gen", "reproduce", "demo"])
 def test_a_held_folder_refuses_a_second_writer(name: str, inputs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"

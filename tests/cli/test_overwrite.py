@@ -191,6 +191,6 @@ def test_overwrite_help_says_what_it_may_delete() -> None:
     from gbench.cli.app import app
 
     root = typer.main.get_command(app)
-    for name in ("quality", "segment", "report", "train-gen", "synthesize", "train-migan", "sample-migan"):
+    for name in ("quality", "segment", "report", "train-gen", "synthesize", "train-mi-gan", "sample-mi-gan"):
         opt = next(p for p in root.commands[name].params if "--overwrite" in p.opts)  # type: ignore[attr-defined]
         assert "manifest" in opt.help and "nothing else" in opt.help, name

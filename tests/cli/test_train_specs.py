@@ -176,8 +176,8 @@ def test_reproduce_trains_on_a_named_set(mysynth2: Path, tmp_path: Path, monkeyp
     """``reproduce --synthetic mine=DIR --train R+mine:3``: no Sharp-GAN needed (no S3k/S10k), the cell reads the
     first 3 images of the user's set, and run.json holds the resolved options."""
     out = tmp_path / "r"
-    assert run_cli(monkeypatch, "reproduce", "--data", "synthetic-he", "--profile", "smoke", "--generators",
-                   "mask-paint", "--archs", "segnet", "--seeds", "0", "--train", "R+mine:3", "--synthetic",
+    assert run_cli(monkeypatch, "reproduce", "--data", "synthetic-he", "--profile", "smoke", "--generator",
+                   "mask-paint", "--arch", "segnet", "--seeds", "0", "--train", "R+mine:3", "--synthetic",
                    f"mine={mysynth2}", "--out", str(out)) == 0
     (result,) = out.glob("stages/segment-segnet-R-and-mine_3-seed0/*/segnet/R+mine@3/binary/seed0/result.json")
     parts = {p["part"]: p["images"] for p in json.loads(result.read_text())["train_parts"]}

@@ -84,14 +84,14 @@ def test_synthesize_refuses_evil_checkpoint(tmp_path: Path, marker: Path, monkey
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("cmd", ["sample-migan", "train-migan-init"])
+@pytest.mark.parametrize("cmd", ["sample-mi-gan", "train-mi-gan-init"])
 def test_migan_commands_refuse_evil_weights(cmd: str, tmp_path: Path, marker: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     model = _evil_migan(tmp_path / "run", marker)
-    if cmd == "sample-migan":
-        args = ["sample-migan", str(tmp_path / "run"), "--out", str(tmp_path / "o"), "--n", "1", "--profile", "smoke"]
+    if cmd == "sample-mi-gan":
+        args = ["sample-mi-gan", str(tmp_path / "run"), "--out", str(tmp_path / "o"), "--count", "1", "--profile", "smoke"]
     else:
-        args = ["train-migan", "--data", "synthetic-cells:cancer", "--init-from", str(tmp_path / "run"),
+        args = ["train-mi-gan", "--data", "synthetic-cells:cancer", "--init-from", str(tmp_path / "run"),
                 "--out", str(tmp_path / "o"), "--profile", "smoke", "--steps", "1"]
     code = run_cli(monkeypatch, *args)
     err = capsys.readouterr().err.strip()

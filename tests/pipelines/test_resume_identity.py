@@ -1,4 +1,4 @@
-"""``--resume`` never continues a run under other settings: segment and train-migan refuse, naming what changed."""
+"""``--resume`` never continues a run under other settings: segment and train-mi-gan refuse, naming what changed."""
 from __future__ import annotations
 
 import shutil
@@ -107,7 +107,7 @@ def test_train_migan_resume_refuses_other_data_or_options(tmp_path: Path, monkey
     # the same settings resume (a finished run: nothing trained again)
     train_migan("synthetic-cells:siha", out, resume=True, **kw)
     # through the CLI: one line, exit 2
-    code = run_cli(monkeypatch, "train-migan", "--data", "synthetic-cells:cancer", "--out", str(out), "--profile",
+    code = run_cli(monkeypatch, "train-mi-gan", "--data", "synthetic-cells:cancer", "--out", str(out), "--profile",
                    "smoke", "--steps", "1", "--resume")
     err = _one_line_error(capsys)
     assert code == 2 and "--resume" in err and "--data" in err

@@ -105,8 +105,8 @@ def test_training_steps_are_resume_exact() -> None:
 
 def test_reproduce_smoke_with_ddpm_beside_the_gans(tmp_path: Path) -> None:
     out = tmp_path / "r"
-    res = CliRunner().invoke(app, ["--plugin", PLUGIN, "reproduce", "sharp-gan", "--generators",
-                                   "gan-binary,gan-dist,sharp-gan,ddpm", "--archs", "segnet", "--train", "R,R+S3k",
+    res = CliRunner().invoke(app, ["--plugin", PLUGIN, "reproduce", "sharp-gan", "--generator",
+                                   "gan-binary,gan-dist,sharp-gan,ddpm", "--arch", "segnet", "--train", "R,R+S3k",
                                    "--seeds", "0", "--data", "synthetic-he", "--profile", "smoke", "--out", str(out)],
                              env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output

@@ -111,7 +111,7 @@ def test_example_plugin_segment_and_reproduce(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert (pd.read_csv(tmp_path / "seg" / "results.csv")["arch"] == "tiny-seg").all()
     # reproduce: a Table 1 row for the plugin beside a built-in generator (mask-paint, the floor)
-    res = run("--plugin", PLUGIN, "reproduce", "sharp-gan", "--generators", "mask-paint,tiny-painter", "--archs",
+    res = run("--plugin", PLUGIN, "reproduce", "sharp-gan", "--generator", "mask-paint,tiny-painter", "--arch",
               "tiny-seg", "--train", "R", "--data", "synthetic-he", "--profile", "smoke", "--seeds", "0",
               "--out", tmp_path / "r")
     assert res.exit_code == 0, res.output

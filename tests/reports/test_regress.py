@@ -168,7 +168,7 @@ def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     assert run_cli(monkeypatch, "regress", str(b), str(fewer)) == 2
     assert "different metrics" in capsys.readouterr().err
     assert run_cli(monkeypatch, "regress", str(b), str(n), "--tolerance", "pq=oops") == 2
-    assert run_cli(monkeypatch, "regress", str(b), str(n), "--profile", "paper") == 2
+    assert run_cli(monkeypatch, "regress", str(b), str(n), "--only-profile", "paper") == 2
     assert "no records of profile 'paper'" in capsys.readouterr().err
 
 

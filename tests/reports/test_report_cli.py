@@ -44,12 +44,12 @@ def test_report_filters_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                                    capsys: pytest.CaptureFixture[str]) -> None:
     recs = save_records(fixed_records(), tmp_path / "records.csv")
     out = tmp_path / "q"
-    assert run_cli(monkeypatch, "report", str(recs), "--out", str(out), "--seed", "2", "--reference", "none") == 0
+    assert run_cli(monkeypatch, "report", str(recs), "--out", str(out), "--only-seed", "2", "--reference", "none") == 0
     files = json.loads((out / "manifest.json").read_text())["files"]
     assert "tables/quality.md" in files and "tables/segmentation.md" not in files  # seed 2: quality only
     assert "comparison.md" not in files
     capsys.readouterr()
-    assert run_cli(monkeypatch, "report", str(recs), "--out", str(out), "--profile", "paper") == 2
+    assert run_cli(monkeypatch, "report", str(recs), "--out", str(out), "--only-profile", "paper") == 2
     assert "no records left" in capsys.readouterr().err
     assert run_cli(monkeypatch, "report", str(tmp_path / "nope.csv"), "--out", str(out)) == 2
     assert run_cli(monkeypatch, "report", str(recs), "--out", str(out), "--reference", "mi-gan") == 2

@@ -1,4 +1,4 @@
-"""MI-GAN is a stack generator: one command each (``train-migan``, ``sample-migan``,
+"""MI-GAN is a stack generator: one command each (``train-mi-gan``, ``sample-mi-gan``,
 ``quality-multifocus``); the image-generator commands refuse it with a pointer."""
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ def test_wiring_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert "No such option: --multifocus" in capsys.readouterr().err
     assert run_cli(monkeypatch, "train-gen", "mi-gan", "--data", "synthetic-cells:siha", "--out", str(tmp_path / "m")) == 2
     err = capsys.readouterr().err
-    assert "'mi-gan' is a stack generator" in err and "gbench train-migan" in err
-    assert run_cli(monkeypatch, "train-migan", "--out", str(tmp_path / "m"), "--set", "upsample=pixelshuffle") == 2
+    assert "'mi-gan' is a stack generator" in err and "gbench train-mi-gan" in err
+    assert run_cli(monkeypatch, "train-mi-gan", "--out", str(tmp_path / "m"), "--set", "upsample=pixelshuffle") == 2
     assert "--set upsample=pixelshuffle: expected one of transposed, resize, bilinear" in capsys.readouterr().err
-    assert run_cli(monkeypatch, "train-migan", "--out", str(tmp_path / "m"), "--set", "ngf=4") == 2
+    assert run_cli(monkeypatch, "train-mi-gan", "--out", str(tmp_path / "m"), "--set", "ngf=4") == 2
     assert "unknown MI-GAN option(s) ngf" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
     assert run_cli(monkeypatch, "train-gen", "sharp-gan", "--data", "synthetic-he", "--out", str(tmp_path / "s"),
@@ -41,7 +41,7 @@ def test_wiring_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 
 def test_train_migan_takes_set_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     out = tmp_path / "m"
-    assert run_cli(monkeypatch, "train-migan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile",
+    assert run_cli(monkeypatch, "train-mi-gan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile",
                    "smoke", "--steps", "1", "--set", "upsample=bilinear", "--set", "g2_l1=5", "--set", "g2_arch=paper",
                    "--amp", "bf16") == 0
     record = json.loads((out / "run.json").read_text())
@@ -54,7 +54,7 @@ def test_train_migan_takes_set_options(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_train_migan_refuses_fp16_before_writing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path) -> None:
     out = tmp_path / "m"
-    assert run_cli(monkeypatch, "train-migan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile", "smoke",
+    assert run_cli(monkeypatch, "train-mi-gan", "--data", "synthetic-cells:siha", "--out", str(out), "--profile", "smoke",
                    "--amp", "fp16") == 2
     err = capsys.readouterr().err
     assert "--amp fp16: MI-GAN" in err and len(err.strip().splitlines()) == 1

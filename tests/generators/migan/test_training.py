@@ -135,7 +135,7 @@ def _run_cli(monkeypatch, *args: str) -> int:
     from gbench import cli
     from gbench.cli.commands import multifocus
 
-    if not any(c.name == "train-migan" for c in cli.app.registered_commands):
+    if not any(c.name == "train-mi-gan" for c in cli.app.registered_commands):
         multifocus.register(cli.app)
     monkeypatch.setattr(sys, "argv", ["gbench", *args])
     try:
@@ -148,12 +148,12 @@ def _run_cli(monkeypatch, *args: str) -> int:
 @pytest.mark.slow
 def test_cli_train_sample_and_evaluate(tmp_path, monkeypatch, capsys) -> None:
     run = tmp_path / "run"
-    assert _run_cli(monkeypatch, "train-migan", "--data", "synthetic-cells:siha", "--profile", "smoke", "--out", str(run),
+    assert _run_cli(monkeypatch, "train-mi-gan", "--data", "synthetic-cells:siha", "--profile", "smoke", "--out", str(run),
                     "--steps", "1", "--n-train", "2", "--n-critic", "1") == 0
     for f in ("mi-gan.pt", "samples.png", "real.png", "run.json", "g1/checkpoints/last.pt", "g2/history.csv"):
         assert (run / f).is_file(), f
     fake = tmp_path / "fake"
-    assert _run_cli(monkeypatch, "sample-migan", str(run), "--out", str(fake), "--n", "3", "--profile", "smoke") == 0
+    assert _run_cli(monkeypatch, "sample-mi-gan", str(run), "--out", str(fake), "--count", "3", "--profile", "smoke") == 0
     assert len(load_stacks(fake, "all")) == 3
     out = tmp_path / "eval"
     assert _run_cli(monkeypatch, "quality-multifocus", "--real", "synthetic-cells:siha", "--fake", str(fake),
@@ -168,5 +168,5 @@ def test_cli_train_sample_and_evaluate(tmp_path, monkeypatch, capsys) -> None:
     assert _run_cli(monkeypatch, "quality-multifocus", "--real", "synthetic-cells:siha", "--fake", str(fake),
                     "--extractor", "inception-v3", "--profile", "smoke") == 2
     assert "needs a local weights file" in capsys.readouterr().err
-    assert _run_cli(monkeypatch, "train-migan", "--data", "synthetic-cells:hela", "--profile", "smoke",
+    assert _run_cli(monkeypatch, "train-mi-gan", "--data", "synthetic-cells:hela", "--profile", "smoke",
                     "--out", str(tmp_path / "x")) == 2
