@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gbench.core.observations import hash_test_set, load_observations
+from gbench.core.observations import FLOOR_TRAIN_SET, hash_test_set, load_observations
 from gbench.core.profiles import SMOKE
 from gbench.core.records import load_records
 from gbench.core.stats import aggregate_value
@@ -54,6 +54,7 @@ def test_training_seeds_share_the_test_set_and_intervals_match_the_records(
 
     # the two training seeds were scored on the same images: one hash, the same names
     obs = load_observations(out / "records.csv", required=True)
+    obs = obs[obs["train_set"] != FLOOR_TRAIN_SET]  # the untrained floor is scored beside the cells
     assert sorted(set(obs["seed"])) == [0, 1]
     expected = split_hash("synthetic-he", "test", SMOKE, 0)
     assert set(obs["test_set"]) == {expected}
@@ -72,7 +73,7 @@ def test_training_seeds_share_the_test_set_and_intervals_match_the_records(
         assert aggregate_value(obs[obs["seed"] == seed], metric, agg) == pytest.approx(value, abs=1e-12)
         lo, hi = float(r["ci_low"].iloc[0]), float(r["ci_high"].iloc[0])
         assert lo <= value <= hi and lo < hi, (seed, agg, metric, lo, value, hi)
-        assert "bootstrap" in r["ci_method"].iloc[0] and int(r["n_images"].iloc[0]) == SMOKE.data.builtin_test
+        assert "t-interval" in r["ci_method"].iloc[0] and int(r["n_images"].iloc[0]) == SMOKE.data.builtin_test
         checked += 1
     assert checked == 2 * 2 * 5
     # pooled is not the mean: the pooled PQ is recomputed from the summed statistics
@@ -87,7 +88,8 @@ def test_training_seeds_share_the_test_set_and_intervals_match_the_records(
     cell = out / "segnet" / "R" / "binary" / "seed0"
     assert len(load_observations(cell / "records.csv", required=True)) == SMOKE.data.builtin_test
     table = (out / "table.md").read_text()
-    assert "Confidence intervals:" in table and "two-level bootstrap" in table  # two seeds pooled per row
+    # two seeds pooled per row; 3 test units, so the small-design t-interval, not the bootstrap
+    assert "Confidence intervals:" in table and "t-interval on 3 per-unit values (2 seeds averaged" in table
 
 
 def test_data_seed_changes_the_builtin_test_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,8 +125,10 @@ def test_all_background_prediction_is_a_failed_cell(tmp_path: Path, monkeypatch:
     result = json.loads((cell / "result.json").read_text())
     assert result["status"] == "failed" and "no foreground" in result["failure"]
     for recs in (load_records(cell / "records.csv"), load_records(out / "records.csv")):
+        recs = recs[recs["train_set"] != FLOOR_TRAIN_SET]  # the floor beside the cell is scored, not trained
         assert set(recs["status"]) == {"failed"} and recs["failure"].str.contains("no foreground").all()
-    assert set(load_observations(out / "records.csv")["status"]) == {"failed"}
+    obs = load_observations(out / "records.csv")
+    assert set(obs.loc[obs["train_set"] != FLOOR_TRAIN_SET, "status"]) == {"failed"}
     results = pd.read_csv(out / "results.csv", keep_default_na=False)
     assert list(results["status"]) == ["failed"] and "no foreground" in results["failure"].iloc[0]
     table = (out / "table.md").read_text()
@@ -176,11 +180,11 @@ def test_quality_observations_use_the_tile_as_unit(tmp_path: Path, checkpoints: 
     for r in recs.itertuples():
         assert r.value == pytest.approx(rows[r.metric].mean(), abs=1e-12)
         assert r.ci_low <= r.value <= r.ci_high
-        assert "over 3 units" in r.ci_method and r.n_images == 12
+        assert "t-interval on 3 per-unit values" in r.ci_method and r.n_images == 12  # 3 tiles: t, not bootstrap
     # resampling whole tiles is not treating the 12 crops as independent
     as_crops = quality_results(rows, "dummy", train_set="R", profile="smoke", seed=0, dataset="tiles",
                                split="test", test_set="x", unit_key="name")[0]
-    assert "over 12 units" in as_crops["ci_method"].iloc[0]
+    assert "t-interval on 12 per-unit values" in as_crops["ci_method"].iloc[0]
     assert not np.allclose(as_crops["ci_low"], recs["ci_low"])
 
     # the folder form: crops named <tile>@y<Y>x<X> are grouped by tile as well

@@ -164,14 +164,16 @@ def test_cli_quality_scores_several_generators(tmp_path: Path, checkpoints: dict
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import pandas as pd
 
-    from gbench.pipelines.generator_eval import evaluate_generator
+    from gbench.pipelines.generator_eval import checkpoint_seed, evaluate_generator
 
     out = tmp_path / "q"
     assert run_cli(monkeypatch, "quality", "--generator", "sharp-gan", "--checkpoint", str(checkpoints["sharp-gan"]),
                    "--generator", "dummy", "--checkpoint", str(checkpoints["dummy"]), "--data", "synthetic-he",
                    "--profile", "smoke", "--seed", "1", "--out", str(out)) == 0
     recs = pd.read_csv(out / "records.csv")
-    assert sorted(recs["model"].unique()) == ["dummy", "sharp-gan"] and set(recs["seed"]) == {1}
+    # each row carries its checkpoint's training seed (--seed only seeds the scoring)
+    trained = {checkpoint_seed(checkpoints[g], -1) for g in ("dummy", "sharp-gan")}
+    assert sorted(recs["model"].unique()) == ["dummy", "sharp-gan"] and set(recs["seed"]) == trained != {-1}
     direct = pd.DataFrame(evaluate_generator("dummy", checkpoints["dummy"], "synthetic-he", "smoke", 1, progress=False))
     got = recs[recs["model"] == "dummy"].set_index("metric")["value"]
     for m in ("ssim", "fsim", "gmsd", "nrmse"):
