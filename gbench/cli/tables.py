@@ -97,10 +97,12 @@ def fit_table(table: Table, width: int) -> list[Table]:
     key_width = sum(full[:keys])
     groups: list[list[int]] = []
     for j in range(keys, len(full)):
-        if groups and key_width + sum(full[i] for i in groups[-1]) + full[j] + _edges(table, keys + len(groups[-1]) + 1) <= width:
-            groups[-1].append(j)
-        else:
-            groups.append([j])
+        if groups:
+            cols = len(groups[-1]) + 1
+            if key_width + sum(full[i] for i in groups[-1]) + full[j] + _edges(table, keys + cols) <= width:
+                groups[-1].append(j)
+                continue
+        groups.append([j])
     if len(groups) == 1:
         return [table]
     return [_subtable(table, [*table.columns[:keys], *(table.columns[i] for i in g)], title=n == 0,

@@ -12,6 +12,7 @@ from gbench.cli.commands.common import (
     ChannelsLastOpt,
     DataSeedOpt,
     DeterministicOpt,
+    DeviceOpt,
     ProfileOpt,
     SeedOpt,
     WorkersOpt,
@@ -66,7 +67,7 @@ def projection_table(result: Any) -> Any:
 
 def bench(
     data: Annotated[str, typer.Option("--data", help="Training data the crops come from (name or folder).")] = "synthetic-he",
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")] = None,
+    device: DeviceOpt = None,
     steps: Annotated[int, typer.Option("--steps", help="Timed training steps per model (after --warmup).")] = 20,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed training steps first (allocation, autotuning).")] = 3,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the measurements and projection here.")] = None,

@@ -335,7 +335,7 @@ def deprecated_command(app: typer.Typer, old: str, new: str, fn: Any) -> None:
 # ------------------------------------------------------------------------------------------ --device
 
 DeviceOpt = Annotated[Optional[str], typer.Option(
-    "--device", help="Where the models run: cpu, cuda, cuda:N or mps [default: cuda when available].")]
+    "--device", help="Where the models run: cpu, cuda, cuda:N or mps (default: CUDA when available).")]
 
 #: CUDA_VISIBLE_DEVICES as it was before :func:`pin_device` changed it (restored when the command ends).
 _ENV_BEFORE: list[tuple[str, Optional[str]]] = []

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from gbench.cli.commands.common import DataSeedOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder, console
+from gbench.cli.commands.common import (DataSeedOpt, DeviceOpt, OverwriteOpt, ProfileOpt, SeedOpt, check_out_folder,
+                                        console)
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
 # answer in about 0.1 s instead of the 2 s it takes to import torch and the libraries above it.
@@ -46,7 +47,7 @@ def demo_migan_cmd(
     transfer_seeds: Annotated[Optional[str], typer.Option("--transfer-seeds", help="Training seeds of the transfer "
                                                           "runs (default 0,...,6: seven, the fewest that can give "
                                                           "'supported' with seeds as units).")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda (default: CUDA when available).")] = None,
+    device: DeviceOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the runs in --out (finished ones are reused).")] = False,
     overwrite: OverwriteOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,

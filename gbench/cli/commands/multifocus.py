@@ -48,7 +48,7 @@ def train_migan_cmd(
     n_train: Annotated[Optional[int], typer.Option("--n-train", help="Built-in training stacks (default: the profile's, migan.train_stacks / cancer_stacks).")] = None,
     n_critic: Annotated[Optional[int], typer.Option("--n-critic", help="Critic updates per generator update (default 5).")] = None,
     critic_norm: Annotated[Optional[str], typer.Option("--critic-norm", help="batch (paper), layer, instance or none (default: the profile's).")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when available).")] = None,
+    device: DeviceOpt = None,
     amp: AmpOpt = None,
     workers: WorkersOpt = None,
     channels_last: ChannelsLastOpt = None,
