@@ -18,7 +18,7 @@ Registering
         * a **trainable** :class:`GeneratorModule` factory ``factory(**config_fields)`` (what
           ``gbench train-gen`` trains; see ``generators/template.py``).
     ``register_stack_generator(name, factory)``
-        A multi-focus stack generator (:class:`StackGenerator` factory, ``gbench train-migan``).
+        A multi-focus stack generator (:class:`StackGenerator` factory, ``gbench train-mi-gan``).
     ``register_segmenter(name, entry)``
         A :class:`SegmenterEntry` (frozen config dataclass with ``in_channels`` and ``classes``, a
         builder ``config -> nn.Module`` mapping ``(N, in_channels, H, W)`` images in [0, 1] to
@@ -50,7 +50,7 @@ The frozen generator protocol (:class:`FrozenGenerator`)
     Every batch is checked (shape, channels, dtype, NaN/inf, range): a bad one is refused in one
     line naming the plugin, before anything is written. Such a generator is accepted by
     ``gbench quality --generator NAME [--checkpoint PATH] --data D``, ``gbench synthesize NAME
-    [--checkpoint PATH]`` and ``gbench reproduce --generators gan-dist,NAME`` (a Table 1 row beside
+    [--checkpoint PATH]`` and ``gbench reproduce --generator gan-dist,NAME`` (a Table 1 row beside
     the built-in GANs, with the same floor and claims); ``gbench train-gen`` refuses it.
 
 The trainable contract (:class:`GeneratorModule`)

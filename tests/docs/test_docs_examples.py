@@ -6,6 +6,10 @@ page under ``docs/``. A console block's commands are its ``$ `` lines; a bash bl
 non-comment lines; a trailing backslash continues a command. The blocks of one page run in
 order, in one temporary folder, through the ``gbench`` of this interpreter's environment, and
 every command must exit 0. Commands that train or score run at the ``smoke`` profile.
+
+A file the commands need (a plugin, a drawing script) is a fenced block of any language right
+after a ``<!-- test: write NAME -->`` line: it is written to NAME in that folder before the page's
+commands run, so the page shows exactly the file that is tested.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 MARKER = "<!-- test -->"
+WRITE = re.compile(r"^<!-- test: write ([\w.\-/]+) -->$")
 FENCE = re.compile(r"^```(\w+)")
 #: gbench commands that train, synthesize or score: runnable only at the smoke profile.
 HEAVY = ("train-gen", "train-migan", "synthesize", "segment", "quality", "reproduce", "demo", "bench")
@@ -75,6 +80,29 @@ def _commands(body: list[str], lang: str) -> list[str]:
     return out
 
 
+def written_files(text: str, where: str = "") -> dict[str, str]:
+    """The files a page's runnable commands need: ``{name: content}`` of each block after a
+    ``<!-- test: write NAME -->`` line."""
+    lines = text.splitlines()
+    files: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        m = WRITE.match(line.strip())
+        if m is None:
+            continue
+        j = i + 1
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        if j >= len(lines) or not FENCE.match(lines[j].strip()):
+            raise ValueError(f"{where}:{i + 1}: {line.strip()} must precede a fenced block")
+        body: list[str] = []
+        j += 1
+        while j < len(lines) and not lines[j].strip().startswith("```"):
+            body.append(lines[j])
+            j += 1
+        files[m.group(1)] = "\n".join(body) + "\n"
+    return files
+
+
 def _pages() -> dict[str, list[list[str]]]:
     pages = {}
     for path in sorted(DOCS.rglob("*.md")):
@@ -95,6 +123,10 @@ def test_parser_reads_console_and_bash_blocks() -> None:
     assert runnable_blocks(text) == [["gbench a --b c", "gbench d"], ["gbench e"]]
     with pytest.raises(ValueError, match="must precede"):
         runnable_blocks(f"{MARKER}\n```python\nx = 1\n```\n", "page.md")
+    page = "text\n<!-- test: write pkg/a.py -->\n```python\nx = 1\n```\n"
+    assert written_files(page) == {"pkg/a.py": "x = 1\n"}
+    with pytest.raises(ValueError, match="must precede"):
+        written_files("<!-- test: write a.py -->\nno block\n", "page.md")
 
 
 def test_the_tutorials_and_guides_have_runnable_commands() -> None:
@@ -111,6 +143,9 @@ def test_the_tutorials_and_guides_have_runnable_commands() -> None:
 def test_documented_commands_run(page: str, tmp_path: Path) -> None:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                OMP_NUM_THREADS="1", GBENCH_DATA=str(tmp_path / "no-real-data"), COLUMNS="100")
+    for name, content in written_files((DOCS / page).read_text(encoding="utf-8"), page).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content, encoding="utf-8")
     for cmd in (c for b in PAGES[page] for c in b):
         proc = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_S)
