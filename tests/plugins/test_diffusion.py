@@ -51,7 +51,7 @@ def _batch(n: int = 2, size: int = 32) -> dict[str, torch.Tensor]:
 def test_config_presets_and_checks() -> None:
     assert DDPMConfig(image_size=64).preset == "smoke"
     demo = DDPMConfig(image_size=128)
-    assert demo.preset == "demo" and demo.block_out_channels == (32, 64, 128) and demo.conditioning == "distance-map"
+    assert demo.preset == "demo" and demo.block_out_channels == (16, 32, 64) and demo.conditioning == "distance-map"
     assert DDPMConfig(image_size=256).sample_steps == 50
     assert DDPMConfig(conditioning="binary", image_size=64).conditioning == "binary-mask"
     assert DDPMConfig(image_size=64, sample_steps=7).sample_steps == 7  # an explicit field beats the preset

@@ -63,7 +63,7 @@ CONFIG_FILE = "gbench_ddpm.json"
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"block_out_channels": (8, 16), "layers_per_block": 1, "attention_levels": 0, "norm_groups": 4,
               "sample_steps": 2, "ema_decay": 0.0},
-    "demo": {"block_out_channels": (32, 64, 128), "layers_per_block": 1, "attention_levels": 0, "norm_groups": 8,
+    "demo": {"block_out_channels": (16, 32, 64), "layers_per_block": 1, "attention_levels": 0, "norm_groups": 8,
              "sample_steps": 10, "ema_decay": 0.99},
     "paper": {"block_out_channels": (64, 128, 256, 512), "layers_per_block": 2, "attention_levels": 2,
               "norm_groups": 32, "sample_steps": 50, "ema_decay": 0.9999},
