@@ -10,8 +10,9 @@ In one process, on one device, with one ``UNet2DModel`` (the plugin's, built fro
   EMA) against a bare diffusers step (``DDPMScheduler.add_noise``, MSE, Adam) on the same batch,
   and their ratio.
 
-Each figure is the median of ``--repeats`` timed runs (sampling: after one 1-step warm-up of each
-loop; training: after one warm-up step). The load average is
+Each figure is the median of ``--repeats`` (``--train-repeats``) timed runs, plugin and bare run
+alternately (sampling: after one 1-step warm-up of each loop; training: after one warm-up step
+each). The load average is
 printed first: the figures mean little on a busy machine. Example::
 
     OMP_NUM_THREADS=2 python benchmarks/bench_diffusion.py --size 128 --batch 8 --steps 5,10,25
@@ -37,15 +38,16 @@ from diffusers import DDIMScheduler, DDPMScheduler  # noqa: E402
 from gbench_diffusion.ddpm import DDPMConfig, DDPMModule  # noqa: E402
 
 
-def _median_time(fn, repeats: int, warmup: bool = True) -> float:
-    if warmup:
-        fn()
-    times = []
+def _paired_times(fa, fb, repeats: int) -> tuple[float, float]:
+    """Medians of ``repeats`` timings of ``fa`` and ``fb``, run alternately (a load change on a
+    shared machine then hits both sides alike)."""
+    ta, tb = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, out in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def _maps(n: int, size: int) -> torch.Tensor:
@@ -59,8 +61,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", default="5,10,25", help="DDIM step counts")
     ap.add_argument("--preset", default="demo")
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--train-repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--train-repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     dev = torch.device(args.device)
@@ -92,7 +94,7 @@ def main() -> None:
                     x = sched.step(unet(torch.cat([x, c], 1), t).sample, t, x, eta=0.0).prev_sample
 
         unet.eval()
-        tp, tb = _median_time(plugin, args.repeats, False), _median_time(bare, args.repeats, False)
+        tp, tb = _paired_times(plugin, bare, args.repeats)
         if i == 0:  # the 1-step runs are the warm-up
             continue
         print(f"  DDIM {n_steps:3d} steps              {args.batch / tp:8.2f}  {args.batch / tb:8.2f}   {tb / tp:10.3f}",
@@ -124,7 +126,9 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    tp, tb = _median_time(plugin_step, args.train_repeats), _median_time(bare_step, args.train_repeats)
+    plugin_step()  # warm-up
+    bare_step()
+    tp, tb = _paired_times(plugin_step, bare_step, args.train_repeats)
     print(f"\ntraining (s/step)              plugin      bare   plugin/bare", flush=True)
     print(f"  batch {args.batch}                    {tp:8.3f}  {tb:8.3f}   {tp / tb:10.3f}")
 
