@@ -1,6 +1,6 @@
 """gbench-diffusion: a mask-conditioned DDPM as a gbench generator plugin.
 
-``ddpm`` (trainable: ``gbench train-gen ddpm``, ``reproduce --generators ...,ddpm``) and
+``ddpm`` (trainable: ``gbench train-gen ddpm``, ``reproduce --generator ...,ddpm``) and
 ``ddpm-pretrained`` (frozen: a ``last.pt`` of ``train-gen`` or a ``save_pretrained`` folder,
 ``quality --generator ddpm-pretrained --checkpoint X``). See :mod:`gbench_diffusion.ddpm`.
 
