@@ -16,7 +16,7 @@ TINY = {"model": {"width": 0.125}}
 GRID = dict(archs=["segnet"], trains=["R"], seeds=[0, 1], data="synthetic-he", profile=SMOKE, progress=False,
             overrides=TINY)
 # what differs between two runs of the same cell: where and when it ran
-_RUN_COLUMNS = ("run_dir", "train_time_s", "eval_time_s", "date")
+_RUN_COLUMNS = ("run_dir", "train_time_s", "eval_time_s", "date", "git_revision")  # when, where, which commit
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
