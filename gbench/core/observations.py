@@ -66,14 +66,20 @@ _NON_KEY = frozenset(_OTHER + SCORE_COLUMNS + POOLED_STATS + REPLICATE_COLUMNS
                      + ("n_true", "n_pred", "iou_threshold", "name"))
 
 
-def observations_path(records_path: str | Path) -> Path:
-    """``X/records.csv`` -> ``X/observations.csv``; ``X/NAME.csv`` -> ``X/NAME.observations.csv``."""
+def _beside(records_path: str | Path, kind: str) -> Path:
+    """The ``kind`` table beside a records file: ``X/records.csv`` (or a folder ``X``) ->
+    ``X/<kind>.csv``; ``X/NAME.csv`` -> ``X/NAME.<kind>.csv``."""
     p = Path(records_path)
     if p.is_dir():
-        return p / "observations.csv"
+        return p / f"{kind}.csv"
     if p.name in ("records.csv", "records.parquet"):
-        return p.with_name("observations.csv")
-    return p.with_name(p.stem + ".observations.csv")
+        return p.with_name(f"{kind}.csv")
+    return p.with_name(f"{p.stem}.{kind}.csv")
+
+
+def observations_path(records_path: str | Path) -> Path:
+    """``X/records.csv`` -> ``X/observations.csv``; ``X/NAME.csv`` -> ``X/NAME.observations.csv``."""
+    return _beside(records_path, "observations")
 
 
 def obs_key_columns(df: Any) -> list[str]:
@@ -233,12 +239,7 @@ def load_observations(path: str | Path | Sequence[str | Path], required: bool = 
 
 def replicates_path(records_path: str | Path) -> Path:
     """``X/records.csv`` -> ``X/replicates.csv``; ``X/NAME.csv`` -> ``X/NAME.replicates.csv``."""
-    p = Path(records_path)
-    if p.is_dir():
-        return p / "replicates.csv"
-    if p.name in ("records.csv", "records.parquet"):
-        return p.with_name("replicates.csv")
-    return p.with_name(p.stem + ".replicates.csv")
+    return _beside(records_path, "replicates")
 
 
 def save_replicates(df: Any, path: str | Path) -> Path:

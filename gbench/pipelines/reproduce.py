@@ -85,6 +85,17 @@ class ReproduceResult:
     seconds: float
 
 
+def _segment_stage(folder: Path, arch: str, train_set: str, k: int, sources: Any, *, data: Any, prof: Any,
+                   progress: bool, data_seed: int) -> dict[str, Any]:
+    """One segmentation cell as a stage: train and score it into ``folder``; its outputs are the
+    cell's records and observations."""
+    row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder, synthetic_dir=sources,
+                   resume=True, progress=progress, data_seed=data_seed)
+    cell = Path(row["run_dir"]).relative_to(folder)
+    return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
+            "pq": row.get("pq_mean"), "status": row.get("status", "ok")}
+
+
 def _stage_slug(train_set: str) -> str:
     """``R+S3k`` -> ``R-and-S3k`` (stage folder names take letters, digits, '-', '_', '.')."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", train_set.replace("+", "-and-"))
@@ -350,11 +361,8 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
                     def twin_segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k,
                                      g: str = g, of: str = of, named: dict[str, Path] = named) -> dict[str, Any]:
                         sources = SyntheticSources(None, (*named.items(), *contender_sets(g, of).items()))
-                        row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
-                                       synthetic_dir=sources, resume=True, progress=progress, data_seed=data_seed)
-                        cell = Path(row["run_dir"]).relative_to(folder)
-                        return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
-                                "pq": row.get("pq_mean"), "status": row.get("status", "ok")}
+                        return _segment_stage(folder, arch, train_set, k, sources, data=data, prof=prof,
+                                              progress=progress, data_seed=data_seed)
 
                     name = f"segment-{arch}-{_stage_slug(train_set)}-seed{k}"
                     add(name, lambda name=name, cfg=cfg, g=g, of=of, named=named: Stage(
@@ -369,11 +377,8 @@ def reproduce_sharp_gan(data: str = "synthetic-he", profile: Profile | str = "de
                 def segment(folder: Path, arch: str = arch, train_set: str = train_set, k: int = k,
                             synthetic: bool = synthetic, named: dict[str, Path] = named) -> dict[str, Any]:
                     sources = SyntheticSources(synth_dir() if synthetic else None, tuple(named.items()))
-                    row = run_cell(arch=arch, train=train_set, data=data, profile=prof, seed=k, out=folder,
-                                   synthetic_dir=sources, resume=True, progress=progress, data_seed=data_seed)
-                    cell = Path(row["run_dir"]).relative_to(folder)
-                    return {"outputs": [str(cell / "records.csv"), str(cell / "observations.csv")],
-                            "pq": row.get("pq_mean"), "status": row.get("status", "ok")}
+                    return _segment_stage(folder, arch, train_set, k, sources, data=data, prof=prof,
+                                          progress=progress, data_seed=data_seed)
 
                 name = f"segment-{arch}-{_stage_slug(train_set)}-seed{k}"
                 add(name, lambda name=name, cfg=cfg, synthetic=synthetic, named=named: Stage(

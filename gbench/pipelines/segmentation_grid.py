@@ -209,6 +209,24 @@ def _interval_columns(records: Any) -> dict[str, Any]:
     return out
 
 
+def _scored_tables(model: str, scores: dict[str, Any], keys: dict[str, Any], *, n: int, provenance: Any,
+                   conventions: dict[str, Any], test_set: str, status: str, failure: str, target: str,
+                   data_seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(records, observations) of one scored segmenter (a trained cell or the floor): the per-image
+    observations, one record per aggregation with the run's status, and their intervals."""
+    obs = make_observations("segmentation", model, scores["per_image"], **keys, test_set=test_set, status=status,
+                            failure=failure, target=target, data_seed=data_seed)
+    recs = pd.concat([
+        make_records("segmentation", model, {m: scores[agg][m] for m in _SCORES}, **keys, n=n,
+                     provenance=provenance, conventions=conventions, target=target, aggregation=agg,
+                     data_seed=data_seed)
+        for agg in _AGGS], ignore_index=True)
+    recs["test_set"] = test_set
+    recs["status"] = status
+    recs["failure"] = failure
+    return attach_intervals(recs, obs), obs
+
+
 GRID_FILE = "grid.json"
 CELL_FILE = "cell.json"
 _DONE_FILES = ("result.json", "records.csv", "observations.csv")
@@ -478,16 +496,9 @@ def compute_cell(*, arch: str, train: str, data: str, profile: Profile, seed: in
     post = cfg.postprocess.params(target)
     n_real = sum(p["images"] for p in part_info if p["kind"] == "real")
     keys = dict(train_set=spec.text, profile=prof.name, seed=seed, dataset=test.name, split="test")
-    obs = make_observations("segmentation", arch, scores["per_image"], **keys, test_set=test_set, status=status,
-                            failure=failure, target=target, data_seed=data_seed)
-    recs = pd.concat([
-        make_records("segmentation", arch, {m: scores[agg][m] for m in _SCORES}, **keys, n=len(test),
-                     provenance=prov, conventions=CONVENTIONS, target=target, aggregation=agg, data_seed=data_seed)
-        for agg in _AGGS], ignore_index=True)
-    recs["test_set"] = test_set
-    recs["status"] = status
-    recs["failure"] = failure
-    recs = attach_intervals(recs, obs)
+    recs, obs = _scored_tables(arch, scores, keys, n=len(test), provenance=prov, conventions=CONVENTIONS,
+                               test_set=test_set, status=status, failure=failure, target=target,
+                               data_seed=data_seed)
     row: dict[str, Any] = {
         "run_dir": str(folder), "arch": arch, "model": json.dumps(cfg.model_options, sort_keys=True),
         "train_set": spec.text, "train_label": label, "n_real": n_real,
@@ -554,17 +565,10 @@ def run_floor(*, data: str, profile: Profile, out: str | Path | None = None, tar
     status = "failed" if failure else "ok"
     keys = dict(train_set=FLOOR_TRAIN_SET, profile=prof.name, seed=0, dataset=test.name, split="test")
     prov = provenance(profile=prof.name, seed=0, data_seed=data_seed, segmenter=FLOOR_MODEL)
-    obs = make_observations("segmentation", FLOOR_MODEL, scores["per_image"], **keys, test_set=test_set,
-                            status=status, failure=failure, target=target, data_seed=data_seed)
     conv = {**CONVENTIONS, "floor": FLOOR_METHOD, "floor_config": scores["config"]}
-    recs = pd.concat([
-        make_records("segmentation", FLOOR_MODEL, {m: scores[agg][m] for m in _SCORES}, **keys, n=len(test),
-                     provenance=prov, conventions=conv, target=target, aggregation=agg, data_seed=data_seed)
-        for agg in _AGGS], ignore_index=True)
-    recs["test_set"] = test_set
-    recs["status"] = status
-    recs["failure"] = failure
-    recs = attach_intervals(recs, obs)
+    recs, obs = _scored_tables(FLOOR_MODEL, scores, keys, n=len(test), provenance=prov, conventions=conv,
+                               test_set=test_set, status=status, failure=failure, target=target,
+                               data_seed=data_seed)
     row: dict[str, Any] = {
         "arch": FLOOR_MODEL, "train_set": FLOOR_TRAIN_SET, "train_label": "(floor)", "n_real": 0, "n_synthetic": 0,
         "n_train": 0, "profile": prof.name, "seed": 0, "data_seed": data_seed, "target": target,
