@@ -32,7 +32,8 @@ def main() -> None:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", default="synthetic-he")
-    ap.add_argument("--profile", default="demo")
+    ap.add_argument("--profile", default="demo", help="profile whose test crops are exported (its crop size "
+                    "should be the size the model was trained at: smoke gives 64 px crops)")
     ap.add_argument("--crops", type=int, default=6)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +49,7 @@ def main() -> None:
                 [np.asarray(Image.open(maps / "images" / f"{n}.png").convert("RGB")) for n in names]]
         out = Path(tmp) / "drawn"
         gbench("synthesize", "ddpm", "--checkpoint", str(args.checkpoint), "--masks", str(masks),
-               "--data", args.data, "--profile", args.profile, "--out", str(out))
+               "--profile", args.profile, "--out", str(out))
         drawn = sorted((out / "images").glob("*.png"))
         rows.append([np.asarray(Image.open(p).convert("RGB")) for p in drawn[: len(names)]])
     sheet = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
