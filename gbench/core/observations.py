@@ -29,15 +29,17 @@ This module imports neither torch nor any model code.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from gbench.core.errors import DataError
 from gbench.core.fileio import atomic_path
+
+K = TypeVar("K")
 from gbench.core.metric_specs import metric_names
 from gbench.core.records import KEY_COLUMNS
 
@@ -77,6 +79,17 @@ def _beside(records_path: str | Path, kind: str) -> Path:
     return p.with_name(f"{p.stem}.{kind}.csv")
 
 
+def _write_beside(df: Any, path: str | Path, kind: str) -> Path:
+    """Write ``df`` atomically as the ``kind`` table: ``path`` itself when it names one
+    (``...<kind>.csv``), else the one beside the records file ``path``."""
+    target = Path(path)
+    if not target.name.endswith(f"{kind}.csv"):
+        target = _beside(target, kind)
+    with atomic_path(target) as tmp:
+        tmp.write_text(df.to_csv(index=False, lineterminator="\n", float_format="%.17g"), encoding="utf-8")
+    return target
+
+
 def observations_path(records_path: str | Path) -> Path:
     """``X/records.csv`` -> ``X/observations.csv``; ``X/NAME.csv`` -> ``X/NAME.observations.csv``."""
     return _beside(records_path, "observations")
@@ -98,10 +111,22 @@ def hash_test_set(items: Iterable[tuple[str, Any, Any]]) -> str:
     Returns:
         16 hex digits, the same for the same images and labels, whatever produced them.
     """
+    return hash_test_set_lazy(((str(name), (image, inst)) for name, image, inst in items), lambda pair: pair)
+
+
+def hash_test_set_lazy(keyed: Iterable[tuple[str, K]], load: Callable[[K], tuple[Any, Any]]) -> str:
+    """:func:`hash_test_set` of ``(name, *load(key))``, loading one item at a time in name order:
+    the same value, with one image in memory instead of the whole set (a folder of files, a
+    dataset read sample by sample).
+
+    Args:
+        keyed: ``(name, key)`` pairs; ``load(key)`` gives that item's ``(image, instances)``
+            (numpy arrays or bytes).
+    """
     h = hashlib.sha256()
-    for name, image, inst in sorted(items, key=lambda t: str(t[0])):
+    for name, key in sorted(keyed, key=lambda t: str(t[0])):
         h.update(str(name).encode("utf-8") + b"\0")
-        for arr in (image, inst):
+        for arr in load(key):
             if isinstance(arr, (bytes, bytearray)):
                 h.update(bytes(arr))
             else:
@@ -192,13 +217,7 @@ def validate_observations(df: Any, path: str | Path | None = None) -> Any:
 def save_observations(df: Any, path: str | Path) -> Path:
     """Write an observation table as CSV, atomically. ``path`` may be the records path beside it."""
 
-    df = validate_observations(df)
-    target = Path(path)
-    if not target.name.endswith("observations.csv"):
-        target = observations_path(target)
-    with atomic_path(target) as tmp:
-        tmp.write_text(df.to_csv(index=False, lineterminator="\n", float_format="%.17g"), encoding="utf-8")
-    return target
+    return _write_beside(validate_observations(df), path, "observations")
 
 
 def load_observations(path: str | Path | Sequence[str | Path], required: bool = False) -> Any:
@@ -248,12 +267,7 @@ def save_replicates(df: Any, path: str | Path) -> Path:
     missing = [c for c in (*OBS_KEY_COLUMNS, "replicate", "real_draw") if c not in df.columns]
     if missing:
         raise ValueError(f"not a replicate table: missing column(s) {', '.join(missing)}")
-    target = Path(path)
-    if not target.name.endswith("replicates.csv"):
-        target = replicates_path(target)
-    with atomic_path(target) as tmp:
-        tmp.write_text(df.to_csv(index=False, lineterminator="\n", float_format="%.17g"), encoding="utf-8")
-    return target
+    return _write_beside(df, path, "replicates")
 
 
 def load_replicates(path: str | Path | Sequence[str | Path]) -> Any:

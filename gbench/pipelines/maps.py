@@ -54,7 +54,7 @@ import numpy as np
 
 from gbench.core.errors import DataError
 from gbench.core.fileio import write_json, write_text
-from gbench.core.observations import hash_test_set
+from gbench.core.observations import hash_test_set, hash_test_set_lazy
 from gbench.core.profiles import Profile, as_profile
 from gbench.core.provenance import provenance as collect_provenance
 from gbench.data.conditioning import binary_mask, contour_map, distance_map
@@ -155,19 +155,25 @@ def streaming_hash(ds: Any, shapes: dict[int, tuple[int, int]] | None = None) ->
     names = list(getattr(ds, "names", []))
     if len(names) != len(ds) or len(set(map(str, names))) != len(names):
         return hash_test_set((s.name, s.image, s.instances) for s in ds)
-    h = hashlib.sha256()
-    for i in sorted(range(len(names)), key=lambda j: str(names[j])):
+
+    def load(i: int) -> tuple[Any, Any]:
         s = ds[i]
-        if str(s.name) != str(names[i]):  # a loader that renames its samples: the plain route
-            return hash_test_set((t.name, t.image, t.instances) for t in ds)
+        if str(s.name) != str(names[i]):
+            raise _Renamed
         if shapes is not None:
             shapes[i] = (int(s.instances.shape[0]), int(s.instances.shape[1]))
-        h.update(str(s.name).encode("utf-8") + b"\0")
-        for arr in (s.image, s.instances):
-            a = np.ascontiguousarray(arr)
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(a.tobytes())
-    return h.hexdigest()[:16]
+        return s.image, s.instances
+
+    try:
+        return hash_test_set_lazy(((str(n), i) for i, n in enumerate(names)), load)
+    except _Renamed:  # a loader that renames its samples: the plain route
+        if shapes is not None:
+            shapes.clear()
+        return hash_test_set((t.name, t.image, t.instances) for t in ds)
+
+
+class _Renamed(Exception):
+    """A sample's name differs from the dataset's ``names`` entry (see :func:`streaming_hash`)."""
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from rich.table import Table
 from gbench.core.errors import DataError
 from gbench.core.fileio import write_json, write_text
 from gbench.core.metric_specs import metric_names, metric_spec
-from gbench.core.observations import make_observations, save_observations
+from gbench.core.observations import hash_test_set_lazy, make_observations, save_observations
 from gbench.core.provenance import provenance as collect_provenance
 from gbench.core.records import make_records, save_records
 from gbench.core.stats import attach_intervals
@@ -401,11 +401,7 @@ def _write_outputs(out: Path, meta: dict[str, Any], per_image: Any, summary: Any
 def _file_hash(items: Iterable[tuple[str, Path]]) -> str:
     """:func:`gbench.core.observations.hash_test_set` of ``(name, file bytes, b"")``, one file at a time
     (``hash_test_set`` sorts its items first and so holds every file at once)."""
-    h = hashlib.sha256()
-    for name, path in sorted(items, key=lambda t: str(t[0])):
-        h.update(str(name).encode("utf-8") + b"\0")
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    return hash_test_set_lazy(items, lambda path: (path.read_bytes(), b""))
 
 
 def _units_file(units: str | Path) -> dict[str, str] | None:

@@ -470,3 +470,24 @@ def distribution_metric_hint(metric: str) -> str | None:
         return None
     return (f"{metric_label(metric.strip().lower())} is a distribution metric: add --extractor NAME (inception, "
             "timm:NAME or random-conv)")
+
+
+def require_data(data: Optional[str]) -> str:
+    """``--data``, which every command that trains or scores on real data needs (only ``gbench demo``
+    picks the built-in set itself)."""
+    if not data:
+        raise ValueError("--data is required: the real dataset (a folder or a name from `gbench data list`); "
+                         "use --data synthetic-he for the built-in procedural tiles")
+    return data
+
+
+def write_run_json(out_dir: Path, record: dict[str, Any]) -> None:
+    """``OUT/run.json``: the resolved options and profile, with provenance (rank 0 only, atomically)."""
+    import os
+
+    if os.environ.get("RANK", "0") != "0":
+        return
+    from gbench.core.fileio import write_json
+    from gbench.core.provenance import provenance
+
+    write_json(Path(out_dir) / "run.json", {**record, "provenance": provenance()})

@@ -24,8 +24,10 @@ from gbench.cli.commands.common import (
     deprecated,
     merge_list,
     pin_device,
+    require_data,
     resolved_options,
     with_runtime,
+    write_run_json,
 )
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
@@ -107,8 +109,6 @@ def reproduce(
                          "own set instead (--synthetic NAME=DIR, then --train R+NAME)")
     specs = [parse_train_spec(t, named=sources.names) for t in _names(train, rp.TRAIN_SETS)]
     _ints(seeds)
-    from gbench.cli.commands.segment import require_data
-
     data = require_data(data)
     pin_device(device)  # every stage picks its device itself: --device decides what it can see
     for spec in specs:
@@ -117,9 +117,7 @@ def reproduce(
     # no overwrite rule here: the run folder is a stage cache, and running again continues it (resume);
     # the folder is still locked (one writer) and must lie outside --data
     check_out_folder(out, resume=True, inputs=[("--data", data), *(("--synthetic", d) for _, d in sources.named)])
-    from gbench.cli.commands.segment import _write_run_json
-
-    _write_run_json(out, {**resolved_options(ctx, prof), "synthetic_sets": sources.to_dict()})
+    write_run_json(out, {**resolved_options(ctx, prof), "synthetic_sets": sources.to_dict()})
     res = rp.reproduce_sharp_gan(data=data, profile=prof, seed=seed, out=out, seeds=_ints(seeds),
                                  generators=_names(generators, rp.GENERATORS), archs=_names(archs, rp.ARCHS),
                                  train_sets=_names(train, rp.TRAIN_SETS), gen_steps=gen_steps, console=console,

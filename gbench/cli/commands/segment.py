@@ -27,9 +27,11 @@ from gbench.cli.commands.common import (
     console,
     emit_json,
     json_mode,
+    require_data,
     resolved_options,
     split_list,
     with_runtime,
+    write_run_json,
 )
 
 # Imports inside the command functions are deliberate: `gbench --help` and usage errors then
@@ -243,7 +245,7 @@ def segment(
     validate_inputs(archs, trains, data, prof, sources, data_seed)  # before the out folder is touched
     check_out_folder(out_dir, resume=resume, overwrite=overwrite,
                      inputs=[("--data", data), *(("--synthetic", p) for p in _source_folders(sources))])
-    _write_run_json(out_dir, {**resolved_options(ctx, prof), "synthetic_sets": sources.to_dict()})
+    write_run_json(out_dir, {**resolved_options(ctx, prof), "synthetic_sets": sources.to_dict()})
 
     rows = run_grid(archs=archs, trains=trains, seeds=seed_list, data=data, profile=prof, out=out_dir,
                     target=target, synthetic_dir=sources, resume=resume, progress=progress, device=device,
@@ -283,29 +285,8 @@ def segment(
                    "cells": rows, "floor": floor.row, "table": frame})
 
 
-def require_data(data: Optional[str]) -> str:
-    """``--data``, which every command that trains or scores on real data needs (only ``gbench demo``
-    picks the built-in set itself)."""
-    if not data:
-        raise ValueError("--data is required: the real dataset (a folder or a name from `gbench data list`); "
-                         "use --data synthetic-he for the built-in procedural tiles")
-    return data
-
-
 def _source_folders(sources: Any) -> list[Path]:
     return [p for p in (sources.folder, *(d for _, d in sources.named)) if p is not None]
-
-
-def _write_run_json(out_dir: Path, record: dict[str, Any]) -> None:
-    """``OUT/run.json``: the resolved options and profile, with provenance (rank 0 only, atomically)."""
-    import os
-
-    if os.environ.get("RANK", "0") != "0":
-        return
-    from gbench.core.fileio import write_json
-    from gbench.core.provenance import provenance
-
-    write_json(Path(out_dir) / "run.json", {**record, "provenance": provenance()})
 
 
 def _paper_reason(rows: list[dict[str, Any]]) -> str:
